@@ -1,0 +1,295 @@
+"""The shared HTTP layer: one aiohttp session, timeouts, retries, 429 and rate-limit bookkeeping."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import random
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import aiohttp
+from pydantic import BaseModel, ValidationError
+
+from bot.api.errors import ApiBadResponse, ApiError, ApiRateLimited, ApiUnavailable
+
+log = logging.getLogger(__name__)
+
+JSON = Any
+ErrorParser = Callable[[int, JSON, str], ApiError]
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 3
+    backoff: float = 0.4
+    attempt_timeout: float = 6.0
+    deadline: float = 12.0
+    max_inline_wait: float = 3.0
+
+
+@dataclass
+class Quota:
+    """What the service last said about one token's request budget."""
+
+    limit: int | None = None
+    remaining: int | None = None
+    reset_at: float | None = None
+    blocked_until: float = 0.0
+
+
+@dataclass
+class RateLimits:
+    """Per-token bookkeeping of `X-RateLimit-*` and `Retry-After`, keyed by a hash of the token."""
+
+    quotas: dict[str, Quota] = field(default_factory=dict)
+
+    @staticmethod
+    def key(service: str, token: str | None) -> str:
+        digest = hashlib.sha256(f"{service}:{token or ''}".encode()).hexdigest()
+        return digest[:24]
+
+    def get(self, key: str) -> Quota:
+        return self.quotas.setdefault(key, Quota())
+
+    def wait_time(self, key: str, now: float) -> float:
+        quota = self.quotas.get(key)
+        if quota is None:
+            return 0.0
+        wait = quota.blocked_until - now
+        if quota.remaining == 0 and quota.reset_at is not None:
+            wait = max(wait, quota.reset_at - now)
+        return max(wait, 0.0)
+
+    def observe(self, key: str, headers: Mapping[str, str], status: int, now: float) -> None:
+        quota = self.get(key)
+        limit = _int_header(headers, "X-RateLimit-Limit")
+        remaining = _int_header(headers, "X-RateLimit-Remaining")
+        reset = _int_header(headers, "X-RateLimit-Reset")
+        if limit is not None:
+            quota.limit = limit
+        if remaining is not None:
+            quota.remaining = remaining
+        if reset is not None:
+            quota.reset_at = float(reset)
+        if status == 429:
+            retry_after = _int_header(headers, "Retry-After")
+            quota.blocked_until = now + (retry_after if retry_after is not None else 1)
+
+
+def _int_header(headers: Mapping[str, str], name: str) -> int | None:
+    value = headers.get(name)
+    try:
+        return int(float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    data: JSON
+    text: str
+    headers: Mapping[str, str]
+
+
+class HttpClient:
+    """Owns the one aiohttp session of the process and the rate-limit bookkeeping."""
+
+    def __init__(self, policy: RetryPolicy | None = None) -> None:
+        self.policy = policy or RetryPolicy()
+        self.rate_limits = RateLimits()
+        self._session: aiohttp.ClientSession | None = None
+
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=200, ttl_dns_cache=300)
+            self._session = aiohttp.ClientSession(
+                connector=connector, headers={"Accept": "application/json"}
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+
+    async def send(self, call: Call) -> Response:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.policy.deadline
+        for attempt in range(1, self.policy.attempts + 1):
+            await self._respect_quota(call, deadline)
+            try:
+                response = await self._once(call, deadline)
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                if not self._may_retry_failure(call, exc, attempt, deadline):
+                    raise self._unavailable(call, exc) from None
+                await self._backoff(attempt, deadline)
+                continue
+            if response.status == 429:
+                if attempt < self.policy.attempts:
+                    continue  # _respect_quota waits the Retry-After or raises
+                raise ApiRateLimited(call.service, self._wait(call))
+            if response.status >= 500:
+                if call.idempotent and attempt < self.policy.attempts and loop.time() < deadline:
+                    await self._backoff(attempt, deadline)
+                    continue
+                raise ApiUnavailable(
+                    call.service,
+                    f"server error {response.status}",
+                    status=response.status,
+                    uncertain=not call.idempotent,
+                )
+            if response.status >= 400:
+                raise call.parse_error(response.status, response.data, response.text)
+            return response
+        raise ApiUnavailable(call.service, "no attempts left", uncertain=not call.idempotent)
+
+    def _wait(self, call: Call) -> float:
+        return self.rate_limits.wait_time(call.quota_key, time.time())
+
+    async def _respect_quota(self, call: Call, deadline: float) -> None:
+        wait = self._wait(call)
+        if wait <= 0:
+            return
+        remaining = deadline - asyncio.get_running_loop().time()
+        if wait > self.policy.max_inline_wait or wait > remaining:
+            raise ApiRateLimited(call.service, wait)
+        await asyncio.sleep(wait)
+
+    async def _once(self, call: Call, deadline: float) -> Response:
+        remaining = deadline - asyncio.get_running_loop().time()
+        timeout = aiohttp.ClientTimeout(total=max(0.1, min(self.policy.attempt_timeout, remaining)))
+        log.debug("%s %s %s", call.service, call.method, call.path)
+        async with self.session().request(
+            call.method,
+            call.url,
+            params=call.params,
+            json=call.json,
+            headers=call.headers,
+            timeout=timeout,
+        ) as raw:
+            body = await raw.read()
+            headers = dict(raw.headers)
+            status = raw.status
+        if call.track_quota:
+            self.rate_limits.observe(call.quota_key, headers, status, time.time())
+        text = body.decode("utf-8", errors="replace")
+        return Response(status=status, data=_json_or_none(text), text=text, headers=headers)
+
+    def _may_retry_failure(
+        self, call: Call, exc: BaseException, attempt: int, deadline: float
+    ) -> bool:
+        if attempt >= self.policy.attempts or asyncio.get_running_loop().time() >= deadline:
+            return False
+        # A refused connection never reached the service, so even a payment can be retried.
+        return call.idempotent or isinstance(exc, aiohttp.ClientConnectorError)
+
+    @staticmethod
+    def _unavailable(call: Call, exc: BaseException) -> ApiUnavailable:
+        never_sent = isinstance(exc, aiohttp.ClientConnectorError)
+        reason = "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
+        return ApiUnavailable(
+            call.service, f"network error: {reason}", uncertain=not (call.idempotent or never_sent)
+        )
+
+    async def _backoff(self, attempt: int, deadline: float) -> None:
+        delay = self.policy.backoff * 2 ** (attempt - 1) * (0.5 + random.random())  # noqa: S311
+        remaining = deadline - asyncio.get_running_loop().time()
+        await asyncio.sleep(max(0.0, min(delay, remaining - 0.1)))
+
+
+def _json_or_none(text: str) -> JSON:
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class Call:
+    service: str
+    method: str
+    url: str
+    path: str
+    headers: Mapping[str, str]
+    params: Mapping[str, str] | None
+    json: JSON
+    idempotent: bool
+    parse_error: ErrorParser
+    quota_key: str
+    track_quota: bool
+
+
+class ApiClient(ABC):
+    """Base of the service clients: base URL, Bearer auth, error parsing, typed answers."""
+
+    service = "api"
+    track_quota = False
+
+    def __init__(self, http: HttpClient, base_url: str, token: str | None = None) -> None:
+        self._http = http
+        self._base_url = base_url.rstrip("/")
+        self.__token = token
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._base_url!r}, token=<hidden>)"
+
+    @property
+    def quota_key(self) -> str:
+        return RateLimits.key(self.service, self.__token)
+
+    def quota(self) -> Quota:
+        return self._http.rate_limits.get(self.quota_key)
+
+    @abstractmethod
+    def parse_error(self, status: int, data: JSON, text: str) -> ApiError:
+        """Turn an error answer of the service into a typed error."""
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self.__token, "***") if self.__token else text
+
+    def _safe_parse_error(self, status: int, data: JSON, text: str) -> ApiError:
+        error = self.parse_error(status, data, text)
+        error.detail = self._scrub(error.detail)
+        error.args = (self._scrub(str(error.args[0])),) if error.args else ()
+        return error
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        json: JSON = None,
+        idempotent: bool | None = None,
+        auth: bool = True,
+    ) -> Response:
+        headers = {"Authorization": f"Bearer {self.__token}"} if auth and self.__token else {}
+        call = Call(
+            service=self.service,
+            method=method,
+            url=self._base_url + path,
+            path=path,
+            headers=headers,
+            params={k: str(v) for k, v in params.items()} if params else None,
+            json=json,
+            idempotent=method in ("GET", "HEAD") if idempotent is None else idempotent,
+            parse_error=self._safe_parse_error,
+            quota_key=self.quota_key,
+            track_quota=self.track_quota,
+        )
+        return await self._http.send(call)
+
+    def parse(self, model: type[ModelT], data: JSON) -> ModelT:
+        try:
+            return model.model_validate(data)
+        except ValidationError:
+            raise ApiBadResponse(self.service, f"unexpected answer for {model.__name__}") from None

@@ -1,0 +1,193 @@
+"""Factories for the bot and the dispatcher, and the polling / webhook runners."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from dataclasses import dataclass
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.session.base import BaseSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.exceptions import TelegramAPIError
+from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
+from aiogram.fsm.storage.memory import MemoryStorage, SimpleEventIsolation
+from aiogram.types import BotCommand, BotCommandScopeDefault
+from aiogram.utils.i18n import I18n
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.api.clients import Clients
+from bot.api.http import HttpClient
+from bot.commands import COMMANDS
+from bot.config import Settings, describe_error
+from bot.db.crypto import TokenCipher
+from bot.db.engine import create_engine, create_session_factory
+from bot.db.migrate import upgrade_to_head
+from bot.handlers import get_routers
+from bot.i18n import LANGUAGES, create_i18n
+from bot.logs import setup_logging
+from bot.middlewares.context import DbSessionMiddleware, LocaleMiddleware, UserMiddleware
+from bot.middlewares.errors import ErrorGuardMiddleware
+
+log = logging.getLogger(__name__)
+EXIT_CONFIG = 2
+
+
+@dataclass
+class Deps:
+    """Everything long-lived the handlers and jobs need; built once per process."""
+
+    settings: Settings
+    engine: AsyncEngine
+    session_factory: async_sessionmaker[AsyncSession]
+    cipher: TokenCipher
+    clients: Clients
+    i18n: I18n
+
+    async def close(self) -> None:
+        await self.clients.close()
+        await self.engine.dispose()
+
+
+async def build_deps(settings: Settings) -> Deps:
+    engine = create_engine(settings.database_url)
+    await upgrade_to_head(engine)
+    secret = settings.secret_key.get_secret_value() if settings.secret_key else None
+    return Deps(
+        settings=settings,
+        engine=engine,
+        session_factory=create_session_factory(engine),
+        cipher=TokenCipher.from_settings(secret, settings.data_dir),
+        clients=Clients(
+            HttpClient(), gosms_url=settings.gosms_api_url, gotsms_url=settings.gotsms_api_url
+        ),
+        i18n=create_i18n(),
+    )
+
+
+def create_bot(settings: Settings, session: BaseSession | None = None) -> Bot:
+    if session is None and settings.telegram_api_url:
+        session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+    return Bot(
+        token=settings.bot_token.get_secret_value(),
+        session=session,
+        default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
+    )
+
+
+def _storage(settings: Settings) -> tuple[BaseStorage, BaseEventIsolation]:
+    if settings.redis_url:
+        from aiogram.fsm.storage.redis import RedisEventIsolation, RedisStorage
+
+        storage = RedisStorage.from_url(settings.redis_url)
+        return storage, RedisEventIsolation(storage.redis)
+    return MemoryStorage(), SimpleEventIsolation()
+
+
+def create_dispatcher(deps: Deps) -> Dispatcher:
+    storage, isolation = _storage(deps.settings)
+    dp = Dispatcher(
+        storage=storage,
+        events_isolation=isolation,
+        settings=deps.settings,
+        cipher=deps.cipher,
+        clients=deps.clients,
+        deps=deps,
+    )
+    dp.update.outer_middleware(DbSessionMiddleware(deps.session_factory))
+    dp.update.outer_middleware(UserMiddleware())
+    dp.update.outer_middleware(LocaleMiddleware(deps.i18n))
+    dp.update.outer_middleware(ErrorGuardMiddleware())
+    dp.include_routers(*get_routers())
+    return dp
+
+
+async def set_commands(bot: Bot, i18n: I18n) -> None:
+    for language in LANGUAGES:
+        commands = [
+            BotCommand(command=name, description=i18n.gettext(text, locale=language))
+            for name, text in COMMANDS
+        ]
+        code = None if language == i18n.default_locale else language
+        await bot.set_my_commands(commands, scope=BotCommandScopeDefault(), language_code=code)
+
+
+async def _on_startup(bot: Bot, deps: Deps) -> None:
+    try:
+        await set_commands(bot, deps.i18n)
+    except TelegramAPIError as exc:
+        log.warning("command menu not set: %s", exc.message)
+
+
+async def run_polling(settings: Settings) -> None:
+    deps = await build_deps(settings)
+    bot = create_bot(settings)
+    dp = create_dispatcher(deps)
+    dp.startup.register(_on_startup)
+    try:
+        await bot.delete_webhook(drop_pending_updates=False)
+        await dp.start_polling(bot, allowed_updates=dp.resolve_used_update_types())
+    finally:
+        await bot.session.close()
+        await deps.close()
+
+
+async def run_webhook(settings: Settings) -> None:
+    from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+    from aiohttp import web
+    from yarl import URL
+
+    assert settings.webhook_url is not None
+    deps = await build_deps(settings)
+    bot = create_bot(settings)
+    dp = create_dispatcher(deps)
+    dp.startup.register(_on_startup)
+    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+
+    async def register_webhook(bot: Bot) -> None:
+        await bot.set_webhook(
+            settings.webhook_url or "",
+            secret_token=secret,
+            allowed_updates=dp.resolve_used_update_types(),
+        )
+
+    dp.startup.register(register_webhook)
+    app = web.Application()
+    path = URL(settings.webhook_url).path or "/"
+    SimpleRequestHandler(dispatcher=dp, bot=bot, secret_token=secret).register(app, path=path)
+    setup_application(app, dp, bot=bot)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.web_host, settings.web_port)
+    try:
+        await site.start()
+        log.info("webhook server on %s:%s%s", settings.web_host, settings.web_port, path)
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+        await deps.close()
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as error:
+        print(describe_error(error), file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
+def main() -> None:
+    settings = load_settings()
+    secrets = [settings.bot_token.get_secret_value()]
+    if settings.secret_key:
+        secrets.append(settings.secret_key.get_secret_value())
+    setup_logging(settings.log_level, secrets)
+    runner = run_webhook if settings.webhook_url else run_polling
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(runner(settings))

@@ -1,0 +1,96 @@
+"""Settings from the environment (and an optional `.env` file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///data/bot.db"
+LogLevel = Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
+
+
+def _http_url(value: str) -> str:
+    """A base URL with scheme and host; the trailing slash is dropped so joins are uniform."""
+    from yarl import URL
+
+    url = URL(value.strip())
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError("must be an http(s) URL with a host")
+    return str(url).rstrip("/")
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    bot_token: SecretStr
+    telegram_api_url: HttpUrl | None = None
+    gosms_api_url: HttpUrl = "https://api.gosms.ru/v1"
+    gotsms_api_url: HttpUrl = "https://app.gotsms.org/api"
+    database_url: str = DEFAULT_DATABASE_URL
+    secret_key: SecretStr | None = None
+    poll_interval: float = Field(default=3.0, gt=0, le=3600)
+    webhook_url: HttpUrl | None = None
+    webhook_secret: SecretStr | None = None
+    web_host: str = "0.0.0.0"  # noqa: S104 - webhook server listens on all interfaces by design
+    web_port: int = Field(default=8080, ge=1, le=65535)
+    redis_url: str | None = None
+    log_level: LogLevel = "INFO"
+
+    @field_validator("bot_token")
+    @classmethod
+    def _token_shape(cls, value: SecretStr) -> SecretStr:
+        bot_id, sep, rest = value.get_secret_value().partition(":")
+        if not (sep and bot_id.isdigit() and rest):
+            raise ValueError("must look like 123456:ABC-DEF…")
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _key_length(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        try:
+            make_url(value)
+        except ArgumentError:
+            raise ValueError("is not a valid SQLAlchemy URL") from None
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @property
+    def data_dir(self) -> Path:
+        """The folder of the SQLite file, or `./data` for other databases."""
+        url = make_url(self.database_url)
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            return Path(str(url.database)).expanduser().resolve().parent
+        return Path("data").resolve()
+
+
+def describe_error(error: ValidationError) -> str:
+    """One line naming each bad variable, never echoing its value."""
+    parts = []
+    for item in error.errors():
+        name = str(item["loc"][0]).upper() if item["loc"] else "settings"
+        reason = (
+            "is required"
+            if item["type"] == "missing"
+            else item["msg"].removeprefix("Value error, ")
+        )
+        parts.append(f"{name} {reason}")
+    return "configuration error: " + "; ".join(parts)

@@ -1,0 +1,192 @@
+"""Repositories: the only place that builds queries. Each is bound to one AsyncSession."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.crypto import TokenCipher
+from bot.db.models import (
+    Confirmation,
+    Credential,
+    Device,
+    NotificationSettings,
+    Service,
+    User,
+    utcnow,
+)
+
+
+class UserRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, user_id: int) -> User | None:
+        return await self.session.get(User, user_id)
+
+    async def upsert_seen(self, user_id: int, chat_id: int, language_code: str | None) -> User:
+        """The user of an update, created on first sight; chat id and language kept fresh."""
+        user = await self.get(user_id)
+        if user is None:
+            user = await self._insert(user_id, chat_id, language_code)
+        else:
+            if user.language_code != language_code and language_code:
+                user.language_code = language_code
+            if user.chat_id != chat_id and chat_id > 0:
+                user.chat_id = chat_id
+        return user
+
+    async def _insert(self, user_id: int, chat_id: int, language_code: str | None) -> User:
+        user = User(id=user_id, chat_id=chat_id, language_code=language_code, is_active=True)
+        try:
+            async with self.session.begin_nested():
+                self.session.add(user)
+        except IntegrityError:  # another instance created it a moment ago
+            found = await self.get(user_id)
+            assert found is not None
+            return found
+        return user
+
+    async def set_language(self, user: User, language: str) -> None:
+        user.language = language
+
+    async def set_active(self, user_id: int, active: bool) -> None:
+        await self.session.execute(update(User).where(User.id == user_id).values(is_active=active))
+
+
+class CredentialRepo:
+    def __init__(self, session: AsyncSession, cipher: TokenCipher) -> None:
+        self.session = session
+        self.cipher = cipher
+
+    async def _row(self, user_id: int, service: Service) -> Credential | None:
+        query = select(Credential).where(
+            Credential.user_id == user_id, Credential.service == service.value
+        )
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def token(self, user_id: int, service: Service) -> str | None:
+        row = await self._row(user_id, service)
+        return None if row is None else self.cipher.decrypt(row.token_encrypted)
+
+    async def services(self, user_id: int) -> set[Service]:
+        query = select(Credential.service).where(Credential.user_id == user_id)
+        return {Service(value) for value in (await self.session.execute(query)).scalars()}
+
+    async def save(self, user_id: int, service: Service, token: str) -> None:
+        row = await self._row(user_id, service)
+        blob = self.cipher.encrypt(token)
+        if row is None:
+            self.session.add(
+                Credential(user_id=user_id, service=service.value, token_encrypted=blob)
+            )
+        else:
+            row.token_encrypted = blob
+            row.connected_at = utcnow()
+
+    async def delete(self, user_id: int, service: Service) -> bool:
+        result = await self.session.execute(
+            delete(Credential).where(
+                Credential.user_id == user_id, Credential.service == service.value
+            )
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+
+class DeviceRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def list(self, user_id: int) -> Sequence[Device]:
+        query = select(Device).where(Device.user_id == user_id).order_by(Device.id)
+        return (await self.session.execute(query)).scalars().all()
+
+    async def add(self, user_id: int, device_id: str, name: str) -> Device:
+        query = select(Device).where(Device.user_id == user_id, Device.device_id == device_id)
+        device = (await self.session.execute(query)).scalar_one_or_none()
+        if device is None:
+            device = Device(user_id=user_id, device_id=device_id, name=name)
+            self.session.add(device)
+        else:
+            device.name = name
+        return device
+
+    async def delete_all(self, user_id: int) -> None:
+        await self.session.execute(delete(Device).where(Device.user_id == user_id))
+
+
+class NotificationRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, user_id: int) -> NotificationSettings:
+        settings = await self.session.get(NotificationSettings, user_id)
+        if settings is None:
+            settings = NotificationSettings(
+                user_id=user_id,
+                codes=True,
+                sms_status=True,
+                devices=True,
+                rent_expiry=True,
+                low_balance=False,
+            )
+            self.session.add(settings)
+        return settings
+
+
+class ConfirmationRepo:
+    """One-shot confirmations. `consume` is atomic: of two racing presses exactly one wins."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def create(self, user_id: int, action: str, payload: dict[str, Any]) -> str:
+        confirmation_id = secrets.token_urlsafe(9)
+        self.session.add(
+            Confirmation(
+                id=confirmation_id, user_id=user_id, action=action, payload=json.dumps(payload)
+            )
+        )
+        await self.session.commit()
+        return confirmation_id
+
+    async def consume(
+        self, confirmation_id: str, user_id: int, max_age: timedelta
+    ) -> tuple[str, dict[str, Any]] | None:
+        """Mark it used and return (action, payload); None if unknown, foreign, stale or used."""
+        now = utcnow()
+        result = await self.session.execute(
+            update(Confirmation)
+            .where(
+                Confirmation.id == confirmation_id,
+                Confirmation.user_id == user_id,
+                Confirmation.consumed_at.is_(None),
+                Confirmation.created_at > now - max_age,
+            )
+            .values(consumed_at=now)
+        )
+        await self.session.commit()
+        if getattr(result, "rowcount", 0) != 1:
+            return None
+        row = await self.session.get(Confirmation, confirmation_id)
+        assert row is not None
+        return row.action, json.loads(row.payload or "{}")
+
+    async def discard(self, confirmation_id: str, user_id: int) -> None:
+        await self.session.execute(
+            update(Confirmation)
+            .where(
+                Confirmation.id == confirmation_id,
+                Confirmation.user_id == user_id,
+                Confirmation.consumed_at.is_(None),
+            )
+            .values(consumed_at=utcnow())
+        )
+        await self.session.commit()

@@ -1,0 +1,122 @@
+"""/start, /help, /cancel, the main menu, membership changes, and the fallback hints."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.filters import KICKED, MEMBER, ChatMemberUpdatedFilter, Command, CommandStart
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, ChatMemberUpdated, Message
+from aiogram.utils.i18n import gettext as _
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.commands import COMMANDS
+from bot.db.crypto import TokenCipher
+from bot.db.models import Service, User
+from bot.db.repo import CredentialRepo, UserRepo
+from bot.keyboards.callbacks import MenuCb
+from bot.keyboards.common import main_menu
+from bot.middlewares.errors import Ack
+from bot.texts import service_name
+
+
+def help_text() -> str:
+    lines = [_("<b>Commands</b>")]
+    lines += [f"/{command} — {_(description)}" for command, description in COMMANDS]
+    return "\n".join(lines)
+
+
+def start_text(first_name: str, connected: set[Service]) -> str:
+    from html import escape
+
+    status = ", ".join(
+        f"{service_name(s)} {'✅' if s in connected else '—'}"
+        for s in (Service.GOTSMS, Service.GOSMS)
+    )
+    next_step = (
+        _("Next step: connect a token with /token.")
+        if not connected
+        else _("See everything I can do with /help.")
+    )
+    return "\n\n".join(
+        [
+            _("👋 Hi, {name}! I'm SMS Desk: two SMS services in one chat.").format(
+                name=escape(first_name)
+            ),
+            _(
+                "📤 <b>GoSMS</b> — your own Android phones become SMS gateways: "
+                "I send SMS through them and follow each one to delivery."
+            ),
+            _(
+                "📥 <b>GotSMS</b> — rent phone numbers for verification codes: "
+                "every code that arrives comes here by itself."
+            ),
+            _("Connected: {status}").format(status=status),
+            next_step,
+        ]
+    )
+
+
+async def _connected(session: AsyncSession, cipher: TokenCipher, user: User) -> set[Service]:
+    return await CredentialRepo(session, cipher).services(user.id)
+
+
+def router() -> Router:
+    r = Router(name="common")
+
+    @r.message(CommandStart())
+    async def start(
+        message: Message, session: AsyncSession, cipher: TokenCipher, user: User, state: FSMContext
+    ) -> None:
+        await state.clear()
+        if not user.is_active:
+            await UserRepo(session).set_active(user.id, True)
+        connected = await _connected(session, cipher, user)
+        first_name = message.from_user.first_name if message.from_user else ""
+        await message.answer(start_text(first_name, connected), reply_markup=main_menu(connected))
+
+    @r.message(Command("help"))
+    async def help_command(message: Message) -> None:
+        await message.answer(help_text())
+
+    @r.callback_query(MenuCb.filter(F.action == "help"))
+    async def help_button(query: CallbackQuery, ack: Ack) -> None:
+        await ack()
+        if query.message is not None:
+            await query.message.answer(help_text())
+
+    @r.message(Command("cancel"))
+    async def cancel(message: Message, state: FSMContext) -> None:
+        if await state.get_state() is None:
+            await message.answer(_("There is nothing to cancel."))
+            return
+        await state.clear()
+        await message.answer(_("Cancelled. /help lists what I can do."))
+
+    @r.my_chat_member(ChatMemberUpdatedFilter(KICKED), F.chat.type == "private")
+    async def blocked(event: ChatMemberUpdated, session: AsyncSession) -> None:
+        await UserRepo(session).set_active(event.from_user.id, False)
+
+    @r.my_chat_member(ChatMemberUpdatedFilter(MEMBER), F.chat.type == "private")
+    async def unblocked(event: ChatMemberUpdated, session: AsyncSession) -> None:
+        await UserRepo(session).set_active(event.from_user.id, True)
+
+    return r
+
+
+def fallback_router() -> Router:
+    """Last in line: whatever no other handler took gets a short hint, never silence."""
+    r = Router(name="fallback")
+
+    @r.message(F.text.startswith("/"))
+    async def unknown_command(message: Message) -> None:
+        await message.answer(_("I don't know that command. /help lists them all."))
+
+    @r.message()
+    async def unknown_text(message: Message) -> None:
+        await message.answer(_("I didn't get that. /help lists what I can do."))
+
+    @r.callback_query()
+    async def stale_button(query: CallbackQuery, ack: Ack) -> None:
+        await ack(_("This button is out of date. Send /start for a fresh menu."), alert=True)
+
+    return r

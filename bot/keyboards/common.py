@@ -1,0 +1,60 @@
+"""Keyboard builders for the general commands."""
+
+from __future__ import annotations
+
+from aiogram.types import InlineKeyboardMarkup
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from bot.db.models import Service
+from bot.keyboards.callbacks import ConfirmCb, LangCb, LogoutCb, LogoutTarget, MenuCb, TokenCb
+from bot.texts import service_name
+
+LANGUAGE_NAMES = {"en": "English", "ru": "Русский"}
+
+
+def main_menu(connected: set[Service]) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(text="🔑 " + _("Connect a token"), callback_data=MenuCb(action="token"))
+    builder.button(text="🌐 " + _("Language"), callback_data=MenuCb(action="lang"))
+    builder.button(text="❓ " + _("Help"), callback_data=MenuCb(action="help"))
+    if connected:
+        builder.button(text="🚪 " + _("Log out"), callback_data=MenuCb(action="logout"))
+    builder.adjust(1, 2, 1)
+    return builder.as_markup()
+
+
+def languages(current: str) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for code, name in LANGUAGE_NAMES.items():
+        mark = "✅ " if code == current else ""
+        builder.button(text=mark + name, callback_data=LangCb(code=code))
+    return builder.as_markup()
+
+
+def token_services() -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for service in (Service.GOTSMS, Service.GOSMS):
+        builder.button(text=service_name(service), callback_data=TokenCb(service=service))
+    return builder.as_markup()
+
+
+def logout_targets(connected: set[Service]) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for service in (Service.GOTSMS, Service.GOSMS):
+        if service in connected:
+            target = LogoutTarget(service.value)
+            builder.button(text=service_name(service), callback_data=LogoutCb(target=target))
+    if len(connected) > 1:
+        builder.button(text=_("Both"), callback_data=LogoutCb(target=LogoutTarget.ALL))
+    builder.adjust(2, 1)
+    return builder.as_markup()
+
+
+def confirm(action: str, confirmation_id: str, yes: str) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(text=yes, callback_data=ConfirmCb(action=action, id=confirmation_id, ok=True))
+    builder.button(
+        text=_("Cancel"), callback_data=ConfirmCb(action=action, id=confirmation_id, ok=False)
+    )
+    return builder.as_markup()

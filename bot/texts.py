@@ -1,0 +1,114 @@
+"""Texts shown to the user that are built from data: cards and error messages, all HTML-escaped."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from html import escape
+
+from aiogram.utils.i18n import gettext as _
+
+from bot.api.errors import (
+    ApiAuthError,
+    ApiBadResponse,
+    ApiError,
+    ApiNotFound,
+    ApiPermissionError,
+    ApiRateLimited,
+    ApiUnavailable,
+)
+from bot.api.gotsms import Reason
+from bot.db.models import Service
+
+SERVICE_NAMES = {Service.GOSMS: "GoSMS", Service.GOTSMS: "GotSMS"}
+GOSMS_BAD_INPUT = range(2001, 2010)
+
+
+def service_name(service: Service | str) -> str:
+    return SERVICE_NAMES.get(Service(service), str(service))
+
+
+def money(value: Decimal) -> str:
+    return f"{value:,.2f}".replace(",", " ")
+
+
+def api_error_text(error: ApiError) -> str:
+    """A short localized message that says what happened and what to do."""
+    name = service_name(error.service)
+    if isinstance(error, ApiUnavailable):
+        text = _("{service} is not answering right now. Try again in a minute.").format(
+            service=name
+        )
+        if error.uncertain:
+            text += " " + _("The action may have gone through: check before repeating it.")
+        return text
+    if isinstance(error, ApiRateLimited):
+        seconds = max(1, round(error.retry_after))
+        return _("Too many requests to {service}. Try again in {seconds} s.").format(
+            service=name, seconds=seconds
+        )
+    if isinstance(error, ApiBadResponse):
+        return _("{service} sent an answer I don't understand. Try again later.").format(
+            service=name
+        )
+    if error.service == Service.GOSMS:
+        return _gosms_text(error)
+    return _gotsms_text(error)
+
+
+def _gosms_text(error: ApiError) -> str:
+    code = error.code if isinstance(error.code, int) else None
+    by_code = {
+        1002: _("Your GoSMS API key is switched off. Switch it on in the GoSMS panel."),
+        1003: _("GoSMS does not know this API key any more. Connect a new one with /token."),
+        1004: _("You have no devices in GoSMS yet. Install the GoSMS app on an Android phone."),
+        1006: _("Your GoSMS monthly tariff limit is reached. Raise the tariff or wait a month."),
+        1008: _("GoSMS has no such SMS: it may have been deleted."),
+        1010: _("An SMS can be deleted only 5 minutes after it was created. Try again later."),
+        1012: _("GoSMS has no such device. Check its id in the panel under My devices."),
+        1015: _("None of your GoSMS devices is switched on. Activate one in the panel."),
+        1016: _("GoSMS does not know that device id. Pick another device."),
+        1017: _("A SIM slot can be chosen only together with a device."),
+        3000: _("Your GoSMS account is blocked. Contact GoSMS support."),
+    }
+    if code in by_code:
+        return by_code[code]
+    if isinstance(error, ApiPermissionError):
+        return _("Your GoSMS API key lacks the permission for this. Enable it in the GoSMS panel.")
+    if isinstance(error, ApiAuthError):
+        return _("GoSMS did not accept your API key. Connect a new one with /token.")
+    if code in GOSMS_BAD_INPUT:
+        return _(
+            "GoSMS refused the input: the phone must be 3–30 digits and the text 1–300 "
+            "characters without a backtick (`)."
+        )
+    if isinstance(error, ApiNotFound):
+        return _("GoSMS has no such item.")
+    return _("GoSMS refused the request: {detail}").format(detail=escape(error.detail))
+
+
+def _gotsms_text(error: ApiError) -> str:
+    by_reason = {
+        Reason.OUT_OF_STOCK: _(
+            "No numbers are available for this service right now. Try another plan or later."
+        ),
+        Reason.TRANSITION_DAILY_ONLY: _("Only a daily rent can be moved to a longer plan."),
+        Reason.RENEWAL_MONTHLY_ONLY: _(
+            "Auto-renew can be switched only for 1, 3, 6 or 12-month plans."
+        ),
+        Reason.REFUND_UNAVAILABLE: _("This rent can't be refunded."),
+        Reason.INSUFFICIENT_BALANCE: _(
+            "Not enough money on your GotSMS balance. Top it up and try again."
+        ),
+    }
+    reason = next((r for r in Reason if r.value == error.code), None)
+    if reason is not None:
+        return by_reason[reason]
+    if isinstance(error, ApiAuthError):
+        return _("GotSMS did not accept your token. Connect a new one with /token.")
+    if isinstance(error, ApiPermissionError):
+        return _(
+            "GotSMS refused access for this token. Check that API access is on in your profile."
+        )
+    if isinstance(error, ApiNotFound):
+        return _("GotSMS has no such item: it may have ended or belong to another account.")
+    return _("GotSMS refused the request: {detail}").format(detail=escape(error.detail))
