@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gettext
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from aiogram.utils.i18n import I18n
@@ -17,6 +19,16 @@ LANGUAGES = ("en", "ru")
 
 class PoI18n(I18n):
     """aiogram's I18n, but a fresh clone needs no `pybabel compile` step."""
+
+    @contextmanager
+    def context(self) -> Iterator[I18n]:
+        # Each subclass of aiogram's context mixin gets its own context variable; aiogram's
+        # `gettext` reads I18n's, so register there.
+        token = I18n.set_current(self)
+        try:
+            yield self
+        finally:
+            I18n.reset_current(token)
 
     def find_locales(self) -> dict[str, gettext.GNUTranslations]:
         translations: dict[str, gettext.GNUTranslations] = {}

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from html import escape
+
 from aiogram import F, Router
 from aiogram.filters import KICKED, MEMBER, ChatMemberUpdatedFilter, Command, CommandStart
 from aiogram.fsm.context import FSMContext
@@ -13,10 +16,13 @@ from bot.commands import COMMANDS
 from bot.db.crypto import TokenCipher
 from bot.db.models import Service, User
 from bot.db.repo import CredentialRepo, UserRepo
+from bot.handlers.util import delete_quietly
 from bot.keyboards.callbacks import MenuCb
 from bot.keyboards.common import main_menu
 from bot.middlewares.errors import Ack
 from bot.texts import service_name
+
+STRAY_TOKEN = re.compile(r"[A-Za-z0-9._|=-]{20,512}")
 
 
 def help_text() -> str:
@@ -26,8 +32,6 @@ def help_text() -> str:
 
 
 def start_text(first_name: str, connected: set[Service]) -> str:
-    from html import escape
-
     status = ", ".join(
         f"{service_name(s)} {'✅' if s in connected else '—'}"
         for s in (Service.GOTSMS, Service.GOSMS)
@@ -58,6 +62,16 @@ def start_text(first_name: str, connected: set[Service]) -> str:
 
 async def _connected(session: AsyncSession, cipher: TokenCipher, user: User) -> set[Service]:
     return await CredentialRepo(session, cipher).services(user.id)
+
+
+def looks_like_stray_token(text: str) -> bool:
+    """A lone long word of letters and digits: most likely a pasted API token."""
+    word = text.strip()
+    return (
+        STRAY_TOKEN.fullmatch(word) is not None
+        and any(c.isdigit() for c in word)
+        and any(c.isalpha() for c in word)
+    )
 
 
 def router() -> Router:
@@ -106,6 +120,13 @@ def router() -> Router:
 def fallback_router() -> Router:
     """Last in line: whatever no other handler took gets a short hint, never silence."""
     r = Router(name="fallback")
+
+    @r.message(F.text.func(looks_like_stray_token))
+    async def stray_token(message: Message) -> None:
+        await delete_quietly(message)
+        await message.answer(
+            _("That looked like a token, so I deleted it from the chat. To connect it, use /token.")
+        )
 
     @r.message(F.text.startswith("/"))
     async def unknown_command(message: Message) -> None:

@@ -1,0 +1,120 @@
+"""Fixtures: the three test doubles, settings pointing at them, and a harness around the dispatcher."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from aiogram import Bot, Dispatcher
+from aiogram.types import Update
+
+from bot.app import Deps, build_deps, create_bot, create_dispatcher
+from bot.config import Settings
+from tests.fakes.gosms import FakeGoSMS
+from tests.fakes.gotsms import FakeGotSMS
+from tests.fakes.telegram import CallbackQueryRecord, FakeTelegram, StoredMessage
+
+GOTSMS_TOKEN = "gotsms-token-8f3a9c2e51d74b6a"
+GOSMS_TOKEN = "gosms-key-5b7e1f0c9d2a4e8b"
+SECRET_KEY = "test-secret-key-0123456789"
+
+
+@pytest.fixture
+async def tg() -> AsyncIterator[FakeTelegram]:
+    fake = FakeTelegram()
+    await fake.start()
+    yield fake
+    await fake.close()
+
+
+@pytest.fixture
+async def gotsms() -> AsyncIterator[FakeGotSMS]:
+    fake = FakeGotSMS()
+    await fake.start()
+    fake.add_account(GOTSMS_TOKEN, balance=100.0)
+    yield fake
+    await fake.close()
+    assert not fake.errors, fake.errors
+
+
+@pytest.fixture
+async def gosms() -> AsyncIterator[FakeGoSMS]:
+    fake = FakeGoSMS()
+    await fake.start()
+    fake.add_account(GOSMS_TOKEN)
+    yield fake
+    await fake.close()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, tg: FakeTelegram, gotsms: FakeGotSMS, gosms: FakeGoSMS) -> Settings:
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        bot_token=tg.bot_token,  # type: ignore[arg-type]
+        telegram_api_url=tg.url,
+        gosms_api_url=gosms.url,
+        gotsms_api_url=gotsms.url,
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/data/bot.db",
+        secret_key=SECRET_KEY,  # type: ignore[arg-type]
+    )
+
+
+class Harness:
+    """Feeds updates through the real dispatcher; reads what the user sees from the fake."""
+
+    def __init__(self, tg: FakeTelegram, deps: Deps, bot: Bot, dp: Dispatcher) -> None:
+        self.tg = tg
+        self.deps = deps
+        self.bot = bot
+        self.dp = dp
+
+    async def feed(self, update: dict[str, object]) -> None:
+        await self.dp.feed_update(self.bot, Update.model_validate(update, context={"bot": self.bot}))
+
+    async def send(self, user_id: int, text: str, **kwargs: object) -> None:
+        await self.feed(self.tg.message_update(user_id, text, **kwargs))  # type: ignore[arg-type]
+
+    def find_button(self, chat_id: int, label: str) -> tuple[int, str]:
+        for message in reversed(self.tg.bot_messages(chat_id)):
+            for row in message.buttons:
+                for button in row:
+                    if label in button.text and button.callback_data is not None:
+                        return message.message_id, button.callback_data
+        raise AssertionError(f"no button {label!r} in chat {chat_id}")
+
+    def press_update(self, user_id: int, label: str, *, chat_id: int | None = None) -> dict[str, object]:
+        message_id, data = self.find_button(chat_id or user_id, label)
+        return self.tg.callback_update(user_id, message_id, data, chat_id=chat_id)
+
+    async def press(self, user_id: int, label: str, *, chat_id: int | None = None) -> CallbackQueryRecord:
+        update = self.press_update(user_id, label, chat_id=chat_id)
+        await self.feed(update)
+        query_id = update["callback_query"]["id"]  # type: ignore[index]
+        return self.tg.callback_answers[query_id]
+
+    def last(self, chat_id: int) -> StoredMessage:
+        return self.tg.last_bot_message(chat_id)
+
+
+@pytest.fixture
+async def harness(settings: Settings, tg: FakeTelegram) -> AsyncIterator[Harness]:
+    deps = await build_deps(settings)
+    bot = create_bot(settings)
+    dp = create_dispatcher(deps)
+    yield Harness(tg, deps, bot, dp)
+    await bot.session.close()
+    await deps.close()
+
+
+@pytest.fixture(autouse=True)
+def no_tracebacks_or_secrets(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """No test may log an unexpected exception, or a token."""
+    caplog.set_level(logging.INFO)
+    yield
+    for record in caplog.records:
+        assert record.exc_info is None or record.levelno < logging.ERROR, record.getMessage()
+        text = record.getMessage()
+        for secret in (GOTSMS_TOKEN, GOSMS_TOKEN, SECRET_KEY):
+            assert secret not in text, f"secret in the log: {record.name}"
