@@ -34,6 +34,7 @@ from bot.i18n import LANGUAGES, create_i18n
 from bot.logs import setup_logging
 from bot.middlewares.context import DbSessionMiddleware, LocaleMiddleware, UserMiddleware
 from bot.middlewares.errors import ErrorGuardMiddleware
+from bot.telegram_retry import RetryRequests
 
 log = logging.getLogger(__name__)
 EXIT_CONFIG = 2
@@ -74,11 +75,13 @@ async def build_deps(settings: Settings) -> Deps:
 def create_bot(settings: Settings, session: BaseSession | None = None) -> Bot:
     if session is None and settings.telegram_api_url:
         session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
-    return Bot(
+    bot = Bot(
         token=settings.bot_token.get_secret_value(),
         session=session,
         default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
     )
+    bot.session.middleware(RetryRequests())
+    return bot
 
 
 def _storage(settings: Settings) -> tuple[BaseStorage, BaseEventIsolation]:

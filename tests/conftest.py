@@ -1,10 +1,11 @@
-"""Fixtures: the three test doubles, settings pointing at them, and a harness around the dispatcher."""
+"""Fixtures: the three test doubles, settings pointing at them, a harness for the dispatcher."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiogram import Bot, Dispatcher
@@ -51,13 +52,13 @@ async def gosms() -> AsyncIterator[FakeGoSMS]:
 @pytest.fixture
 def settings(tmp_path: Path, tg: FakeTelegram, gotsms: FakeGotSMS, gosms: FakeGoSMS) -> Settings:
     return Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        bot_token=tg.bot_token,  # type: ignore[arg-type]
+        _env_file=None,
+        bot_token=tg.bot_token,
         telegram_api_url=tg.url,
         gosms_api_url=gosms.url,
         gotsms_api_url=gotsms.url,
         database_url=f"sqlite+aiosqlite:///{tmp_path}/data/bot.db",
-        secret_key=SECRET_KEY,  # type: ignore[arg-type]
+        secret_key=SECRET_KEY,
     )
 
 
@@ -70,8 +71,10 @@ class Harness:
         self.bot = bot
         self.dp = dp
 
-    async def feed(self, update: dict[str, object]) -> None:
-        await self.dp.feed_update(self.bot, Update.model_validate(update, context={"bot": self.bot}))
+    async def feed(self, update: dict[str, Any]) -> None:
+        await self.dp.feed_update(
+            self.bot, Update.model_validate(update, context={"bot": self.bot})
+        )
 
     async def send(self, user_id: int, text: str, **kwargs: object) -> None:
         await self.feed(self.tg.message_update(user_id, text, **kwargs))  # type: ignore[arg-type]
@@ -84,14 +87,18 @@ class Harness:
                         return message.message_id, button.callback_data
         raise AssertionError(f"no button {label!r} in chat {chat_id}")
 
-    def press_update(self, user_id: int, label: str, *, chat_id: int | None = None) -> dict[str, object]:
+    def press_update(
+        self, user_id: int, label: str, *, chat_id: int | None = None
+    ) -> dict[str, Any]:
         message_id, data = self.find_button(chat_id or user_id, label)
         return self.tg.callback_update(user_id, message_id, data, chat_id=chat_id)
 
-    async def press(self, user_id: int, label: str, *, chat_id: int | None = None) -> CallbackQueryRecord:
+    async def press(
+        self, user_id: int, label: str, *, chat_id: int | None = None
+    ) -> CallbackQueryRecord:
         update = self.press_update(user_id, label, chat_id=chat_id)
         await self.feed(update)
-        query_id = update["callback_query"]["id"]  # type: ignore[index]
+        query_id = update["callback_query"]["id"]
         return self.tg.callback_answers[query_id]
 
     def last(self, chat_id: int) -> StoredMessage:

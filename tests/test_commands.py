@@ -17,7 +17,8 @@ async def test_start_in_english(harness: Harness) -> None:
     await harness.send(EN, "/start")
     reply = harness.last(EN)
     assert "Hi, Ann <&>!" in reply.text, "the name is shown, escaped"
-    assert "GoSMS" in reply.text and "GotSMS" in reply.text
+    assert "GoSMS" in reply.text
+    assert "GotSMS" in reply.text
     assert "connect a token with /token" in reply.text
     assert "Connect a token" in " ".join(reply.button_texts())
     assert "Log out" not in " ".join(reply.button_texts())
@@ -53,14 +54,16 @@ async def test_lang_switches_everything_after(harness: Harness) -> None:
     offer = harness.last(EN)
     assert offer.button_texts() == ["✅ English", "Русский"]
     answer = await harness.press(EN, "Русский")
-    assert answer.answered and answer.text == "Язык: Русский"
+    assert answer.answered
+    assert answer.text == "Язык: Русский"
     edited = harness.tg.message(EN, offer.message_id)
     assert edited.text.startswith("Язык: Русский."), "the same message is edited in place"
     await harness.send(EN, "/help")
     assert "/lang — выбрать язык" in harness.last(EN).text
     async with harness.deps.session_factory() as session:
         user = await session.get(User, EN)
-        assert user is not None and user.language == "ru"
+        assert user is not None
+        assert user.language == "ru"
     await harness.send(EN, "/lang")
     await harness.press(EN, "English")
     await harness.send(EN, "/help")
@@ -107,8 +110,10 @@ async def test_stale_and_forged_buttons_are_refused_politely(harness: Harness) -
         update = harness.tg.callback_update(EN, message_id, data)
         await harness.feed(update)
         answer = harness.tg.callback_answers[update["callback_query"]["id"]]
-        assert answer.answered and answer.show_alert
-        assert answer.text is not None and "out of date" in answer.text
+        assert answer.answered
+        assert answer.show_alert
+        assert answer.text is not None
+        assert "out of date" in answer.text
 
 
 async def test_blocking_and_coming_back(harness: Harness) -> None:
@@ -117,14 +122,16 @@ async def test_blocking_and_coming_back(harness: Harness) -> None:
     await harness.feed(harness.tg.my_chat_member_update(EN, "kicked"))
     async with harness.deps.session_factory() as session:
         user = await session.get(User, EN)
-        assert user is not None and not user.is_active
+        assert user is not None
+        assert not user.is_active
     await harness.feed(harness.tg.my_chat_member_update(EN, "member"))
     await harness.feed(harness.tg.my_chat_member_update(EN, "kicked"))
     harness.tg.unblock(EN)
     await harness.send(EN, "/start")
     async with harness.deps.session_factory() as session:
         user = await session.get(User, EN)
-        assert user is not None and user.is_active
+        assert user is not None
+        assert user.is_active
 
 
 async def test_command_menus_in_both_languages(harness: Harness) -> None:

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def make(**env: str) -> Settings:
-    return Settings(_env_file=None, **env)  # type: ignore[call-arg,arg-type]
+    return Settings(_env_file=None, **env)  # type: ignore[arg-type]
 
 
 def test_defaults_follow_the_contract(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -41,7 +41,10 @@ def test_trailing_slash_is_the_same_base() -> None:
     [
         ({}, "BOT_TOKEN is required"),
         ({"bot_token": "nonsense"}, "BOT_TOKEN must look like"),
-        ({"bot_token": "1:a", "gosms_api_url": "api.gosms.ru"}, "GOSMS_API_URL must be an http(s) URL"),
+        (
+            {"bot_token": "1:a", "gosms_api_url": "api.gosms.ru"},
+            "GOSMS_API_URL must be an http(s) URL",
+        ),
         ({"bot_token": "1:a", "secret_key": "short"}, "SECRET_KEY must be at least 16"),
         ({"bot_token": "1:a", "poll_interval": "0"}, "POLL_INTERVAL"),
         ({"bot_token": "1:a", "database_url": "not a url"}, "DATABASE_URL is not a valid"),

@@ -210,9 +210,14 @@ async def test_unreachable_service_is_unavailable_and_payment_is_retried_safely(
     assert not caught.value.uncertain, "a refused connection never reached the service"
 
 
-async def test_short_retry_after_is_waited_out(server: tuple[Script, str], http: HttpClient) -> None:
+async def test_short_retry_after_is_waited_out(
+    server: tuple[Script, str], http: HttpClient
+) -> None:
     script, url = server
-    script.replies = [json(429, {"message": "Too Many Attempts."}, **{"Retry-After": "1"}), OK_ACCOUNT]
+    script.replies = [
+        json(429, {"message": "Too Many Attempts."}, **{"Retry-After": "1"}),
+        OK_ACCOUNT,
+    ]
     started = time.monotonic()
     assert (await GotSMSClient(http, url, TOKEN).account()).balance == 125.5
     assert time.monotonic() - started >= 0.9
@@ -241,7 +246,11 @@ async def test_rate_limit_headers_are_tracked_per_token(
 ) -> None:
     script, url = server
     reset = int(time.time()) + 40
-    headers = {"X-RateLimit-Limit": "30", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset)}
+    headers = {
+        "X-RateLimit-Limit": "30",
+        "X-RateLimit-Remaining": "0",
+        "X-RateLimit-Reset": str(reset),
+    }
     script.replies = [json(200, {"success": True, "data": {"balance": 1}}, **headers)]
     client = GotSMSClient(http, url, TOKEN)
     await client.account()
@@ -262,7 +271,9 @@ async def test_unexpected_answers_are_typed(server: tuple[Script, str], http: Ht
         await GotSMSClient(http, url, TOKEN).account()
 
 
-async def test_the_token_never_leaks_into_errors(server: tuple[Script, str], http: HttpClient) -> None:
+async def test_the_token_never_leaks_into_errors(
+    server: tuple[Script, str], http: HttpClient
+) -> None:
     script, url = server
     script.replies = [json(422, {"success": False, "message": f"Token {TOKEN} is odd"})]
     client = GotSMSClient(http, url, TOKEN)

@@ -50,7 +50,9 @@ async def test_migrations_are_idempotent(engine: AsyncEngine) -> None:
     await upgrade_to_head(engine)
 
 
-async def test_user_is_created_once_and_kept_fresh(factory: async_sessionmaker[AsyncSession]) -> None:
+async def test_user_is_created_once_and_kept_fresh(
+    factory: async_sessionmaker[AsyncSession],
+) -> None:
     async with factory() as session:
         user = await UserRepo(session).upsert_seen(7, 7, "ru-RU")
         await session.commit()

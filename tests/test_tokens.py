@@ -240,5 +240,6 @@ async def test_another_users_confirmation_does_nothing(harness: Harness) -> None
     forged = harness.tg.callback_update(OTHER, message_id, data, chat_id=EN)
     await harness.feed(forged)
     answer = harness.tg.callback_answers[forged["callback_query"]["id"]]
-    assert answer.text is not None and "already used or has expired" in answer.text
+    assert answer.text is not None
+    assert "already used or has expired" in answer.text
     assert await stored(harness, EN, Service.GOTSMS) == GOTSMS_TOKEN
