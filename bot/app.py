@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sys
 from dataclasses import dataclass
 
 from aiogram import Bot, Dispatcher
@@ -19,13 +18,12 @@ from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
 from aiogram.fsm.storage.memory import MemoryStorage, SimpleEventIsolation
 from aiogram.types import BotCommand, BotCommandScopeDefault
 from aiogram.utils.i18n import I18n
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.api.clients import Clients
 from bot.api.http import HttpClient
 from bot.commands import COMMANDS
-from bot.config import Settings, describe_error
+from bot.config import Settings, load_settings
 from bot.db.crypto import TokenCipher
 from bot.db.engine import create_engine, create_session_factory
 from bot.db.migrate import upgrade_to_head
@@ -37,7 +35,6 @@ from bot.middlewares.errors import ErrorGuardMiddleware
 from bot.telegram_retry import RetryRequests
 
 log = logging.getLogger(__name__)
-EXIT_CONFIG = 2
 
 
 @dataclass
@@ -177,16 +174,8 @@ async def run_webhook(settings: Settings) -> None:
         await deps.close()
 
 
-def load_settings() -> Settings:
-    try:
-        return Settings()
-    except ValidationError as error:
-        print(describe_error(error), file=sys.stderr)
-        raise SystemExit(EXIT_CONFIG) from None
-
-
-def main() -> None:
-    settings = load_settings()
+def main(settings: Settings | None = None) -> None:
+    settings = settings or load_settings()
     secrets = [settings.bot_token.get_secret_value()]
     if settings.secret_key:
         secrets.append(settings.secret_key.get_secret_value())

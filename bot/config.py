@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -10,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+EXIT_CONFIG = 2
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///data/bot.db"
 LogLevel = Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
 
@@ -94,3 +96,12 @@ def describe_error(error: ValidationError) -> str:
         )
         parts.append(f"{name} {reason}")
     return "configuration error: " + "; ".join(parts)
+
+
+def load_settings() -> Settings:
+    """Settings from the environment, or one clear line on stderr and exit code 2."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        print(describe_error(error), file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None

@@ -58,7 +58,10 @@ __all__ = [
     "MessageVersion",
     "StoredMessage",
     "UserProfile",
+    "bot_command_entities",
+    "buttons_of",
     "parse_html",
+    "utf16_len",
 ]
 
 JSON = dict[str, Any]
