@@ -4,6 +4,7 @@ from __future__ import annotations
 
 
 def N_(message: str) -> str:
+    """Marks a message for extraction; it is translated where it is shown."""
     return message
 
 
@@ -11,6 +12,17 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("start", N_("main menu")),
     ("help", N_("every command, one line each")),
     ("token", N_("connect a GoSMS or GotSMS token")),
+    ("balance", N_("GotSMS: your balance")),
+    ("rent", N_("GotSMS: rent a number for codes")),
+    ("rents", N_("GotSMS: your rented numbers")),
+    ("codes", N_("GotSMS: unread codes")),
+    ("messages", N_("GotSMS: message history")),
+    ("prices", N_("GotSMS: public price list")),
+    ("services", N_("GotSMS: services, searchable")),
+    ("plans", N_("GotSMS: rent plans with filters")),
+    ("send", N_("GoSMS: send an SMS through your phone")),
+    ("sms", N_("GoSMS: your SMS, searchable")),
+    ("devices", N_("GoSMS: your phones")),
     ("logout", N_("forget a token")),
     ("lang", N_("choose the language")),
     ("cancel", N_("leave the current dialog")),

@@ -6,6 +6,7 @@ python scripts/i18n.py check     # list messages without a Russian translation (
 
 from __future__ import annotations
 
+import fcntl
 import json
 import sys
 from pathlib import Path
@@ -50,6 +51,13 @@ def write(locale: str, catalog: Catalog) -> None:
 
 
 def update(seed: dict[str, str] | None = None) -> None:
+    LOCALES.mkdir(exist_ok=True)
+    with (LOCALES / ".update.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # several people may update the catalogs at once
+        _update(seed)
+
+
+def _update(seed: dict[str, str] | None) -> None:
     template = extract()
     for locale in ("en", *TRANSLATED):
         catalog = read(locale)

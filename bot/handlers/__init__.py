@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from bot.handlers import common, language, tokens
+from bot.handlers import common, gosms, gotsms, language, tokens
 
 
 def get_routers() -> list[Router]:
-    return [common.router(), language.router(), tokens.router(), common.fallback_router()]
+    return [
+        common.router(),
+        language.router(),
+        tokens.router(),
+        *gotsms.get_routers(),
+        *gosms.get_routers(),
+        common.fallback_router(),
+    ]

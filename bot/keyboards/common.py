@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from aiogram.types import InlineKeyboardMarkup
+from collections.abc import Callable
+
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
@@ -58,3 +61,18 @@ def confirm(action: str, confirmation_id: str, yes: str) -> InlineKeyboardMarkup
         text=_("Cancel"), callback_data=ConfirmCb(action=action, id=confirmation_id, ok=False)
     )
     return builder.as_markup()
+
+
+def pager_row(
+    builder: InlineKeyboardBuilder, page: int, pages: int, make: Callable[[int], CallbackData]
+) -> None:
+    """Adds a "‹ 2/5 ›" row; nothing when everything fits on one page."""
+    if pages <= 1:
+        return
+    row = []
+    if page > 1:
+        row.append(InlineKeyboardButton(text="‹", callback_data=make(page - 1).pack()))
+    row.append(InlineKeyboardButton(text=f"{page}/{pages}", callback_data=make(page).pack()))
+    if page < pages:
+        row.append(InlineKeyboardButton(text="›", callback_data=make(page + 1).pack()))
+    builder.row(*row)

@@ -1,0 +1,60 @@
+"""Routers whose handlers need the user's own API client: no token, a short hint instead."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiogram import BaseMiddleware
+from aiogram.types import CallbackQuery, Message, TelegramObject
+from aiogram.utils.i18n import gettext as _
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.api.clients import Clients
+from bot.db.crypto import TokenCipher
+from bot.db.models import Service, User
+from bot.db.repo import CredentialRepo
+from bot.middlewares.context import Handler
+from bot.texts import service_name
+
+
+def connect_hint(service: Service) -> str:
+    return _("Connect your {service} token first: <code>/token {word} YOUR_TOKEN</code>").format(
+        service=service_name(service), word=service.value
+    )
+
+
+class NeedsToken(BaseMiddleware):
+    """Puts `gotsms` / `gosms` (a client bound to the user's token) into the handler data."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        user: User | None = data.get("user")
+        session: AsyncSession = data["session"]
+        cipher: TokenCipher = data["cipher"]
+        token = await CredentialRepo(session, cipher).token(user.id, self.service) if user else None
+        if token is None:
+            await self._refuse(event, data)
+            return None
+        clients: Clients = data["clients"]
+        if self.service is Service.GOTSMS:
+            data["gotsms"] = clients.gotsms(token)
+        else:
+            data["gosms"] = clients.gosms(token)
+        return await handler(event, data)
+
+    async def _refuse(self, event: TelegramObject, data: dict[str, Any]) -> None:
+        text = connect_hint(self.service)
+        if isinstance(event, CallbackQuery):
+            ack = data.get("ack")
+            if ack is not None:
+                await ack(
+                    _("Connect your {service} token first: /token").format(
+                        service=service_name(self.service)
+                    ),
+                    alert=True,
+                )
+            return
+        if isinstance(event, Message):
+            await event.answer(text)
