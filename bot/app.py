@@ -163,14 +163,15 @@ async def run_webhook(settings: Settings) -> None:
     SimpleRequestHandler(dispatcher=dp, bot=bot, secret_token=secret).register(app, path=path)
     setup_application(app, dp, bot=bot)
     runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.web_host, settings.web_port)
     try:
+        await runner.setup()
+        site = web.TCPSite(runner, settings.web_host, settings.web_port)
         await site.start()
         log.info("webhook server on %s:%s%s", settings.web_host, settings.web_port, path)
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()
+        await bot.session.close()
         await deps.close()
 
 

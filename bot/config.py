@@ -54,6 +54,13 @@ class Settings(BaseSettings):
             raise ValueError("must look like 123456:ABC-DEF…")
         return value
 
+    @field_validator("webhook_url")
+    @classmethod
+    def _https_webhook(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("https://"):
+            raise ValueError("must be an https:// URL (Telegram sends webhooks over HTTPS only)")
+        return value
+
     @field_validator("secret_key")
     @classmethod
     def _key_length(cls, value: SecretStr | None) -> SecretStr | None:

@@ -48,6 +48,10 @@ def test_trailing_slash_is_the_same_base() -> None:
         ({"bot_token": "1:a", "secret_key": "short"}, "SECRET_KEY must be at least 16"),
         ({"bot_token": "1:a", "poll_interval": "0"}, "POLL_INTERVAL"),
         ({"bot_token": "1:a", "database_url": "not a url"}, "DATABASE_URL is not a valid"),
+        (
+            {"bot_token": "1:a", "webhook_url": "http://bot.example/hook"},
+            "WEBHOOK_URL must be an https",
+        ),
     ],
 )
 def test_bad_settings_give_one_clear_line(
