@@ -10,6 +10,7 @@ import fcntl
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_dir
@@ -50,21 +51,21 @@ def write(locale: str, catalog: Catalog) -> None:
         write_po(handle, catalog, omit_header=False, sort_output=True, no_location=True, width=0)
 
 
-def update(seed: dict[str, str] | None = None) -> None:
+def update(seed: dict[str, Any] | None = None) -> None:
     LOCALES.mkdir(exist_ok=True)
     with (LOCALES / ".update.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # several people may update the catalogs at once
         _update(seed)
 
 
-def _update(seed: dict[str, str] | None) -> None:
+def _update(seed: dict[str, Any] | None) -> None:
     template = extract()
     for locale in ("en", *TRANSLATED):
         catalog = read(locale)
         catalog.update(template, no_fuzzy_matching=True, update_header_comment=False)
         for message in catalog:
-            if message.id and seed and locale in TRANSLATED and not message.string:
-                message.string = seed.get(str(message.id), "")
+            if message.id and seed and locale in TRANSLATED and not _translated(message.string):
+                message.string = _from_seed(message.id, seed)
         catalog.obsolete.clear()
         catalog.fuzzy = False
         write(locale, catalog)
@@ -78,9 +79,29 @@ def missing(locale: str = "ru") -> list[str]:
         if not message.id:
             continue
         translated = catalog.get(message.id)
-        if translated is None or not translated.string or translated.fuzzy:
-            result.append(str(message.id))
+        if translated is None or not _translated(translated.string) or translated.fuzzy:
+            result.append(_singular(message.id))
     return result
+
+
+Text = str | tuple[str, ...] | list[str] | None
+
+
+def _singular(message_id: Text) -> str:
+    return message_id if isinstance(message_id, str) else str(message_id[0]) if message_id else ""
+
+
+def _translated(string: Text) -> bool:
+    """A plural counts only when every form is there."""
+    return all(string) if isinstance(string, tuple | list) else bool(string)
+
+
+def _from_seed(message_id: Text, seed: dict[str, Any]) -> str | tuple[str, ...]:
+    """Seeds map the (singular) English text to the Russian text, or to the list of its forms."""
+    value = seed.get(_singular(message_id), "")
+    if isinstance(message_id, str):
+        return str(value)
+    return tuple(value) if isinstance(value, list) else ("", "", "")
 
 
 def main(argv: list[str]) -> int:

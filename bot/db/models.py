@@ -56,6 +56,13 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def locale_of(language: str | None, language_code: str | None) -> str:
+    """The chosen language, else Telegram's (`ru*` → ru, anything else → en)."""
+    if language:
+        return language
+    return "ru" if (language_code or "").lower().startswith("ru") else "en"
+
+
 class Service(StrEnum):
     GOSMS = "gosms"
     GOTSMS = "gotsms"
@@ -78,10 +85,7 @@ class User(Base):
 
     @property
     def locale(self) -> str:
-        """The chosen language, else Telegram's (`ru*` → ru, anything else → en)."""
-        if self.language:
-            return self.language
-        return "ru" if (self.language_code or "").lower().startswith("ru") else "en"
+        return locale_of(self.language, self.language_code)
 
 
 class Credential(Base):
@@ -131,3 +135,24 @@ class Confirmation(Base):
     payload: Mapped[str] = mapped_column(String(2048), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SentSms(Base):
+    """An SMS sent from the bot, with its card, so the poller can edit the card in place."""
+
+    __tablename__ = "sent_sms"
+    __table_args__ = (UniqueConstraint("user_id", "sms_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    sms_id: Mapped[str] = mapped_column(String(64))
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    message_id: Mapped[int] = mapped_column(BigInteger)
+    phone: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(String(1024))
+    device_id: Mapped[str] = mapped_column(String(64), default="")
+    device_name: Mapped[str] = mapped_column(String(128), default="")
+    to_sim: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
