@@ -32,6 +32,7 @@ from bot.i18n import LANGUAGES, create_i18n
 from bot.logs import setup_logging
 from bot.middlewares.context import DbSessionMiddleware, LocaleMiddleware, UserMiddleware
 from bot.middlewares.errors import ErrorGuardMiddleware
+from bot.poller import Poller, create_poller
 from bot.telegram_retry import RetryRequests
 
 log = logging.getLogger(__name__)
@@ -118,11 +119,27 @@ async def set_commands(bot: Bot, i18n: I18n) -> None:
         await bot.set_my_commands(commands, scope=BotCommandScopeDefault(), language_code=code)
 
 
-async def _on_startup(bot: Bot, deps: Deps) -> None:
+async def _on_startup(bot: Bot, deps: Deps, dispatcher: Dispatcher) -> None:
     try:
         await set_commands(bot, deps.i18n)
     except TelegramAPIError as exc:
         log.warning("command menu not set: %s", exc.message)
+    poller = create_poller(
+        bot,
+        deps.session_factory,
+        deps.cipher,
+        deps.clients,
+        deps.i18n,
+        deps.settings.poll_interval,
+    )
+    poller.start()
+    dispatcher["poller"] = poller
+
+
+async def _on_shutdown(dispatcher: Dispatcher) -> None:
+    poller: Poller | None = dispatcher.workflow_data.pop("poller", None)
+    if poller is not None:
+        await poller.stop()
 
 
 async def run_polling(settings: Settings) -> None:
@@ -130,6 +147,7 @@ async def run_polling(settings: Settings) -> None:
     bot = create_bot(settings)
     dp = create_dispatcher(deps)
     dp.startup.register(_on_startup)
+    dp.shutdown.register(_on_shutdown)
     try:
         await bot.delete_webhook(drop_pending_updates=False)
         await dp.start_polling(bot, allowed_updates=dp.resolve_used_update_types())
@@ -148,6 +166,7 @@ async def run_webhook(settings: Settings) -> None:
     bot = create_bot(settings)
     dp = create_dispatcher(deps)
     dp.startup.register(_on_startup)
+    dp.shutdown.register(_on_shutdown)
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
 
     async def register_webhook(bot: Bot) -> None:

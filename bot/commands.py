@@ -23,6 +23,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("send", N_("GoSMS: send an SMS through your phone")),
     ("sms", N_("GoSMS: your SMS, searchable")),
     ("devices", N_("GoSMS: your phones")),
+    ("notify", N_("which notifications you get")),
     ("logout", N_("forget a token")),
     ("lang", N_("choose the language")),
     ("cancel", N_("leave the current dialog")),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from bot.handlers import common, gosms, gotsms, language, tokens
+from bot.handlers import common, gosms, gotsms, language, notify, tokens
 
 
 def get_routers() -> list[Router]:
@@ -12,6 +12,7 @@ def get_routers() -> list[Router]:
         common.router(),
         language.router(),
         tokens.router(),
+        notify.router(),
         *gotsms.get_routers(),
         *gosms.get_routers(),
         common.fallback_router(),

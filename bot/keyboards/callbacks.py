@@ -37,3 +37,8 @@ class ConfirmCb(CallbackData, prefix="cf"):
     action: str
     id: str
     ok: bool
+
+
+class NotifyCb(CallbackData, prefix="nt"):
+    action: str
+    kind: str

@@ -20,10 +20,11 @@ def main_menu(connected: set[Service]) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     builder.button(text="🔑 " + _("Connect a token"), callback_data=MenuCb(action="token"))
     builder.button(text="🌐 " + _("Language"), callback_data=MenuCb(action="lang"))
+    builder.button(text="🔔 " + _("Notifications"), callback_data=MenuCb(action="notify"))
     builder.button(text="❓ " + _("Help"), callback_data=MenuCb(action="help"))
     if connected:
         builder.button(text="🚪 " + _("Log out"), callback_data=MenuCb(action="logout"))
-    builder.adjust(1, 2, 1)
+    builder.adjust(1, 3, 1)
     return builder.as_markup()
 
 

@@ -1,0 +1,59 @@
+"""The background work: scheduler → jobs → outbox → sender → Telegram."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+
+from aiogram import Bot
+from aiogram.utils.i18n import I18n
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.api.clients import Clients
+from bot.db.crypto import TokenCipher
+from bot.poller.alerts import BalanceJob, DevicesJob, RentsJob
+from bot.poller.codes import CodesJob, CodesTiming
+from bot.poller.jobs import Job
+from bot.poller.scheduler import Scheduler
+from bot.poller.sender import OutboxSender
+
+
+@dataclass
+class Poller:
+    sender: OutboxSender
+    scheduler: Scheduler
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def start(self) -> None:
+        self.tasks = [
+            asyncio.create_task(self.sender.run(), name="outbox-sender"),
+            asyncio.create_task(self.scheduler.run(), name="scheduler"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.tasks = []
+
+
+def create_poller(
+    bot: Bot,
+    session_factory: async_sessionmaker[AsyncSession],
+    cipher: TokenCipher,
+    clients: Clients,
+    i18n: I18n,
+    poll_interval: float,
+) -> Poller:
+    sender = OutboxSender(bot, session_factory, i18n)
+    shared = (session_factory, cipher, clients)
+    jobs: list[Job] = [
+        CodesJob(*shared, timing=CodesTiming(hot_interval=poll_interval), on_queued=sender.wake),
+        RentsJob(*shared, on_queued=sender.wake),
+        DevicesJob(*shared, on_queued=sender.wake),
+        BalanceJob(*shared, on_queued=sender.wake),
+    ]
+    return Poller(sender=sender, scheduler=Scheduler(session_factory, jobs))

@@ -12,9 +12,16 @@ from bot.api.clients import Clients
 from bot.api.errors import ApiPermissionError
 from bot.db.crypto import TokenCipher
 from bot.db.models import Service
+from bot.db.outbox_repo import PollStateRepo
 from bot.db.repo import CredentialRepo, DeviceRepo
+from bot.poller.alerts import BalanceJob, DevicesJob, RentsJob
+from bot.poller.codes import CodesJob
 
 TOKEN_SHAPE = re.compile(r"^[\x21-\x7e]{8,512}$")
+JOBS_OF = {
+    Service.GOTSMS: (CodesJob.name, RentsJob.name, BalanceJob.name),
+    Service.GOSMS: (DevicesJob.name,),
+}
 
 
 def looks_like_token(text: str) -> bool:
@@ -46,6 +53,8 @@ async def store_token(
     session: AsyncSession, cipher: TokenCipher, user_id: int, service: Service, token: str
 ) -> None:
     await CredentialRepo(session, cipher).save(user_id, service, token)
+    for job in JOBS_OF[service]:
+        await PollStateRepo(session).start(user_id, job)
     await session.commit()
 
 
@@ -57,5 +66,8 @@ async def forget(
     forgotten = {service for service in services if await repo.delete(user_id, service)}
     if Service.GOSMS in services:
         await DeviceRepo(session).delete_all(user_id)
+    for service in services:
+        for job in JOBS_OF[service]:
+            await PollStateRepo(session).stop(user_id, job)
     await session.commit()
     return forgotten

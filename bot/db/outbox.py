@@ -1,0 +1,53 @@
+"""Tables of the background work: the outbox of pushes and the per-user polling state."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from bot.db.models import Base, UTCDateTime, utcnow
+
+
+class OutboxItem(Base):
+    """A push found by the poller, committed before it is sent; keyed so it is queued once.
+
+    `sent_at` is set only after Telegram accepted it. `claimed_until` lets several senders share
+    the table: a crashed sender's claim runs out and the row is taken again (at most one
+    duplicate: the message that was in flight).
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("user_id", "kind", "dedupe_key"),
+        Index("ix_outbox_pending", "sent_at", "dropped", "not_before"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(24))
+    dedupe_key: Mapped[str] = mapped_column(String(160))
+    payload: Mapped[str] = mapped_column(Text, default="{}")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    not_before: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    dropped: Mapped[str | None] = mapped_column(String(64))
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class PollState(Base):
+    """When to poll a user for one job next, how hot, and how it went last time."""
+
+    __tablename__ = "poll_state"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    job: Mapped[str] = mapped_column(String(24), primary_key=True)
+    next_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    hot_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    cursor: Mapped[str | None] = mapped_column(String(160))

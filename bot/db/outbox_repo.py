@@ -1,0 +1,217 @@
+"""Queries of the outbox and the polling state. Portable SQLAlchemy (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.models import User, locale_of, utcnow
+from bot.db.outbox import OutboxItem, PollState
+
+
+@dataclass(frozen=True)
+class Due:
+    """An outbox row ready to go, with what the sender needs of its user."""
+
+    item: OutboxItem
+    chat_id: int
+    locale: str
+
+
+class OutboxRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def remember(self, user_id: int, kind: str, keys: Sequence[str], reason: str) -> None:
+        """Records keys as handled without pushing them (what was there before watching began)."""
+        for key in set(keys) - await self.known_keys(user_id, kind, keys):
+            row = OutboxItem(user_id=user_id, kind=kind, dedupe_key=key, dropped=reason)
+            try:
+                async with self.session.begin_nested():
+                    self.session.add(row)
+            except IntegrityError:
+                continue
+
+    async def enqueue(self, user_id: int, kind: str, key: str, payload: dict[str, Any]) -> bool:
+        """Queues a push once: False when the same (user, kind, key) was queued before."""
+        exists = await self.session.scalar(
+            select(OutboxItem.id).where(
+                OutboxItem.user_id == user_id, OutboxItem.kind == kind, OutboxItem.dedupe_key == key
+            )
+        )
+        if exists is not None:
+            return False
+        row = OutboxItem(user_id=user_id, kind=kind, dedupe_key=key, payload=json.dumps(payload))
+        try:
+            async with self.session.begin_nested():
+                self.session.add(row)
+        except IntegrityError:  # queued by another instance a moment ago
+            return False
+        return True
+
+    async def known_keys(self, user_id: int, kind: str, keys: Sequence[str]) -> set[str]:
+        if not keys:
+            return set()
+        query = select(OutboxItem.dedupe_key).where(
+            OutboxItem.user_id == user_id, OutboxItem.kind == kind, OutboxItem.dedupe_key.in_(keys)
+        )
+        return set((await self.session.scalars(query)).all())
+
+    async def last_event(self, user_id: int, kind: str, prefix: str) -> str | None:
+        """The key of the newest event of `kind` whose key starts with `prefix` (the last state
+        an alert job saw of one thing: a device, a rent, the balance)."""
+        query = (
+            select(OutboxItem.dedupe_key)
+            .where(
+                OutboxItem.user_id == user_id,
+                OutboxItem.kind == kind,
+                OutboxItem.dedupe_key.startswith(prefix, autoescape=True),
+            )
+            .order_by(OutboxItem.id.desc())
+            .limit(1)
+        )
+        return await self.session.scalar(query)
+
+    async def count_events(self, user_id: int, kind: str, prefix: str) -> int:
+        query = select(func.count(OutboxItem.id)).where(
+            OutboxItem.user_id == user_id,
+            OutboxItem.kind == kind,
+            OutboxItem.dedupe_key.startswith(prefix, autoescape=True),
+        )
+        return int(await self.session.scalar(query) or 0)
+
+    async def due(self, now: datetime, limit: int) -> list[Due]:
+        """The oldest pending row of each user, if it may go now: a user's pushes keep order."""
+        heads = (
+            select(func.min(OutboxItem.id))
+            .where(OutboxItem.sent_at.is_(None), OutboxItem.dropped.is_(None))
+            .group_by(OutboxItem.user_id)
+        )
+        query = (
+            select(OutboxItem, User.chat_id, User.language, User.language_code)
+            .join(User, User.id == OutboxItem.user_id)
+            .where(
+                OutboxItem.id.in_(heads),
+                OutboxItem.not_before <= now,
+                or_(OutboxItem.claimed_until.is_(None), OutboxItem.claimed_until < now),
+            )
+            .order_by(OutboxItem.id)
+            .limit(limit)
+        )
+        rows = (await self.session.execute(query)).all()
+        return [Due(item, chat_id, locale_of(lang, code)) for item, chat_id, lang, code in rows]
+
+    async def claim(self, item_id: int, now: datetime, hold: timedelta) -> bool:
+        result = await self.session.execute(
+            update(OutboxItem)
+            .where(
+                OutboxItem.id == item_id,
+                OutboxItem.sent_at.is_(None),
+                or_(OutboxItem.claimed_until.is_(None), OutboxItem.claimed_until < now),
+            )
+            .values(claimed_until=now + hold)
+        )
+        await self.session.commit()
+        return getattr(result, "rowcount", 0) == 1
+
+    async def mark_sent(self, item_id: int, message_id: int | None) -> None:
+        await self._set(item_id, sent_at=utcnow(), message_id=message_id, claimed_until=None)
+
+    async def retry_later(self, item_id: int, when: datetime, *, count: bool = True) -> None:
+        values: dict[str, Any] = {"not_before": when, "claimed_until": None}
+        if count:
+            values["attempts"] = OutboxItem.attempts + 1
+        await self._set(item_id, **values)
+
+    async def drop(self, item_id: int, reason: str) -> None:
+        await self._set(item_id, dropped=reason[:64], claimed_until=None)
+
+    async def drop_pending_of(self, user_id: int, reason: str) -> None:
+        await self.session.execute(
+            update(OutboxItem)
+            .where(
+                OutboxItem.user_id == user_id,
+                OutboxItem.sent_at.is_(None),
+                OutboxItem.dropped.is_(None),
+            )
+            .values(dropped=reason[:64], claimed_until=None)
+        )
+        await self.session.commit()
+
+    async def sent_message_id(self, user_id: int, kind: str, key: str) -> int | None:
+        return await self.session.scalar(
+            select(OutboxItem.message_id).where(
+                OutboxItem.user_id == user_id,
+                OutboxItem.kind == kind,
+                OutboxItem.dedupe_key == key,
+                OutboxItem.sent_at.is_not(None),
+            )
+        )
+
+    async def _set(self, item_id: int, **values: Any) -> None:
+        await self.session.execute(
+            update(OutboxItem).where(OutboxItem.id == item_id).values(**values)
+        )
+        await self.session.commit()
+
+
+class PollStateRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, user_id: int, job: str) -> PollState | None:
+        return await self.session.get(PollState, (user_id, job))
+
+    async def start(self, user_id: int, job: str) -> PollState:
+        """Begin (or begin again) watching: due at once, from a clean slate."""
+        state = await self.get(user_id, job)
+        if state is None:
+            state = PollState(user_id=user_id, job=job, failures=0)
+            self.session.add(state)
+        state.next_at = utcnow()
+        state.cursor = None
+        state.failures = 0
+        return state
+
+    async def stop(self, user_id: int, job: str) -> None:
+        state = await self.get(user_id, job)
+        if state is not None:
+            await self.session.delete(state)
+
+    async def heat(self, user_id: int, job: str, until: datetime) -> None:
+        """Poll this user often until `until` (a rent was just created or woken up)."""
+        await self.session.execute(
+            update(PollState)
+            .where(
+                PollState.user_id == user_id,
+                PollState.job == job,
+                or_(PollState.hot_until.is_(None), PollState.hot_until < until),
+            )
+            .values(hot_until=until, next_at=utcnow())
+        )
+
+    async def due(self, job: str, now: datetime, limit: int) -> Sequence[PollState]:
+        query = (
+            select(PollState)
+            .join(User, User.id == PollState.user_id)
+            .where(PollState.job == job, PollState.next_at <= now, User.is_active.is_(True))
+            .order_by(PollState.next_at)
+            .limit(limit)
+        )
+        return (await self.session.scalars(query)).all()
+
+    async def next_due_at(self, job: str) -> datetime | None:
+        query = (
+            select(func.min(PollState.next_at))
+            .join(User, User.id == PollState.user_id)
+            .where(PollState.job == job, and_(User.is_active.is_(True)))
+        )
+        value = await self.session.scalar(query)
+        return value if isinstance(value, datetime) else None

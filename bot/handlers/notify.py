@@ -1,0 +1,150 @@
+"""/notify: each kind of push on or off, and the low-balance threshold."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+from aiogram import F, Router
+from aiogram.filters import Command
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.commands import N_
+from bot.db.models import NotificationSettings, User
+from bot.db.repo import NotificationRepo
+from bot.handlers.util import show
+from bot.keyboards.callbacks import MenuCb, NotifyCb
+from bot.middlewares.errors import Ack
+from bot.texts import money
+
+KINDS: tuple[tuple[str, str], ...] = (
+    ("codes", N_("New codes")),
+    ("sms_status", N_("SMS delivery")),
+    ("devices", N_("Devices offline or low battery")),
+    ("rent_expiry", N_("Rents ending")),
+    ("low_balance", N_("Low balance")),
+)
+MAX_THRESHOLD = Decimal("1000000")
+
+
+class ThresholdFlow(StatesGroup):
+    waiting = State()
+
+
+def notify_text(settings: NotificationSettings) -> str:
+    lines = [_("<b>Notifications</b>"), _("Tap to switch a kind of message on or off.")]
+    if settings.low_balance:
+        if settings.balance_threshold is None:
+            lines.append(_("Set the balance threshold for the low-balance alert."))
+        else:
+            lines.append(
+                _("Low balance alert below {amount}.").format(
+                    amount=money(settings.balance_threshold)
+                )
+            )
+    return "\n".join(lines)
+
+
+def notify_keyboard(settings: NotificationSettings) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for kind, label in KINDS:
+        mark = "✅" if getattr(settings, kind) else "⬜"
+        builder.button(
+            text=f"{mark} {_(label)}", callback_data=NotifyCb(action="toggle", kind=kind)
+        )
+    threshold = settings.balance_threshold
+    label = (
+        _("Threshold: {amount}").format(amount=money(threshold))
+        if threshold
+        else _("Set threshold")
+    )
+    builder.button(text="💰 " + label, callback_data=NotifyCb(action="threshold", kind=""))
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+def router() -> Router:
+    r = Router(name="notify")
+
+    @r.message(Command("notify"))
+    async def notify_command(message: Message, session: AsyncSession, user: User) -> None:
+        settings = await NotificationRepo(session).get(user.id)
+        await session.commit()
+        await message.answer(notify_text(settings), reply_markup=notify_keyboard(settings))
+
+    @r.callback_query(MenuCb.filter(F.action == "notify"))
+    async def notify_button(
+        query: CallbackQuery, ack: Ack, session: AsyncSession, user: User
+    ) -> None:
+        await ack()
+        settings = await NotificationRepo(session).get(user.id)
+        await session.commit()
+        if isinstance(query.message, Message):
+            await query.message.answer(
+                notify_text(settings), reply_markup=notify_keyboard(settings)
+            )
+
+    @r.callback_query(
+        NotifyCb.filter(F.action == "toggle"), NotifyCb.filter(F.kind.in_(dict(KINDS)))
+    )
+    async def toggle(
+        query: CallbackQuery,
+        callback_data: NotifyCb,
+        ack: Ack,
+        session: AsyncSession,
+        user: User,
+        state: FSMContext,
+    ) -> None:
+        settings = await NotificationRepo(session).get(user.id)
+        value = not getattr(settings, callback_data.kind)
+        setattr(settings, callback_data.kind, value)
+        await session.commit()
+        await ack(_("On") if value else _("Off"))
+        if isinstance(query.message, Message):
+            await show(query.message, notify_text(settings), notify_keyboard(settings))
+            if callback_data.kind == "low_balance" and value and settings.balance_threshold is None:
+                await ask_threshold(query.message, state)
+
+    @r.callback_query(NotifyCb.filter(F.action == "threshold"))
+    async def threshold_button(query: CallbackQuery, ack: Ack, state: FSMContext) -> None:
+        await ack()
+        if isinstance(query.message, Message):
+            await ask_threshold(query.message, state)
+
+    @r.message(ThresholdFlow.waiting, F.text, ~F.text.startswith("/"))
+    async def threshold_sent(
+        message: Message, session: AsyncSession, user: User, state: FSMContext
+    ) -> None:
+        amount = parse_amount(message.text or "")
+        if amount is None:
+            await message.answer(_("Send a positive amount like 5 or 2.50, or /cancel."))
+            return
+        await state.clear()
+        settings = await NotificationRepo(session).get(user.id)
+        settings.balance_threshold = amount
+        settings.low_balance = True
+        await session.commit()
+        await message.answer(notify_text(settings), reply_markup=notify_keyboard(settings))
+
+    return r
+
+
+async def ask_threshold(message: Message, state: FSMContext) -> None:
+    await state.set_state(ThresholdFlow.waiting)
+    await message.answer(
+        _("Below which GotSMS balance should I warn you? Send an amount, e.g. 5 or 2.50.")
+    )
+
+
+def parse_amount(text: str) -> Decimal | None:
+    try:
+        amount = Decimal(text.strip().replace(",", ".").replace(" ", ""))
+    except InvalidOperation:
+        return None
+    if not amount.is_finite() or amount <= 0 or amount >= MAX_THRESHOLD:
+        return None
+    return amount.quantize(Decimal("0.01"))

@@ -1,0 +1,209 @@
+"""Alert jobs: rents ending, devices offline / back / low battery, balance below the threshold.
+
+Each alert is sent once per event. The outbox is the memory: an event is a row whose key names the
+thing and the episode (`<device>:off:3`); the end of an episode is remembered as a row that is
+never sent (`<device>:on:3` for "back online" is sent, a battery that recovered is only noted).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.api.errors import ApiNotFound
+from bot.api.gosms import DeviceInfo, GoSMSClient
+from bot.api.gotsms import GotSMSClient, Rent
+from bot.db.models import NotificationSettings, Service, utcnow
+from bot.db.outbox import PollState
+from bot.db.outbox_repo import OutboxRepo, PollStateRepo
+from bot.db.repo import DeviceRepo
+from bot.poller.codes import JOB as CODES_JOB
+from bot.poller.jobs import Client, Job, gotsms_quota_wait
+
+RENT_ALERTS = ((timedelta(hours=1), "1h"), (timedelta(hours=24), "24h"))
+OFFLINE_AFTER = timedelta(minutes=10)
+LOW_BATTERY = 15
+HOT_WINDOW = timedelta(minutes=30)
+
+
+class Episodes:
+    """Once-per-event bookkeeping for one thing (a device's connection, the balance…)."""
+
+    def __init__(self, outbox: OutboxRepo, user_id: int, kind: str, thing: str) -> None:
+        self.outbox = outbox
+        self.user_id = user_id
+        self.kind = kind
+        self.prefix = f"{thing}:"
+
+    async def change(self, bad: bool, payload: dict[str, Any], *, push_recovery: bool) -> None:
+        """Push when `bad` starts; when it ends, push a recovery or just note it."""
+        last = await self.outbox.last_event(self.user_id, self.kind, self.prefix)
+        was_bad = last is not None and last.split(":")[-2] == "bad"
+        if bad == was_bad or (not bad and last is None):
+            return
+        episode = await self.outbox.count_events(self.user_id, self.kind, self.prefix)
+        key = f"{self.prefix}{'bad' if bad else 'ok'}:{episode}"
+        if bad or push_recovery:
+            await self.outbox.enqueue(self.user_id, self.kind, key, payload | {"bad": bad})
+        else:
+            await self.outbox.remember(self.user_id, self.kind, [key], "recovered")
+
+
+class RentsJob(Job):
+    """Active rents: warns 24 h and 1 h before a rent without auto-renew ends, and makes the codes
+    job poll often while a rent is fresh (created or woken up in the last 30 minutes)."""
+
+    name = "rents"
+    service = Service.GOTSMS
+
+    def __init__(self, *args: Any, every: float = 300.0, reserve: int = 8, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.every = every
+        self.reserve = reserve
+
+    def interval(self, state: PollState, now: datetime) -> float:
+        return self.every
+
+    def wanted(self, settings: NotificationSettings) -> bool:
+        return settings.rent_expiry or settings.codes
+
+    def quota_wait(self, client: Client) -> datetime | None:
+        return gotsms_quota_wait(client, self.reserve)
+
+    async def work(
+        self,
+        session: AsyncSession,
+        state: PollState,
+        client: Client,
+        settings: NotificationSettings,
+    ) -> None:
+        assert isinstance(client, GotSMSClient)
+        rents = (await client.rents(status="active", per_page=100)).data
+        now = utcnow()
+        fresh = [
+            moment for rent in rents for moment in (rent.active_from, rent.wake_from) if moment
+        ]
+        latest = max(fresh, default=None)
+        if latest is not None and latest + HOT_WINDOW > now:
+            await PollStateRepo(session).heat(state.user_id, CODES_JOB, latest + HOT_WINDOW)
+        outbox = OutboxRepo(session)
+        for rent in rents:
+            await self._warn(outbox, state.user_id, rent, now)
+
+    @staticmethod
+    async def _warn(outbox: OutboxRepo, user_id: int, rent: Rent, now: datetime) -> None:
+        if rent.is_included_for_next_renewal or rent.active_till is None:
+            return
+        left = rent.active_till - now
+        alerts = [name for limit, name in RENT_ALERTS if timedelta(0) < left <= limit]
+        if not alerts:
+            return
+        keys = [f"{rent.id}:{name}:{rent.active_till.isoformat()}" for name in alerts]
+        payload = {
+            "rent_id": rent.id,
+            "phone": rent.phone,
+            "service": rent.service.name,
+            "active_till": rent.active_till.isoformat(),
+            "within": alerts[0],
+        }
+        # Only the most urgent alert is sent; a longer one not sent yet is now moot.
+        if await outbox.enqueue(user_id, "rent_expiring", keys[0], payload):
+            await outbox.remember(user_id, "rent_expiring", keys[1:], "superseded")
+
+
+class DevicesJob(Job):
+    """The user's saved GoSMS devices: offline (> 10 min since last online), back online, and a
+    battery under 15 % that is not charging."""
+
+    name = "devices"
+    service = Service.GOSMS
+
+    def __init__(self, *args: Any, every: float = 300.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.every = every
+
+    def interval(self, state: PollState, now: datetime) -> float:
+        return self.every
+
+    def wanted(self, settings: NotificationSettings) -> bool:
+        return settings.devices
+
+    async def work(
+        self,
+        session: AsyncSession,
+        state: PollState,
+        client: Client,
+        settings: NotificationSettings,
+    ) -> None:
+        assert isinstance(client, GoSMSClient)
+        outbox = OutboxRepo(session)
+        for device in await DeviceRepo(session).list(state.user_id):
+            try:
+                info = await client.device_info(device.device_id)
+            except ApiNotFound:
+                continue  # deleted in the panel: the device card says so when opened
+            await self._check(outbox, state.user_id, device.device_id, device.name, info)
+
+    @staticmethod
+    async def _check(
+        outbox: OutboxRepo, user_id: int, device_id: str, name: str, info: DeviceInfo
+    ) -> None:
+        now = utcnow()
+        seen = info.last_online_date
+        offline = seen is None or now - seen > OFFLINE_AFTER
+        base = {
+            "device_id": device_id,
+            "name": info.device_name or name,
+            "last_online": seen.isoformat() if seen else None,
+        }
+        connection = Episodes(outbox, user_id, "device_online", f"{device_id}:net")
+        await connection.change(offline, base, push_recovery=True)
+        battery = _battery(info.device_battery_state)
+        low = battery is not None and battery < LOW_BATTERY and not info.is_charging
+        power = Episodes(outbox, user_id, "device_battery", f"{device_id}:bat")
+        await power.change(low, base | {"battery": battery}, push_recovery=False)
+
+
+def _battery(value: str) -> int | None:
+    try:
+        return int(float(value))
+    except ValueError:
+        return None
+
+
+class BalanceJob(Job):
+    """GotSMS balance under the user's threshold: once, until it recovers."""
+
+    name = "balance"
+    service = Service.GOTSMS
+
+    def __init__(self, *args: Any, every: float = 3600.0, reserve: int = 8, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.every = every
+        self.reserve = reserve
+
+    def interval(self, state: PollState, now: datetime) -> float:
+        return self.every
+
+    def wanted(self, settings: NotificationSettings) -> bool:
+        return settings.low_balance and settings.balance_threshold is not None
+
+    def quota_wait(self, client: Client) -> datetime | None:
+        return gotsms_quota_wait(client, self.reserve)
+
+    async def work(
+        self,
+        session: AsyncSession,
+        state: PollState,
+        client: Client,
+        settings: NotificationSettings,
+    ) -> None:
+        assert isinstance(client, GotSMSClient)
+        threshold = settings.balance_threshold
+        assert threshold is not None
+        balance = (await client.account()).balance
+        episodes = Episodes(OutboxRepo(session), state.user_id, "low_balance", "balance")
+        payload = {"balance": str(balance), "threshold": str(threshold)}
+        await episodes.change(balance < threshold, payload, push_recovery=False)

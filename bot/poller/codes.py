@@ -1,0 +1,104 @@
+"""The GotSMS codes job: finds new messages on rented numbers and queues them as pushes.
+
+Messages are read with `GET /messages` (newest first) and never marked as read, so the user can
+still read them in the GotSMS panel. A message is new when its id was never queued: the outbox's
+unique key is the memory. On the first poll after a token is connected, the messages already there
+are recorded as known (never pushed) and a single "N unread codes — /codes" note is queued.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.api.gotsms import GotSMSClient, Message
+from bot.db.models import NotificationSettings, Service, utcnow
+from bot.db.outbox import PollState
+from bot.db.outbox_repo import OutboxRepo
+from bot.poller.jobs import Client, Job, gotsms_quota_wait
+
+JOB = "codes"
+KIND = "code"
+PAGE_SIZE = 20
+MAX_PAGES = 5
+WATCHING = "watching"
+
+
+@dataclass(frozen=True)
+class CodesTiming:
+    hot_interval: float = 3.0  # POLL_INTERVAL
+    cold_interval: float = 50.0  # a code reaches a cold user within 60 s, sending included
+    hot_window: timedelta = timedelta(minutes=30)
+    reserve: int = 8  # of GotSMS's 30 requests a minute, kept for the user's own commands
+
+
+class CodesJob(Job):
+    name = JOB
+    service = Service.GOTSMS
+    max_backoff = 60.0
+
+    def __init__(self, *args: Any, timing: CodesTiming | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.timing = timing or CodesTiming()
+
+    def interval(self, state: PollState, now: datetime) -> float:
+        hot = state.hot_until is not None and state.hot_until > now
+        return self.timing.hot_interval if hot else self.timing.cold_interval
+
+    def wanted(self, settings: NotificationSettings) -> bool:
+        return settings.codes
+
+    def quota_wait(self, client: Client) -> datetime | None:
+        return gotsms_quota_wait(client, self.timing.reserve)
+
+    async def work(
+        self,
+        session: AsyncSession,
+        state: PollState,
+        client: Client,
+        settings: NotificationSettings,
+    ) -> None:
+        assert isinstance(client, GotSMSClient)
+        if state.cursor != WATCHING:
+            await self._begin(session, state, client)
+        else:
+            await self._queue_new(session, state.user_id, client)
+
+    async def _begin(self, session: AsyncSession, state: PollState, client: GotSMSClient) -> None:
+        """First poll: what is there now is not new; tell once how many codes are unread."""
+        page = await client.messages(per_page=PAGE_SIZE)
+        outbox = OutboxRepo(session)
+        await outbox.remember(state.user_id, KIND, [m.id for m in page.data], "there before")
+        unread = await client.unread_messages(per_page=1)
+        if unread.meta.total:
+            key = f"first:{utcnow().isoformat()}"
+            await outbox.enqueue(state.user_id, "unread_note", key, {"count": unread.meta.total})
+        state.cursor = WATCHING
+
+    async def _queue_new(self, session: AsyncSession, user_id: int, client: GotSMSClient) -> int:
+        outbox = OutboxRepo(session)
+        found: list[Message] = []
+        for page_number in range(1, MAX_PAGES + 1):
+            page = await client.messages(page=page_number, per_page=PAGE_SIZE)
+            known = await outbox.known_keys(user_id, KIND, [m.id for m in page.data])
+            new = [m for m in page.data if m.id not in known]
+            found += new
+            if len(new) < len(page.data) or page_number >= page.meta.last_page:
+                break
+        for message in reversed(found):  # oldest first: pushes keep the order of arrival
+            await outbox.enqueue(user_id, KIND, message.id, _payload(message))
+        return len(found)
+
+
+def _payload(message: Message) -> dict[str, str | None]:
+    return {
+        "service": message.service.name if message.service else None,
+        "phone": message.phone,
+        "code": message.code,
+        "body": message.body,
+        "rent_id": message.rent_id,
+        "received_at": message.received_at.isoformat() if message.received_at else None,
+    }

@@ -1,0 +1,134 @@
+"""How each kind of push looks. Rendered at send time, in the user's language, HTML-escaped."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from html import escape
+from typing import Any
+
+from aiogram.types import CopyTextButton, InlineKeyboardButton, InlineKeyboardMarkup
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
+
+from bot.texts import money
+
+CODE_IN_TEXT = re.compile(r"(?<![\d-])(\d{4,8})(?![\d-])")
+MAX_BODY = 3000
+
+
+@dataclass(frozen=True)
+class Push:
+    text: str
+    reply_markup: InlineKeyboardMarkup | None = None
+    edit_message_id: int | None = None
+
+
+Renderer = Callable[[Mapping[str, Any]], Push]
+
+
+def extract_code(text: str) -> str | None:
+    """The first standalone run of 4–8 digits, the usual shape of a verification code."""
+    match = CODE_IN_TEXT.search(text)
+    return match.group(1) if match else None
+
+
+def code_push(payload: Mapping[str, Any]) -> Push:
+    body = str(payload.get("body") or "")
+    code = payload.get("code") or extract_code(body)
+    service = escape(str(payload.get("service") or "GotSMS"))
+    phone = escape(str(payload.get("phone") or ""))
+    lines = [_("🔑 New code from <b>{service}</b> on {phone}").format(service=service, phone=phone)]
+    if code:
+        lines.append(f"<code>{escape(str(code))}</code>")
+    if body:
+        lines += ["", escape(body[:MAX_BODY])]
+    markup = None
+    if code:
+        button = InlineKeyboardButton(
+            text=_("📋 Copy {code}").format(code=code), copy_text=CopyTextButton(text=str(code))
+        )
+        markup = InlineKeyboardMarkup(inline_keyboard=[[button]])
+    return Push("\n".join(lines), markup)
+
+
+def unread_note_push(payload: Mapping[str, Any]) -> Push:
+    count = int(payload.get("count", 0))
+    text = ngettext(
+        "📥 You have {count} unread code in GotSMS — see /codes. New ones will come here by "
+        "themselves.",
+        "📥 You have {count} unread codes in GotSMS — see /codes. New ones will come here by "
+        "themselves.",
+        count,
+    ).format(count=count)
+    return Push(text)
+
+
+def _left(iso: str | None) -> str:
+    if not iso:
+        return "?"
+    minutes = max(0, int((datetime.fromisoformat(iso) - datetime.now(UTC)).total_seconds() // 60))
+    if minutes < 90:
+        return ngettext("{n} minute", "{n} minutes", minutes).format(n=minutes)
+    hours = round(minutes / 60)
+    return ngettext("{n} hour", "{n} hours", hours).format(n=hours)
+
+
+def rent_expiring_push(payload: Mapping[str, Any]) -> Push:
+    text = _(
+        "⏳ Your {service} number {phone} ends in {left}, and auto-renew is off. "
+        "Open /rents to extend it or switch auto-renew on."
+    ).format(
+        service=escape(str(payload.get("service") or "")),
+        phone=escape(str(payload.get("phone") or "")),
+        left=_left(payload.get("active_till")),
+    )
+    return Push(text)
+
+
+def device_connection_push(payload: Mapping[str, Any]) -> Push:
+    name = escape(str(payload.get("name") or payload.get("device_id") or ""))
+    if not payload.get("bad"):
+        return Push(_("📶 Your device {name} is back online.").format(name=name))
+    seen = payload.get("last_online")
+    if not seen:
+        return Push(_("📴 Your device {name} has never been online.").format(name=name))
+    minutes = int((datetime.now(UTC) - datetime.fromisoformat(seen)).total_seconds() // 60)
+    return Push(
+        ngettext(
+            "📴 Your device {name} is offline: last online {n} minute ago.",
+            "📴 Your device {name} is offline: last online {n} minutes ago.",
+            minutes,
+        ).format(name=name, n=minutes)
+    )
+
+
+def device_battery_push(payload: Mapping[str, Any]) -> Push:
+    return Push(
+        _("🪫 Your device {name}: battery at {battery} % and not charging.").format(
+            name=escape(str(payload.get("name") or payload.get("device_id") or "")),
+            battery=payload.get("battery"),
+        )
+    )
+
+
+def low_balance_push(payload: Mapping[str, Any]) -> Push:
+    return Push(
+        _("💸 Your GotSMS balance is {balance}, below your threshold of {threshold}.").format(
+            balance=money(Decimal(str(payload.get("balance", "0")))),
+            threshold=money(Decimal(str(payload.get("threshold", "0")))),
+        )
+    )
+
+
+RENDERERS: dict[str, Renderer] = {
+    "code": code_push,
+    "unread_note": unread_note_push,
+    "rent_expiring": rent_expiring_push,
+    "device_online": device_connection_push,
+    "device_battery": device_battery_push,
+    "low_balance": low_balance_push,
+}

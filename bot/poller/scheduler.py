@@ -1,0 +1,78 @@
+"""Runs each job for each user when that user is due, concurrently within a bound."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.db.models import utcnow
+from bot.db.outbox_repo import PollStateRepo
+from bot.poller.jobs import Job
+
+log = logging.getLogger(__name__)
+LEASE = timedelta(seconds=60)
+
+
+class Scheduler:
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        jobs: list[Job],
+        *,
+        concurrency: int = 64,
+        tick: float = 0.2,
+    ) -> None:
+        self.session_factory = session_factory
+        self.jobs = jobs
+        self.tick = tick
+        self._slots = asyncio.Semaphore(concurrency)
+        self._running: dict[tuple[str, int], asyncio.Task[None]] = {}
+        self._concurrency = concurrency
+
+    async def run(self) -> None:
+        try:
+            while True:
+                try:
+                    await self.round(utcnow())
+                except Exception:
+                    log.exception("scheduler round failed")
+                await asyncio.sleep(self.tick)
+        finally:
+            for task in self._running.values():
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(*self._running.values(), return_exceptions=True)
+
+    async def round(self, now: datetime) -> int:
+        """Starts every due poll that is not already running; returns how many were started."""
+        started = 0
+        for job in self.jobs:
+            async with self.session_factory() as session:
+                due = await PollStateRepo(session).due(job.name, now, self._concurrency * 4)
+                fresh = [s for s in due if (job.name, s.user_id) not in self._running]
+                for state in fresh:
+                    state.next_at = now + LEASE  # the poll sets the real time when it ends
+                await session.commit()
+            for state in fresh:
+                key = (job.name, state.user_id)
+                self._running[key] = asyncio.create_task(self._run(job, state.user_id, key))
+                started += 1
+        return started
+
+    async def _run(self, job: Job, user_id: int, key: tuple[str, int]) -> None:
+        try:
+            async with self._slots:
+                await job.poll(user_id)
+        except Exception:
+            log.exception("%s poll of user %s failed", job.name, user_id)
+        finally:
+            self._running.pop(key, None)
+
+    async def idle(self) -> None:
+        """Waits until no poll is running (for tests and a clean stop)."""
+        while self._running:
+            await asyncio.gather(*list(self._running.values()), return_exceptions=True)

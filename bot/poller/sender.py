@@ -1,0 +1,195 @@
+"""Delivers the outbox to Telegram: in order per user, paced, and marked sent only once accepted."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from aiogram import Bot
+from aiogram.exceptions import (
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
+from aiogram.types import Message
+from aiogram.utils.i18n import I18n
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.db.models import utcnow
+from bot.db.outbox_repo import Due, OutboxRepo
+from bot.db.repo import UserRepo
+from bot.poller.pushes import RENDERERS, Push, Renderer
+
+log = logging.getLogger(__name__)
+GONE = ("chat not found", "user is deactivated", "bot was kicked")
+
+
+@dataclass
+class Bucket:
+    capacity: float
+    rate: float
+    tokens: float = -1.0
+    stamp: float = 0.0
+
+    def take(self, now: float) -> bool:
+        if self.tokens < 0:
+            self.tokens, self.stamp = self.capacity, now
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+@dataclass
+class Pace:
+    """At most `global_rate` messages a second in all, and about `chat_rate` a second per chat."""
+
+    global_rate: float = 25.0
+    chat_rate: float = 1.0
+    chat_burst: float = 3.0
+    everyone: Bucket = field(init=False)
+    chats: dict[int, Bucket] = field(default_factory=dict)
+    paused: dict[int, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.everyone = Bucket(capacity=self.global_rate, rate=self.global_rate)
+
+    def allows(self, chat_id: int, now: float) -> bool:
+        if self.paused.get(chat_id, 0.0) > now:
+            return False
+        chat = self.chats.setdefault(chat_id, Bucket(self.chat_burst, self.chat_rate))
+        if not chat.take(now):
+            return False
+        if not self.everyone.take(now):
+            chat.tokens += 1  # not sent after all
+            return False
+        return True
+
+    def pause(self, chat_id: int, seconds: float, now: float) -> None:
+        self.paused[chat_id] = now + seconds
+
+
+class OutboxSender:
+    def __init__(
+        self,
+        bot: Bot,
+        session_factory: async_sessionmaker[AsyncSession],
+        i18n: I18n,
+        renderers: Mapping[str, Renderer] = RENDERERS,
+        *,
+        pace: Pace | None = None,
+        batch: int = 200,
+        claim_hold: timedelta = timedelta(seconds=30),
+        idle: float = 0.25,
+    ) -> None:
+        self.bot = bot
+        self.session_factory = session_factory
+        self.i18n = i18n
+        self.renderers = renderers
+        self.pace = pace or Pace()
+        self.batch = batch
+        self.claim_hold = claim_hold
+        self.idle = idle
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Something was queued: look at once instead of at the next idle tick."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                delivered = await self.drain_once()
+            except Exception:
+                log.exception("outbox round failed")
+                delivered = 0
+            if delivered == 0:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.idle)
+
+    async def drain_once(self) -> int:
+        async with self.session_factory() as session:
+            due = await OutboxRepo(session).due(utcnow(), self.batch)
+        now = time.monotonic()
+        ready = [d for d in due if self.pace.allows(d.chat_id, now)]
+        results = await asyncio.gather(*(self._deliver(d) for d in ready))
+        return sum(results)
+
+    async def _deliver(self, due: Due) -> bool:
+        async with self.session_factory() as session:
+            repo = OutboxRepo(session)
+            if not await repo.claim(due.item.id, utcnow(), self.claim_hold):
+                return False
+            try:
+                push = self._render(due)
+            except Exception:
+                log.exception("push %s (%s) cannot be rendered", due.item.id, due.item.kind)
+                await repo.drop(due.item.id, "render failed")
+                return False
+            return await self._send(repo, session, due, push)
+
+    def _render(self, due: Due) -> Push:
+        renderer = self.renderers[due.item.kind]
+        with self.i18n.context(), self.i18n.use_locale(due.locale):
+            return renderer(json.loads(due.item.payload))
+
+    async def _send(self, repo: OutboxRepo, session: AsyncSession, due: Due, push: Push) -> bool:
+        item = due.item
+        try:
+            message = await self._call(due.chat_id, push)
+        except TelegramRetryAfter as exc:
+            self.pace.pause(due.chat_id, exc.retry_after, time.monotonic())
+            later = utcnow() + timedelta(seconds=exc.retry_after)
+            await repo.retry_later(item.id, later, count=False)
+            return False
+        except TelegramForbiddenError:
+            await self._gone(repo, session, item.user_id, "blocked")
+            return False
+        except TelegramBadRequest as exc:
+            if any(reason in exc.message for reason in GONE):
+                await self._gone(repo, session, item.user_id, "chat not found")
+                return False
+            log.error("push %s (%s) refused by Telegram: %s", item.id, item.kind, exc.message)
+            await repo.drop(item.id, "bad request")
+            return False
+        except (TelegramServerError, TelegramNetworkError, TimeoutError) as exc:
+            delay = min(60.0, 2.0 ** min(item.attempts, 6))
+            log.info("push %s: Telegram failed (%s), retry in %.0f s", item.id, exc, delay)
+            await repo.retry_later(item.id, utcnow() + timedelta(seconds=delay))
+            return False
+        await repo.mark_sent(item.id, message.message_id if message else push.edit_message_id)
+        return True
+
+    async def _call(self, chat_id: int, push: Push) -> Message | None:
+        if push.edit_message_id is None:
+            return await self.bot.send_message(chat_id, push.text, reply_markup=push.reply_markup)
+        try:
+            result = await self.bot.edit_message_text(
+                text=push.text,
+                chat_id=chat_id,
+                message_id=push.edit_message_id,
+                reply_markup=push.reply_markup,
+            )
+        except TelegramBadRequest as exc:
+            if "message is not modified" in exc.message:
+                return None
+            raise
+        return result if isinstance(result, Message) else None
+
+    @staticmethod
+    async def _gone(repo: OutboxRepo, session: AsyncSession, user_id: int, reason: str) -> None:
+        """The user blocked the bot or the chat is gone: stop polling and pushing until /start."""
+        await UserRepo(session).set_active(user_id, False)
+        await session.commit()
+        await repo.drop_pending_of(user_id, reason)

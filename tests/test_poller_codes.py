@@ -1,0 +1,176 @@
+"""The GotSMS codes job: new codes pushed once, old ones never; hot and cold users; faults."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from bot.db.models import utcnow
+from bot.db.outbox import PollState
+from bot.db.outbox_repo import PollStateRepo
+from bot.db.repo import NotificationRepo
+from bot.poller.codes import JOB, CodesJob, CodesTiming
+from bot.poller.sender import OutboxSender, Pace
+from tests.conftest import GOTSMS_TOKEN, Harness
+from tests.fakes.gotsms import FakeGotSMS
+
+USER = 7001
+TIMING = CodesTiming(hot_interval=3, cold_interval=50)
+
+
+class Rig:
+    def __init__(self, harness: Harness, gotsms: FakeGotSMS) -> None:
+        self.harness = harness
+        self.gotsms = gotsms
+        deps = harness.deps
+        self.job = CodesJob(deps.session_factory, deps.cipher, deps.clients, timing=TIMING)
+        pace = Pace(chat_rate=100, chat_burst=100)
+        self.sender = OutboxSender(harness.bot, deps.session_factory, deps.i18n, pace=pace)
+
+    async def connect(self, user_id: int = USER) -> None:
+        self.harness.tg.user(user_id, language_code="en")
+        await self.harness.send(user_id, f"/token gotsms {GOTSMS_TOKEN}")
+
+    def rent(self) -> dict[str, Any]:
+        plan = self.gotsms.plan_by("Telegram", "day", 1)
+        return self.gotsms.create_rent(GOTSMS_TOKEN, plan["id"])
+
+    async def cycle(self, user_id: int = USER) -> list[str]:
+        """One poll and a full delivery; returns the texts the user got."""
+        before = len(self.harness.tg.bot_messages(user_id))
+        await self.job.poll(user_id)
+        while await self.sender.drain_once():
+            pass
+        return [m.text for m in self.harness.tg.bot_messages(user_id)[before:]]
+
+    async def state(self, user_id: int = USER) -> PollState:
+        async with self.harness.deps.session_factory() as session:
+            state = await PollStateRepo(session).get(user_id, JOB)
+            assert state is not None
+            return state
+
+    def message_requests(self) -> int:
+        return len(self.gotsms.requests_for(GOTSMS_TOKEN, "/messages"))
+
+
+async def test_old_codes_are_summed_up_and_new_ones_pushed_once(
+    harness: Harness, gotsms: FakeGotSMS
+) -> None:
+    rig = Rig(harness, gotsms)
+    rent = rig.rent()
+    gotsms.inject_message(rent["id"], "Your code is 111111")
+    gotsms.inject_message(rent["id"], "Your code is 222222")
+    await rig.connect()
+    assert await rig.cycle() == [
+        "📥 You have 2 unread codes in GotSMS — see /codes. New ones will come here by themselves."
+    ]
+    assert await rig.cycle() == []
+    gotsms.inject_message(rent["id"], "Telegram code 333333. Do not share <it>!", code="333333")
+    [pushed] = await rig.cycle()
+    assert pushed.startswith("🔑 New code from Telegram on ")
+    assert "333333" in pushed
+    assert "Do not share <it>!" in pushed
+    assert await rig.cycle() == [], "never twice"
+    assert gotsms.unread_of(GOTSMS_TOKEN), "polling does not mark messages as read"
+
+
+async def test_a_burst_larger_than_a_page_arrives_whole_and_in_order(
+    harness: Harness, gotsms: FakeGotSMS
+) -> None:
+    rig = Rig(harness, gotsms)
+    await rig.connect()
+    await rig.cycle()
+    rent = rig.rent()
+    for n in range(25):
+        gotsms.inject_message(rent["id"], f"code {100000 + n}", code=str(100000 + n))
+    pushed = await rig.cycle()
+    assert [text.splitlines()[1] for text in pushed] == [str(100000 + n) for n in range(25)]
+
+
+async def test_hot_users_are_polled_every_interval_and_cold_ones_rarely(
+    harness: Harness, gotsms: FakeGotSMS
+) -> None:
+    rig = Rig(harness, gotsms)
+    await rig.connect()
+    await rig.cycle()
+    now = utcnow()
+    state = await rig.state()
+    assert timedelta(seconds=45) < state.next_at - now < timedelta(seconds=55)
+    async with harness.deps.session_factory() as session:
+        await PollStateRepo(session).heat(USER, JOB, now + timedelta(minutes=30))
+        await session.commit()
+    await rig.cycle()
+    state = await rig.state()
+    assert state.next_at - utcnow() < timedelta(seconds=3.5)
+
+
+async def test_api_failures_back_off_per_user_and_recover(
+    harness: Harness, gotsms: FakeGotSMS
+) -> None:
+    rig = Rig(harness, gotsms)
+    await rig.connect()
+    await rig.cycle()
+    rent = rig.rent()
+    gotsms.set_down(True)
+    await rig.cycle()
+    await rig.cycle()
+    state = await rig.state()
+    assert state.failures == 2
+    assert state.next_at - utcnow() <= timedelta(seconds=61), "a code is at most a minute late"
+    gotsms.set_down(False)
+    gotsms.inject_message(rent["id"], "code 424242", code="424242")
+    [pushed] = await rig.cycle()
+    assert "424242" in pushed
+    assert (await rig.state()).failures == 0
+
+
+async def test_429_is_honoured(harness: Harness, gotsms: FakeGotSMS) -> None:
+    rig = Rig(harness, gotsms)
+    await rig.connect()
+    await rig.cycle()
+    gotsms.fail_next("/messages", 429, retry_after=20, times=3)
+    await rig.cycle()
+    wait = (await rig.state()).next_at - utcnow()
+    assert timedelta(seconds=15) < wait <= timedelta(seconds=21)
+
+
+async def test_the_users_reserve_is_kept(harness: Harness, gotsms: FakeGotSMS) -> None:
+    rig = Rig(harness, gotsms)
+    await rig.connect()
+    await rig.cycle()
+    client = harness.deps.clients.gotsms(GOTSMS_TOKEN)
+    while (client.quota().remaining or 30) > TIMING.reserve:
+        await client.account()  # the user's own commands use up the budget
+    sent = rig.message_requests()
+    await rig.cycle()
+    assert rig.message_requests() == sent, "the poller leaves the rest to the user"
+    assert (await rig.state()).next_at > utcnow() + timedelta(seconds=30)
+
+
+async def test_switched_off_codes_cost_nothing(harness: Harness, gotsms: FakeGotSMS) -> None:
+    rig = Rig(harness, gotsms)
+    await rig.connect()
+    async with harness.deps.session_factory() as session:
+        (await NotificationRepo(session).get(USER)).codes = False
+        await session.commit()
+    await rig.cycle()
+    assert rig.message_requests() == 0
+
+
+async def test_a_revoked_token_is_retried_rarely(harness: Harness, gotsms: FakeGotSMS) -> None:
+    rig = Rig(harness, gotsms)
+    await rig.connect()
+    await rig.cycle()
+    gotsms.fail_next("/messages", 401, body={"success": False, "message": "Unauthenticated."})
+    await rig.cycle()
+    assert (await rig.state()).next_at > utcnow() + timedelta(minutes=50)
+
+
+async def test_logout_stops_watching(harness: Harness, gotsms: FakeGotSMS) -> None:
+    rig = Rig(harness, gotsms)
+    await rig.connect()
+    await harness.send(USER, "/logout")
+    await harness.press(USER, "GotSMS")
+    await harness.press(USER, "Yes, forget it")
+    async with harness.deps.session_factory() as session:
+        assert await PollStateRepo(session).get(USER, JOB) is None

@@ -1,0 +1,192 @@
+"""The outbox sender: once, in order, paced; Telegram's 429, 5xx, 403 and bad requests handled."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from bot.db.models import User, utcnow
+from bot.db.outbox import OutboxItem
+from bot.db.outbox_repo import OutboxRepo
+from bot.db.repo import UserRepo
+from bot.poller.pushes import RENDERERS, Push
+from bot.poller.sender import OutboxSender, Pace
+from tests.conftest import Harness
+
+U1, U2 = 6001, 6002
+CODE = {
+    "service": "Telegram",
+    "phone": "+1 415 555 0100",
+    "code": "123456",
+    "body": "Code 123456 <b>&",
+}
+
+
+async def add_user(harness: Harness, user_id: int, language: str = "en") -> None:
+    harness.tg.user(user_id, language_code=language)
+    harness.tg.register_chat(user_id)
+    async with harness.deps.session_factory() as session:
+        await UserRepo(session).upsert_seen(user_id, user_id, language)
+        await session.commit()
+
+
+async def enqueue(
+    harness: Harness,
+    user_id: int,
+    key: str,
+    payload: dict[str, Any] | None = None,
+    kind: str = "code",
+) -> bool:
+    async with harness.deps.session_factory() as session:
+        added = await OutboxRepo(session).enqueue(user_id, kind, key, payload or CODE)
+        await session.commit()
+        return added
+
+
+async def rows(harness: Harness) -> list[OutboxItem]:
+    async with harness.deps.session_factory() as session:
+        return list((await session.scalars(select(OutboxItem).order_by(OutboxItem.id))).all())
+
+
+def sender(harness: Harness, **kwargs: Any) -> OutboxSender:
+    return OutboxSender(harness.bot, harness.deps.session_factory, harness.deps.i18n, **kwargs)
+
+
+async def test_a_code_is_pushed_once_with_a_copy_button(harness: Harness) -> None:
+    await add_user(harness, U1)
+    assert await enqueue(harness, U1, "msg-1")
+    assert not await enqueue(harness, U1, "msg-1"), "the same message is queued once"
+    out = sender(harness)
+    assert await out.drain_once() == 1
+    assert await out.drain_once() == 0
+    pushed = harness.last(U1)
+    assert "New code from <b>Telegram</b>" in (pushed.html or "")
+    assert "Code 123456 <b>&" in pushed.text, "the API's text is escaped, not interpreted"
+    button = pushed.buttons[0][0]
+    assert button.raw["copy_text"] == {"text": "123456"}
+    [row] = await rows(harness)
+    assert row.sent_at is not None
+    assert row.message_id == pushed.message_id
+
+
+async def test_pushes_are_localized_when_sent(harness: Harness) -> None:
+    await add_user(harness, U1, "ru")
+    await enqueue(harness, U1, "msg-1", {"code": None, "body": "Ваш код 4321", "phone": "+7"})
+    await sender(harness).drain_once()
+    pushed = harness.last(U1)
+    assert pushed.text.startswith("🔑 Новый код")
+    assert pushed.buttons[0][0].raw["copy_text"] == {"text": "4321"}, "found in the text"
+
+
+async def test_a_users_pushes_keep_their_order(harness: Harness) -> None:
+    await add_user(harness, U1)
+    for n in range(4):
+        await enqueue(harness, U1, f"msg-{n}", CODE | {"code": f"00000{n}"})
+    out = sender(harness, pace=Pace(chat_rate=1000, chat_burst=1000))
+    while await out.drain_once():
+        pass
+    codes = [m.buttons[0][0].raw["copy_text"]["text"] for m in harness.tg.bot_messages(U1)]
+    assert codes == ["000000", "000001", "000002", "000003"]
+
+
+async def test_pace_per_chat_and_in_all() -> None:
+    pace = Pace(global_rate=5, chat_rate=1, chat_burst=2)
+    assert [pace.allows(1, 0.0) for _ in range(3)] == [True, True, False]
+    assert pace.allows(1, 1.0), "one more a second later"
+    assert sum(pace.allows(chat, 1.0) for chat in range(10, 20)) == 4, "5 a second in all"
+
+
+async def test_telegram_429_delays_without_losing(harness: Harness) -> None:
+    await add_user(harness, U1)
+    await enqueue(harness, U1, "msg-1")
+    harness.tg.fail_next("sendMessage", 429, "Too Many Requests: retry after 30", retry_after=30)
+    out = sender(harness)
+    assert await out.drain_once() == 0
+    [row] = await rows(harness)
+    assert row.sent_at is None
+    assert row.attempts == 0
+    assert row.not_before > utcnow() + timedelta(seconds=25)
+    assert await out.drain_once() == 0, "not before Telegram said so"
+
+
+async def test_telegram_5xx_is_retried_with_backoff(harness: Harness) -> None:
+    await add_user(harness, U1)
+    await enqueue(harness, U1, "msg-1")
+    harness.tg.fail_next("sendMessage", 502, "Bad Gateway", times=3)
+    out = sender(harness)
+    assert await out.drain_once() == 0
+    [row] = await rows(harness)
+    assert row.attempts == 1
+    assert row.sent_at is None
+    async with harness.deps.session_factory() as session:
+        await OutboxRepo(session).retry_later(row.id, utcnow(), count=False)
+    assert await out.drain_once() == 1
+    assert len(harness.tg.bot_messages(U1)) == 1
+
+
+@pytest.mark.parametrize("gone", ["blocked", "chat not found"])
+async def test_a_blocked_user_is_no_longer_pushed_to(harness: Harness, gone: str) -> None:
+    await add_user(harness, U1)
+    await add_user(harness, U2)
+    await enqueue(harness, U1, "msg-1")
+    await enqueue(harness, U1, "msg-2")
+    await enqueue(harness, U2, "msg-1")
+    if gone == "blocked":
+        harness.tg.block(U1)
+    else:
+        harness.tg.fail_next("sendMessage", 400, "Bad Request: chat not found")
+    await sender(harness).drain_once()
+    async with harness.deps.session_factory() as session:
+        user = await session.get(User, U1)
+        assert user is not None
+        assert not user.is_active
+    dropped = [r.dropped for r in await rows(harness) if r.user_id == U1]
+    assert dropped == [gone, gone]
+    assert len(harness.tg.bot_messages(U2)) == 1, "other users are not held up"
+
+
+async def test_a_refused_push_is_dropped_and_the_next_goes(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(_payload: Any) -> Push:
+        return Push("<b>unclosed")
+
+    await add_user(harness, U1)
+    await enqueue(harness, U1, "bad", kind="broken")
+    await enqueue(harness, U1, "msg-1")
+    out = sender(harness, renderers=RENDERERS | {"broken": broken})
+    await out.drain_once()
+    await out.drain_once()
+    assert [r.dropped for r in await rows(harness)] == ["bad request", None]
+    assert "New code" in harness.last(U1).text
+    assert any("refused by Telegram" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_crashed_senders_claim_runs_out(harness: Harness) -> None:
+    await add_user(harness, U1)
+    await enqueue(harness, U1, "msg-1")
+    [row] = await rows(harness)
+    async with harness.deps.session_factory() as session:
+        assert await OutboxRepo(session).claim(row.id, utcnow(), timedelta(seconds=0.3))
+    out = sender(harness)
+    assert await out.drain_once() == 0, "another sender holds it"
+    await asyncio.sleep(0.4)
+    assert await out.drain_once() == 1
+    assert len(harness.tg.bot_messages(U1)) == 1
+
+
+async def test_two_senders_send_each_push_once(harness: Harness) -> None:
+    for user in (U1, U2):
+        await add_user(harness, user)
+        for n in range(3):
+            await enqueue(harness, user, f"msg-{n}")
+    first, second = sender(harness), sender(harness)
+    for _ in range(4):
+        await asyncio.gather(first.drain_once(), second.drain_once())
+        await asyncio.sleep(0.05)
+    assert len(harness.tg.bot_messages(U1)) == 3
+    assert len(harness.tg.bot_messages(U2)) == 3
