@@ -84,6 +84,18 @@ async def test_a_rent_first_seen_close_to_its_end_gets_one_alert(
     assert await rig.cycle(rig.rents) == []
 
 
+async def test_a_daily_rent_gets_only_the_last_hour_alert(
+    harness: Harness, gotsms: FakeGotSMS
+) -> None:
+    rig = Rig(harness)
+    await rig.connect("gotsms", GOTSMS_TOKEN)
+    rent = gotsms.create_rent(GOTSMS_TOKEN, gotsms.plan_by("Telegram", "day", 1)["id"])
+    assert await rig.cycle(rig.rents) == [], "just rented for a day: no 24 h alert"
+    gotsms.set_rent_end(rent["id"], datetime.now(UTC) + timedelta(minutes=50))
+    [alert] = await rig.cycle(rig.rents)
+    assert "ends in 49 minutes" in alert or "ends in 50 minutes" in alert
+
+
 async def test_auto_renewed_rents_are_not_announced(harness: Harness, gotsms: FakeGotSMS) -> None:
     rig = Rig(harness)
     await rig.connect("gotsms", GOTSMS_TOKEN)

@@ -9,6 +9,7 @@ from bot.db.models import utcnow
 from bot.db.outbox import PollState
 from bot.db.outbox_repo import PollStateRepo
 from bot.db.repo import NotificationRepo
+from bot.poller.alerts import RentsJob
 from bot.poller.codes import JOB, CodesJob, CodesTiming
 from bot.poller.sender import OutboxSender, Pace
 from tests.conftest import GOTSMS_TOKEN, Harness
@@ -174,3 +175,22 @@ async def test_logout_stops_watching(harness: Harness, gotsms: FakeGotSMS) -> No
     await harness.press(USER, "Yes, forget it")
     async with harness.deps.session_factory() as session:
         assert await PollStateRepo(session).get(USER, JOB) is None
+
+
+async def test_a_user_without_active_rents_costs_no_request(
+    harness: Harness, gotsms: FakeGotSMS
+) -> None:
+    rig = Rig(harness, gotsms)
+    await rig.connect()
+    await rig.cycle()
+    deps = harness.deps
+    rents = RentsJob(deps.session_factory, deps.cipher, deps.clients)
+    await rents.poll(USER)
+    before = rig.message_requests()
+    await rig.cycle()
+    assert rig.message_requests() == before, "no rent, no polling of messages"
+    rent = rig.rent()
+    await rents.poll(USER)  # sees the new rent (and makes the user hot)
+    gotsms.inject_message(rent["id"], "code 909090", code="909090")
+    [pushed] = await rig.cycle()
+    assert "909090" in pushed

@@ -20,12 +20,21 @@ from bot.db.outbox import PollState
 from bot.db.outbox_repo import OutboxRepo, PollStateRepo
 from bot.db.repo import DeviceRepo
 from bot.poller.codes import JOB as CODES_JOB
+from bot.poller.codes import RENTS_JOB
 from bot.poller.jobs import Client, Job, gotsms_quota_wait
 
 RENT_ALERTS = ((timedelta(hours=1), "1h"), (timedelta(hours=24), "24h"))
 OFFLINE_AFTER = timedelta(minutes=10)
 LOW_BATTERY = 15
 HOT_WINDOW = timedelta(minutes=30)
+PLAN_UNIT_MINUTES = {
+    "min": 1,
+    "hour": 60,
+    "day": 1440,
+    "week": 10080,
+    "month": 43200,
+    "year": 525600,
+}
 
 
 class Episodes:
@@ -55,7 +64,7 @@ class RentsJob(Job):
     """Active rents: warns 24 h and 1 h before a rent without auto-renew ends, and makes the codes
     job poll often while a rent is fresh (created or woken up in the last 30 minutes)."""
 
-    name = "rents"
+    name = RENTS_JOB
     service = Service.GOTSMS
 
     def __init__(self, *args: Any, every: float = 300.0, reserve: int = 8, **kwargs: Any) -> None:
@@ -81,6 +90,7 @@ class RentsJob(Job):
     ) -> None:
         assert isinstance(client, GotSMSClient)
         rents = (await client.rents(status="active", per_page=100)).data
+        state.cursor = str(len(rents))  # the codes job skips users with nothing to watch
         now = utcnow()
         fresh = [
             moment for rent in rents for moment in (rent.active_from, rent.wake_from) if moment
@@ -97,7 +107,9 @@ class RentsJob(Job):
         if rent.is_included_for_next_renewal or rent.active_till is None:
             return
         left = rent.active_till - now
-        alerts = [name for limit, name in RENT_ALERTS if timedelta(0) < left <= limit]
+        length = plan_length(rent)
+        # A window as long as the rent itself says nothing: a 1-day rent gets the 1 h alert only.
+        alerts = [n for limit, n in RENT_ALERTS if timedelta(0) < left <= limit < length]
         if not alerts:
             return
         keys = [f"{rent.id}:{name}:{rent.active_till.isoformat()}" for name in alerts]
@@ -111,6 +123,11 @@ class RentsJob(Job):
         # Only the most urgent alert is sent; a longer one not sent yet is now moot.
         if await outbox.enqueue(user_id, "rent_expiring", keys[0], payload):
             await outbox.remember(user_id, "rent_expiring", keys[1:], "superseded")
+
+
+def plan_length(rent: Rent) -> timedelta:
+    minutes = PLAN_UNIT_MINUTES.get(rent.plan.duration_type, 0) * rent.plan.duration_in_type
+    return timedelta(minutes=minutes)
 
 
 class DevicesJob(Job):

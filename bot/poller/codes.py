@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.api.gotsms import GotSMSClient, Message
 from bot.db.models import NotificationSettings, Service, utcnow
 from bot.db.outbox import PollState
-from bot.db.outbox_repo import OutboxRepo
+from bot.db.outbox_repo import OutboxRepo, PollStateRepo
 from bot.poller.jobs import Client, Job, gotsms_quota_wait
 
 JOB = "codes"
@@ -25,6 +25,7 @@ KIND = "code"
 PAGE_SIZE = 20
 MAX_PAGES = 5
 WATCHING = "watching"
+RENTS_JOB = "rents"
 
 
 @dataclass(frozen=True)
@@ -62,10 +63,23 @@ class CodesJob(Job):
         settings: NotificationSettings,
     ) -> None:
         assert isinstance(client, GotSMSClient)
+        if state.cursor == WATCHING and await self._nothing_to_watch(session, state):
+            return
         if state.cursor != WATCHING:
             await self._begin(session, state, client)
         else:
             await self._queue_new(session, state.user_id, client)
+
+    async def _nothing_to_watch(self, session: AsyncSession, state: PollState) -> bool:
+        """No active rent (as the rents job last saw) and none just made: no request at all.
+
+        A rent made in the GotSMS panel is noticed by the rents job within its interval; its
+        codes are then pushed, later but not lost.
+        """
+        if state.hot_until is not None and state.hot_until > utcnow():
+            return False
+        rents = await PollStateRepo(session).get(state.user_id, RENTS_JOB)
+        return rents is not None and rents.cursor == "0"
 
     async def _begin(self, session: AsyncSession, state: PollState, client: GotSMSClient) -> None:
         """First poll: what is there now is not new; tell once how many codes are unread."""
