@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -18,6 +18,7 @@ from bot.db.models import (
     Credential,
     Device,
     NotificationSettings,
+    SentSms,
     Service,
     User,
     utcnow,
@@ -75,6 +76,10 @@ class CredentialRepo:
     async def token(self, user_id: int, service: Service) -> str | None:
         row = await self._row(user_id, service)
         return None if row is None else self.cipher.decrypt(row.token_encrypted)
+
+    async def connected_at(self, user_id: int, service: Service) -> datetime | None:
+        row = await self._row(user_id, service)
+        return None if row is None else row.connected_at
 
     async def services(self, user_id: int) -> set[Service]:
         query = select(Credential.service).where(Credential.user_id == user_id)
@@ -190,3 +195,87 @@ class ConfirmationRepo:
             .values(consumed_at=utcnow())
         )
         await self.session.commit()
+
+
+class SavedDeviceRepo:
+    """One saved device at a time, always scoped to its owner (a pressed row id is untrusted)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, user_id: int, row_id: int) -> Device | None:
+        query = select(Device).where(Device.user_id == user_id, Device.id == row_id)
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def by_device_id(self, user_id: int, device_id: str) -> Device | None:
+        query = select(Device).where(Device.user_id == user_id, Device.device_id == device_id)
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def delete(self, user_id: int, row_id: int) -> bool:
+        result = await self.session.execute(
+            delete(Device).where(Device.user_id == user_id, Device.id == row_id)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+
+class SentSmsRepo:
+    """SMS sent from the bot and where their card is, for the poller to keep the card current."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(
+        self,
+        *,
+        user_id: int,
+        sms_id: str,
+        chat_id: int,
+        message_id: int,
+        phone: str,
+        text: str,
+        device_id: str = "",
+        device_name: str = "",
+        to_sim: int | None = None,
+        status: int = 0,
+    ) -> SentSms:
+        row = SentSms(
+            user_id=user_id,
+            sms_id=sms_id,
+            chat_id=chat_id,
+            message_id=message_id,
+            phone=phone,
+            text=text,
+            device_id=device_id,
+            device_name=device_name,
+            to_sim=to_sim,
+            status=status,
+        )
+        self.session.add(row)
+        return row
+
+    async def get(self, user_id: int, sms_id: str) -> SentSms | None:
+        query = select(SentSms).where(SentSms.user_id == user_id, SentSms.sms_id == sms_id)
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def set_status(self, user_id: int, sms_id: str, status: int) -> bool:
+        """Records the last known status; True when it changed."""
+        result = await self.session.execute(
+            update(SentSms)
+            .where(SentSms.user_id == user_id, SentSms.sms_id == sms_id, SentSms.status != status)
+            .values(status=status, updated_at=utcnow())
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def pending(self, user_id: int, final: Sequence[int] = (3, 4, 5)) -> Sequence[SentSms]:
+        """The user's SMS whose last known status is not final, oldest first."""
+        query = (
+            select(SentSms)
+            .where(SentSms.user_id == user_id, SentSms.status.not_in(final))
+            .order_by(SentSms.id)
+        )
+        return (await self.session.execute(query)).scalars().all()
+
+    async def forget(self, user_id: int, sms_id: str) -> None:
+        await self.session.execute(
+            delete(SentSms).where(SentSms.user_id == user_id, SentSms.sms_id == sms_id)
+        )

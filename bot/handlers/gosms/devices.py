@@ -1,0 +1,282 @@
+"""/devices: the saved devices (GoSMS has no list endpoint), the device card and its buttons."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from html import escape
+
+from aiogram import F, Router
+from aiogram.filters import Command, CommandObject
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.api.errors import ApiNotFound
+from bot.api.gosms import GoSMSClient
+from bot.db.models import Device, Service, User
+from bot.db.repo import ConfirmationRepo, DeviceRepo, SavedDeviceRepo
+from bot.handlers.util import show, typing
+from bot.keyboards import gosms as kb
+from bot.keyboards.callbacks import ConfirmCb, MenuCb
+from bot.keyboards.common import confirm
+from bot.middlewares.errors import Ack
+from bot.middlewares.tokens import NeedsToken
+from bot.services.gosms import MAX_SAVED_DEVICES, InvalidInput, check_device_id
+from bot.texts import api_error_text
+from bot.texts.gosms import device_card, devices_list
+
+CONFIRMATION_TTL = timedelta(minutes=10)
+CARD_ACTIONS = {"o", "r", "on", "off", "x", "f"}
+
+
+class DeviceFlow(StatesGroup):
+    device_id = State()
+
+
+def ask_id_text() -> str:
+    return "\n".join(
+        [
+            _("➕ Send the id of your device."),
+            _(
+                "You find it in the GoSMS panel under My devices: 24 hex characters like "
+                "<code>6622a8bbd963898821ebf934</code>, or a UUID."
+            ),
+            _("/cancel to stop."),
+        ]
+    )
+
+
+def back_to_list(row: int | None = None) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    if row is not None:
+        builder.button(
+            text="🧹 " + _("Forget here"), callback_data=kb.DeviceCb(action="f", row=row)
+        )
+    builder.button(text="‹ " + _("All devices"), callback_data=kb.DevicesCb(action="list"))
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+def router() -> Router:
+    r = Router(name="gosms.devices")
+    r.message.middleware(NeedsToken(Service.GOSMS))
+    r.callback_query.middleware(NeedsToken(Service.GOSMS))
+
+    @r.message(Command("devices"))
+    async def devices_command(
+        message: Message,
+        command: CommandObject,
+        state: FSMContext,
+        session: AsyncSession,
+        user: User,
+        gosms: GoSMSClient,
+    ) -> None:
+        await state.set_state(None)  # a new command leaves any dialog
+        args = (command.args or "").split()
+        if args and args[0].lower() == "add":
+            args = args[1:]
+        if len(args) > 1:
+            await message.answer(
+                _("Send one device id: <code>/devices add ID</code>, or just /devices.")
+            )
+            return
+        if args:
+            await add_device(message, state, session, user, gosms, args[0])
+            return
+        saved = await DeviceRepo(session).list(user.id)
+        await message.answer(devices_list(saved), reply_markup=kb.devices(saved))
+
+    @r.callback_query(MenuCb.filter(F.action == "devices"))
+    async def devices_button(
+        query: CallbackQuery, ack: Ack, session: AsyncSession, user: User
+    ) -> None:
+        await ack()
+        if isinstance(query.message, Message):
+            saved = await DeviceRepo(session).list(user.id)
+            await query.message.answer(devices_list(saved), reply_markup=kb.devices(saved))
+
+    @r.callback_query(kb.DevicesCb.filter(F.action == "list"))
+    async def list_pressed(
+        query: CallbackQuery, ack: Ack, session: AsyncSession, user: User
+    ) -> None:
+        await ack()
+        if isinstance(query.message, Message):
+            saved = await DeviceRepo(session).list(user.id)
+            await show(query.message, devices_list(saved), kb.devices(saved))
+
+    @r.callback_query(kb.DevicesCb.filter(F.action == "add"))
+    async def add_pressed(query: CallbackQuery, ack: Ack, state: FSMContext) -> None:
+        await ack()
+        await state.set_state(DeviceFlow.device_id)
+        if isinstance(query.message, Message):
+            await show(query.message, ask_id_text())
+
+    @r.message(DeviceFlow.device_id, F.text, ~F.text.startswith("/"))
+    async def id_sent(
+        message: Message,
+        state: FSMContext,
+        session: AsyncSession,
+        user: User,
+        gosms: GoSMSClient,
+    ) -> None:
+        await add_device(message, state, session, user, gosms, message.text or "")
+
+    @r.message(DeviceFlow.device_id, ~F.text)
+    async def id_not_text(message: Message) -> None:
+        await message.answer(_("Please send the device id as text, or /cancel."))
+
+    @r.callback_query(kb.DeviceCb.filter(F.action.in_(CARD_ACTIONS)))
+    async def card_pressed(
+        query: CallbackQuery,
+        callback_data: kb.DeviceCb,
+        ack: Ack,
+        session: AsyncSession,
+        user: User,
+        gosms: GoSMSClient,
+    ) -> None:
+        repo = SavedDeviceRepo(session)
+        device = await repo.get(user.id, callback_data.row)
+        if device is None:
+            await ack(_("This device is not in your list any more. Send /devices."), alert=True)
+            return
+        action = callback_data.action
+        if action == "f":
+            await repo.delete(user.id, device.id)
+            await session.commit()
+            await ack(_("Forgotten here. It stays in GoSMS."))
+            if isinstance(query.message, Message):
+                saved = await DeviceRepo(session).list(user.id)
+                await show(query.message, devices_list(saved), kb.devices(saved))
+            return
+        await ack()
+        if not isinstance(query.message, Message):
+            return
+        if action == "x":
+            confirmation = await ConfirmationRepo(session).create(
+                user.id, kb.DEVICE_DELETE, {"row": device.id, "device_id": device.device_id}
+            )
+            await show(
+                query.message,
+                _(
+                    "🗑 Delete <b>{name}</b> from your GoSMS account? It will no longer send "
+                    "SMS for you. This can't be undone."
+                ).format(name=escape(device.name or device.device_id)),
+                confirm(kb.DEVICE_DELETE, confirmation, "🗑 " + _("Yes, delete")),
+            )
+            return
+        if action in ("on", "off"):
+            assert query.message.bot is not None
+            async with typing(query.message.bot, query.message.chat.id):
+                await gosms.set_device_active(device.device_id, action == "on")
+        await show_card(query.message, gosms, session, device)
+
+    @r.callback_query(ConfirmCb.filter(F.action == kb.DEVICE_DELETE))
+    async def delete_confirmed(
+        query: CallbackQuery,
+        callback_data: ConfirmCb,
+        ack: Ack,
+        session: AsyncSession,
+        user: User,
+        gosms: GoSMSClient,
+    ) -> None:
+        repo = ConfirmationRepo(session)
+        message = query.message if isinstance(query.message, Message) else None
+        if not callback_data.ok:
+            await repo.discard(callback_data.id, user.id)
+            await ack(_("Cancelled"))
+            if message is not None:
+                saved = await DeviceRepo(session).list(user.id)
+                await show(message, devices_list(saved), kb.devices(saved))
+            return
+        taken = await repo.consume(callback_data.id, user.id, CONFIRMATION_TTL)
+        if taken is None or taken[0] != kb.DEVICE_DELETE:
+            await ack(_("This confirmation was already used or has expired."), alert=True)
+            return
+        await ack()
+        device_id = str(taken[1]["device_id"])
+        saved_repo = SavedDeviceRepo(session)
+        device = await saved_repo.by_device_id(user.id, device_id)
+        name = escape(device.name if device is not None and device.name else device_id)
+        gone = False
+        try:
+            if message is not None and message.bot is not None:
+                async with typing(message.bot, message.chat.id):
+                    await gosms.delete_device(device_id)
+            else:
+                await gosms.delete_device(device_id)
+        except ApiNotFound:
+            gone = True
+        if device is not None:
+            await saved_repo.delete(user.id, device.id)
+        await session.commit()
+        text = (
+            _("GoSMS had no device {name} any more; I forgot it here too.")
+            if gone
+            else _("🗑 {name} is deleted from GoSMS and forgotten here.")
+        ).format(name=name)
+        if message is not None:
+            await show(message, text, back_to_list())
+
+    return r
+
+
+async def add_device(
+    message: Message,
+    state: FSMContext,
+    session: AsyncSession,
+    user: User,
+    gosms: GoSMSClient,
+    raw_id: str,
+) -> None:
+    try:
+        device_id = check_device_id(raw_id)
+    except InvalidInput as refusal:
+        await state.set_state(DeviceFlow.device_id)
+        await message.answer("❌ " + refusal.text + "\n" + _("Send the id again, or /cancel."))
+        return
+    saved = await DeviceRepo(session).list(user.id)
+    known = next((d for d in saved if d.device_id == device_id), None)
+    if known is None and len(saved) >= MAX_SAVED_DEVICES:
+        await state.set_state(None)
+        await message.answer(
+            _("You have {count} saved devices, the most I keep. Forget one first.").format(
+                count=len(saved)
+            )
+        )
+        return
+    assert message.bot is not None
+    try:
+        async with typing(message.bot, message.chat.id):
+            info = await gosms.device_info(device_id)
+    except ApiNotFound as error:
+        await state.set_state(DeviceFlow.device_id)
+        await message.answer(
+            "❌ " + api_error_text(error) + "\n" + _("Send the id again, or /cancel.")
+        )
+        return
+    await state.set_state(None)
+    device = await DeviceRepo(session).add(user.id, device_id, info.device_name[:128])
+    await session.commit()
+    text = _("✅ Saved: /send offers it as a sender now.") + "\n\n" + device_card(info, device_id)
+    await message.answer(text, reply_markup=kb.device_card(device.id, info.is_active))
+
+
+async def show_card(
+    message: Message, gosms: GoSMSClient, session: AsyncSession, device: Device
+) -> None:
+    assert message.bot is not None
+    try:
+        async with typing(message.bot, message.chat.id):
+            info = await gosms.device_info(device.device_id)
+    except ApiNotFound as error:
+        await show(message, "❌ " + api_error_text(error), back_to_list(device.id))
+        return
+    if info.device_name and info.device_name != device.name:
+        device.name = info.device_name
+        await session.commit()
+    await show(
+        message, device_card(info, device.device_id), kb.device_card(device.id, info.is_active)
+    )
