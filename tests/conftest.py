@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import os
+import signal
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +25,7 @@ from tests.fakes.telegram import CallbackQueryRecord, FakeTelegram, StoredMessag
 GOTSMS_TOKEN = "gotsms-token-8f3a9c2e51d74b6a"
 GOSMS_TOKEN = "gosms-key-5b7e1f0c9d2a4e8b"
 SECRET_KEY = "test-secret-key-0123456789"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -125,3 +131,62 @@ def no_tracebacks_or_secrets(caplog: pytest.LogCaptureFixture) -> Iterator[None]
         text = record.getMessage()
         for secret in (GOTSMS_TOKEN, GOSMS_TOKEN, SECRET_KEY):
             assert secret not in text, f"secret in the log: {record.name}"
+
+
+class BotProcess:
+    def __init__(self, env: dict[str, str], cwd: Path) -> None:
+        self.env = env
+        self.cwd = cwd
+        self.output = bytearray()
+        self.process: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            cwd=self.cwd,
+            env=self.env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.process is not None
+        assert self.process.stdout is not None
+        while chunk := await self.process.stdout.read(4096):
+            self.output += chunk
+
+    async def stop(self) -> int:
+        """SIGTERM (a no-op on a process already killed) and wait for the exit code."""
+        assert self.process is not None
+        if self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(self.process.wait(), 20)
+        if self._reader is not None:
+            await self._reader
+        return code
+
+    @property
+    def log(self) -> str:
+        return self.output.decode(errors="replace")
+
+
+@pytest.fixture
+def bot_env(
+    tmp_path: Path, tg: FakeTelegram, gotsms: FakeGotSMS, gosms: FakeGoSMS
+) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.endswith(("_URL", "_KEY", "BOT_TOKEN"))}
+    env |= {
+        "BOT_TOKEN": tg.bot_token,
+        "TELEGRAM_API_URL": tg.url + "/",
+        "GOTSMS_API_URL": gotsms.url,
+        "GOSMS_API_URL": gosms.url + "/",
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/state/bot.db",
+        "LOG_LEVEL": "DEBUG",
+        "PYTHONPATH": str(ROOT),
+    }
+    return env

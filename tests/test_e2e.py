@@ -2,79 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
 import stat
-import sys
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import GOSMS_TOKEN, GOTSMS_TOKEN
-from tests.fakes.gosms import FakeGoSMS
-from tests.fakes.gotsms import FakeGotSMS
+from tests.conftest import GOSMS_TOKEN, GOTSMS_TOKEN, BotProcess
 from tests.fakes.telegram import FakeTelegram
 
-ROOT = Path(__file__).resolve().parent.parent
 EN, RU = 3001, 3002
-
-
-class BotProcess:
-    def __init__(self, env: dict[str, str], cwd: Path) -> None:
-        self.env = env
-        self.cwd = cwd
-        self.output = bytearray()
-        self.process: asyncio.subprocess.Process | None = None
-        self._reader: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            cwd=self.cwd,
-            env=self.env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        self._reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        assert self.process is not None
-        assert self.process.stdout is not None
-        while chunk := await self.process.stdout.read(4096):
-            self.output += chunk
-
-    async def stop(self) -> int:
-        assert self.process is not None
-        if self.process.returncode is None:
-            self.process.send_signal(signal.SIGTERM)
-        code = await asyncio.wait_for(self.process.wait(), 20)
-        if self._reader is not None:
-            await self._reader
-        return code
-
-    @property
-    def log(self) -> str:
-        return self.output.decode(errors="replace")
-
-
-@pytest.fixture
-async def bot_env(
-    tmp_path: Path, tg: FakeTelegram, gotsms: FakeGotSMS, gosms: FakeGoSMS
-) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.endswith(("_URL", "_KEY", "BOT_TOKEN"))}
-    env |= {
-        "BOT_TOKEN": tg.bot_token,
-        "TELEGRAM_API_URL": tg.url + "/",
-        "GOTSMS_API_URL": gotsms.url,
-        "GOSMS_API_URL": gosms.url + "/",
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/state/bot.db",
-        "LOG_LEVEL": "DEBUG",
-        "PYTHONPATH": str(ROOT),
-    }
-    return env
 
 
 async def test_start_token_reply_restart(

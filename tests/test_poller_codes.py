@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.db.models import utcnow
@@ -59,8 +59,9 @@ async def test_old_codes_are_summed_up_and_new_ones_pushed_once(
 ) -> None:
     rig = Rig(harness, gotsms)
     rent = rig.rent()
-    gotsms.inject_message(rent["id"], "Your code is 111111")
-    gotsms.inject_message(rent["id"], "Your code is 222222")
+    earlier = datetime.now(UTC) - timedelta(minutes=5)
+    gotsms.inject_message(rent["id"], "Your code is 111111", received_at=earlier)
+    gotsms.inject_message(rent["id"], "Your code is 222222", received_at=earlier)
     await rig.connect()
     assert await rig.cycle() == [
         "📥 You have 2 unread codes in GotSMS — see /codes. New ones will come here by themselves."
@@ -73,6 +74,17 @@ async def test_old_codes_are_summed_up_and_new_ones_pushed_once(
     assert "Do not share <it>!" in pushed
     assert await rig.cycle() == [], "never twice"
     assert gotsms.unread_of(GOTSMS_TOKEN), "polling does not mark messages as read"
+
+
+async def test_a_code_between_connecting_and_the_first_poll_is_pushed(
+    harness: Harness, gotsms: FakeGotSMS
+) -> None:
+    rig = Rig(harness, gotsms)
+    rent = rig.rent()
+    await rig.connect()
+    gotsms.inject_message(rent["id"], "Your code is 616161", code="616161")
+    [pushed] = await rig.cycle()
+    assert "616161" in pushed, "pushed, and not counted as an old unread code"
 
 
 async def test_a_burst_larger_than_a_page_arrives_whole_and_in_order(

@@ -18,6 +18,7 @@ from bot.api.gotsms import GotSMSClient, Message
 from bot.db.models import NotificationSettings, Service, utcnow
 from bot.db.outbox import PollState
 from bot.db.outbox_repo import OutboxRepo, PollStateRepo
+from bot.db.repo import CredentialRepo
 from bot.poller.jobs import Client, Job, gotsms_quota_wait
 
 JOB = "codes"
@@ -26,6 +27,7 @@ PAGE_SIZE = 20
 MAX_PAGES = 5
 WATCHING = "watching"
 RENTS_JOB = "rents"
+CLOCK_SKEW = timedelta(seconds=10)  # GotSMS's clock may be a little behind ours
 
 
 @dataclass(frozen=True)
@@ -82,14 +84,23 @@ class CodesJob(Job):
         return rents is not None and rents.cursor == "0"
 
     async def _begin(self, session: AsyncSession, state: PollState, client: GotSMSClient) -> None:
-        """First poll: what is there now is not new; tell once how many codes are unread."""
+        """First poll: what was there before the token was connected is not new (one note says
+        how many codes are unread); what came after is pushed like any new code."""
         page = await client.messages(per_page=PAGE_SIZE)
         outbox = OutboxRepo(session)
-        await outbox.remember(state.user_id, KIND, [m.id for m in page.data], "there before")
-        unread = await client.unread_messages(per_page=1)
-        if unread.meta.total:
+        since = await CredentialRepo(session, self.cipher).connected_at(
+            state.user_id, Service.GOTSMS
+        )
+        baseline = (since or utcnow()) - CLOCK_SKEW
+        before = [m for m in page.data if _older(m, baseline)]
+        await outbox.remember(state.user_id, KIND, [m.id for m in before], "there before")
+        unread = await client.unread_messages(per_page=PAGE_SIZE)
+        waiting = unread.meta.total - sum(1 for m in unread.data if not _older(m, baseline))
+        if waiting > 0:
             key = f"first:{utcnow().isoformat()}"
-            await outbox.enqueue(state.user_id, "unread_note", key, {"count": unread.meta.total})
+            await outbox.enqueue(state.user_id, "unread_note", key, {"count": waiting})
+        for message in reversed([m for m in page.data if m not in before]):
+            await outbox.enqueue(state.user_id, KIND, message.id, _payload(message))
         state.cursor = WATCHING
 
     async def _queue_new(self, session: AsyncSession, user_id: int, client: GotSMSClient) -> int:
@@ -105,6 +116,10 @@ class CodesJob(Job):
         for message in reversed(found):  # oldest first: pushes keep the order of arrival
             await outbox.enqueue(user_id, KIND, message.id, _payload(message))
         return len(found)
+
+
+def _older(message: Message, baseline: datetime) -> bool:
+    return message.received_at is None or message.received_at < baseline
 
 
 def _payload(message: Message) -> dict[str, str | None]:

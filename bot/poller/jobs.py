@@ -21,7 +21,7 @@ from bot.db.crypto import TokenCipher
 from bot.db.models import NotificationSettings, Service, utcnow
 from bot.db.outbox import PollState
 from bot.db.outbox_repo import PollStateRepo
-from bot.db.repo import CredentialRepo, NotificationRepo
+from bot.db.repo import CredentialRepo
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = 300.0
@@ -79,7 +79,7 @@ class Job(ABC):
                 await session.delete(state)
                 await session.commit()
                 return
-            settings = await NotificationRepo(session).get(user_id)
+            settings = await read_settings(session, user_id)
             now = utcnow()
             if self.wanted(settings):
                 state.next_at = await self._poll(session, state, self._client(token), settings, now)
@@ -122,6 +122,21 @@ class Job(ABC):
             return now + timedelta(seconds=delay)
         state.failures = 0
         return now + timedelta(seconds=self.interval(state, now))
+
+
+async def read_settings(session: AsyncSession, user_id: int) -> NotificationSettings:
+    """The user's notification settings, or the defaults; jobs only read (several run at once)."""
+    found = await session.get(NotificationSettings, user_id)
+    if found is not None:
+        return found
+    return NotificationSettings(
+        user_id=user_id,
+        codes=True,
+        sms_status=True,
+        devices=True,
+        rent_expiry=True,
+        low_balance=False,
+    )
 
 
 def gotsms_quota_wait(client: Client, reserve: int) -> datetime | None:

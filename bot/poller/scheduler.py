@@ -14,7 +14,8 @@ from bot.db.outbox_repo import PollStateRepo
 from bot.poller.jobs import Job
 
 log = logging.getLogger(__name__)
-LEASE = timedelta(seconds=60)
+# A poll takes at most the API deadline (12 s); a crashed poll delays its user this long.
+LEASE = timedelta(seconds=15)
 
 
 class Scheduler:

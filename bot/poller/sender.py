@@ -89,7 +89,7 @@ class OutboxSender:
         *,
         pace: Pace | None = None,
         batch: int = 200,
-        claim_hold: timedelta = timedelta(seconds=30),
+        claim_hold: timedelta = timedelta(seconds=20),
         idle: float = 0.25,
     ) -> None:
         self.bot = bot
@@ -101,6 +101,7 @@ class OutboxSender:
         self.claim_hold = claim_hold
         self.idle = idle
         self._wake = asyncio.Event()
+        self._in_flight: set[int] = set()
 
     def wake(self) -> None:
         """Something was queued: look at once instead of at the next idle tick."""
@@ -122,9 +123,18 @@ class OutboxSender:
         async with self.session_factory() as session:
             due = await OutboxRepo(session).due(utcnow(), self.batch)
         now = time.monotonic()
-        ready = [d for d in due if self.pace.allows(d.chat_id, now)]
-        results = await asyncio.gather(*(self._deliver(d) for d in ready))
+        waiting = [d for d in due if d.item.id not in self._in_flight]
+        ready = [d for d in waiting if self.pace.allows(d.chat_id, now)]
+        results = await asyncio.gather(*(self._deliver_once(d) for d in ready))
         return sum(results)
+
+    async def _deliver_once(self, due: Due) -> bool:
+        """A slow send may outlive its claim; this process never sends the same row twice."""
+        self._in_flight.add(due.item.id)
+        try:
+            return await self._deliver(due)
+        finally:
+            self._in_flight.discard(due.item.id)
 
     async def _deliver(self, due: Due) -> bool:
         async with self.session_factory() as session:
