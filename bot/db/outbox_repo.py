@@ -197,6 +197,14 @@ class PollStateRepo:
             .values(hot_until=until, next_at=utcnow())
         )
 
+    async def poke(self, user_id: int, job: str, at: datetime) -> None:
+        """Poll this user's job by `at` at the latest (something to watch was just made)."""
+        await self.session.execute(
+            update(PollState)
+            .where(PollState.user_id == user_id, PollState.job == job, PollState.next_at > at)
+            .values(next_at=at)
+        )
+
     async def due(self, job: str, now: datetime, limit: int) -> Sequence[PollState]:
         query = (
             select(PollState)

@@ -17,6 +17,7 @@ from bot.poller.codes import CodesJob, CodesTiming
 from bot.poller.jobs import Job
 from bot.poller.scheduler import Scheduler
 from bot.poller.sender import OutboxSender
+from bot.poller.sms import SmsJob
 
 
 @dataclass
@@ -54,6 +55,7 @@ def create_poller(
         CodesJob(*shared, timing=CodesTiming(hot_interval=poll_interval), on_queued=sender.wake),
         RentsJob(*shared, on_queued=sender.wake),
         DevicesJob(*shared, on_queued=sender.wake),
+        SmsJob(*shared, on_queued=sender.wake),
         BalanceJob(*shared, on_queued=sender.wake),
     ]
     return Poller(sender=sender, scheduler=Scheduler(session_factory, jobs))

@@ -14,7 +14,10 @@ from aiogram.types import CopyTextButton, InlineKeyboardButton, InlineKeyboardMa
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
 
+from bot.api.gosms import SmsStatus
+from bot.keyboards.gosms import sms_card as sms_card_keyboard
 from bot.texts import money
+from bot.texts.gosms import sms_card, status_label
 
 CODE_IN_TEXT = re.compile(r"(?<![\d-])(\d{4,8})(?![\d-])")
 MAX_BODY = 3000
@@ -124,7 +127,34 @@ def low_balance_push(payload: Mapping[str, Any]) -> Push:
     )
 
 
+def sms_card_push(payload: Mapping[str, Any]) -> Push:
+    sms_id = str(payload["sms_id"])
+    text = sms_card(
+        sms_id=sms_id,
+        phone=str(payload.get("phone") or ""),
+        text=str(payload.get("text") or ""),
+        status=int(payload["status"]),
+        device_name=payload.get("device_name") or None,
+        device_id=payload.get("device_id") or None,
+        to_sim=payload.get("to_sim"),
+    )
+    return Push(text, sms_card_keyboard(sms_id), edit_message_id=int(payload["message_id"]))
+
+
+def sms_final_push(payload: Mapping[str, Any]) -> Push:
+    phone = escape(str(payload.get("phone") or ""))
+    if int(payload.get("status", 0)) == SmsStatus.DELIVERED:
+        return Push(_("✅ Your SMS to {phone} was delivered.").format(phone=phone))
+    return Push(
+        _("❌ Your SMS to {phone} failed: {status}.").format(
+            phone=phone, status=status_label(int(payload.get("status", 0)))
+        )
+    )
+
+
 RENDERERS: dict[str, Renderer] = {
+    "sms_card": sms_card_push,
+    "sms_final": sms_final_push,
     "code": code_push,
     "unread_note": unread_note_push,
     "rent_expiring": rent_expiring_push,

@@ -16,11 +16,12 @@ from bot.db.outbox_repo import PollStateRepo
 from bot.db.repo import CredentialRepo, DeviceRepo
 from bot.poller.alerts import BalanceJob, DevicesJob, RentsJob
 from bot.poller.codes import CodesJob
+from bot.poller.sms import SmsJob
 
 TOKEN_SHAPE = re.compile(r"^[\x21-\x7e]{8,512}$")
 JOBS_OF = {
     Service.GOTSMS: (CodesJob.name, RentsJob.name, BalanceJob.name),
-    Service.GOSMS: (DevicesJob.name,),
+    Service.GOSMS: (DevicesJob.name, SmsJob.name),
 }
 
 

@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.api.errors import ApiError, ApiRejected, ApiUnavailable
 from bot.api.gosms import GoSMSClient, SmsStatus
-from bot.db.models import Service, User
+from bot.db.models import Service, User, utcnow
+from bot.db.outbox_repo import PollStateRepo
 from bot.db.repo import ConfirmationRepo, DeviceRepo, SavedDeviceRepo, SentSmsRepo
 from bot.handlers.util import show, typing
 from bot.keyboards import gosms as kb
@@ -24,11 +25,13 @@ from bot.keyboards.callbacks import ConfirmCb, MenuCb
 from bot.keyboards.common import confirm
 from bot.middlewares.errors import Ack
 from bot.middlewares.tokens import NeedsToken
+from bot.poller.sms import JOB as SMS_JOB
 from bot.services.gosms import InvalidInput, check_text, normalize_phone, split_one_liner
 from bot.texts import api_error_text
 from bot.texts.gosms import send_question, sms_card
 
 CONFIRMATION_TTL = timedelta(minutes=30)
+FIRST_STATUS_CHECK = timedelta(seconds=3)  # the card starts moving within seconds
 FLOW_KEYS = ("send_phone", "send_text", "send_device", "send_name", "send_confirmation")
 NOT_A_COMMAND = ~F.text.startswith("/")
 
@@ -329,4 +332,5 @@ async def deliver(
         device_name=payload.get("device_name") or "",
         to_sim=to_sim,
     )
+    await PollStateRepo(session).poke(user.id, SMS_JOB, utcnow() + FIRST_STATUS_CHECK)
     await session.commit()

@@ -1,0 +1,102 @@
+"""The GoSMS delivery job: SMS sent from the bot are followed until their status is final.
+
+Each status change edits the SMS card in place; a final one (delivered, or an error) also sends a
+short message. One or two pending SMS are asked for with `/sms/get`; more are read in pages of
+`GET /sms`, so a user with many SMS in flight costs a few requests, not one each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.api.errors import ApiNotFound
+from bot.api.gosms import GoSMSClient, Sms, SmsStatus
+from bot.db.models import NotificationSettings, SentSms, Service, utcnow
+from bot.db.outbox import PollState
+from bot.db.outbox_repo import OutboxRepo
+from bot.db.repo import SentSmsRepo
+from bot.poller.jobs import Client, Job
+
+JOB = "sms"
+FOLLOW_FOR = timedelta(hours=48)
+ONE_BY_ONE = 2
+PAGE = 100
+MAX_PAGES = 5
+FINAL = tuple(int(s) for s in SmsStatus if s.is_final)
+
+
+class SmsJob(Job):
+    name = JOB
+    service = Service.GOSMS
+
+    def __init__(self, *args: Any, busy: float = 10.0, idle: float = 60.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.busy = busy
+        self.idle = idle
+
+    def interval(self, state: PollState, now: datetime) -> float:
+        return self.busy if state.cursor == "busy" else self.idle
+
+    def wanted(self, settings: NotificationSettings) -> bool:
+        return settings.sms_status
+
+    async def work(
+        self,
+        session: AsyncSession,
+        state: PollState,
+        client: Client,
+        settings: NotificationSettings,
+    ) -> None:
+        assert isinstance(client, GoSMSClient)
+        since = utcnow() - FOLLOW_FOR
+        pending = [
+            s for s in await SentSmsRepo(session).pending(state.user_id) if s.created_at > since
+        ]
+        state.cursor = "busy" if pending else None
+        if not pending:
+            return
+        found = await _statuses(client, [s.sms_id for s in pending])
+        outbox = OutboxRepo(session)
+        for row in pending:
+            sms = found.get(row.sms_id)
+            if sms is not None and sms.status != row.status:
+                await _changed(session, outbox, row, sms.status)
+
+
+async def _statuses(client: GoSMSClient, ids: Sequence[str]) -> dict[str, Sms]:
+    wanted = set(ids)
+    found: dict[str, Sms] = {}
+    if len(wanted) > ONE_BY_ONE:
+        for page in range(1, MAX_PAGES + 1):
+            result = await client.list_sms(limit=PAGE, page=page)
+            found |= {s.id: s for s in result.sms_list if s.id in wanted}
+            if wanted <= found.keys() or len(result.sms_list) < PAGE:
+                break
+    for sms_id in list(wanted - found.keys())[:ONE_BY_ONE]:
+        try:
+            found[sms_id] = await client.get_sms(sms_id)
+        except ApiNotFound:
+            continue  # deleted meanwhile: its card stays as it was
+    return found
+
+
+async def _changed(session: AsyncSession, outbox: OutboxRepo, row: SentSms, status: int) -> None:
+    await SentSmsRepo(session).set_status(row.user_id, row.sms_id, status)
+    card = {
+        "sms_id": row.sms_id,
+        "phone": row.phone,
+        "text": row.text,
+        "status": status,
+        "device_name": row.device_name,
+        "device_id": row.device_id,
+        "to_sim": row.to_sim,
+        "message_id": row.message_id,
+    }
+    await outbox.enqueue(row.user_id, "sms_card", f"{row.sms_id}:{status}", card)
+    if status in FINAL:
+        note = {"phone": row.phone, "status": status}
+        await outbox.enqueue(row.user_id, "sms_final", f"{row.sms_id}:final", note)
