@@ -1,0 +1,210 @@
+"""/rent [service]: service → plan → optional area code → confirmation → one rent."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.filters import Command, CommandObject
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import CallbackQuery, Message
+from aiogram.utils.i18n import gettext as _
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.api.errors import ApiError
+from bot.api.gotsms import GotSMSClient, Plan
+from bot.db.models import Service, User
+from bot.db.repo import ConfirmationRepo
+from bot.handlers.gotsms.account import plans_or_pick, show_services
+from bot.handlers.gotsms.common import CONFIRMATION_TTL, busy, stale, target, unpack, used
+from bot.handlers.util import show
+from bot.keyboards import gotsms as kb
+from bot.keyboards.callbacks import ConfirmCb, MenuCb
+from bot.keyboards.common import confirm
+from bot.middlewares.errors import Ack
+from bot.middlewares.tokens import NeedsToken
+from bot.services.gotsms import AREA_CODE, clean_search, find_plan
+from bot.services.watch import watch_fresh_rent
+from bot.texts import api_error_text, money
+from bot.texts.gotsms import area_question, low_balance_text, rent_done, rent_question
+
+PLAN_KEY = "gotsms_plan"
+
+
+class RentFlow(StatesGroup):
+    area_code = State()
+
+
+def router() -> Router:
+    r = Router(name="gotsms.rent")
+    r.message.middleware(NeedsToken(Service.GOTSMS))
+    r.callback_query.middleware(NeedsToken(Service.GOTSMS))
+
+    @r.message(Command("rent"))
+    async def rent_command(
+        message: Message, command: CommandObject, state: FSMContext, gotsms: GotSMSClient
+    ) -> None:
+        await state.clear()
+        await plans_or_pick(message, state, gotsms, kb.PICK_RENT, clean_search(command.args))
+
+    @r.callback_query(MenuCb.filter(F.action == "rent"))
+    async def rent_button(
+        query: CallbackQuery, ack: Ack, state: FSMContext, gotsms: GotSMSClient
+    ) -> None:
+        await ack()
+        await state.clear()
+        if (message := target(query)) is not None:
+            await show_services(message, gotsms, kb.PICK_RENT, 1, "", "", edit=False)
+
+    @r.callback_query(kb.PlanCb.filter())
+    async def plan_chosen(
+        query: CallbackQuery,
+        callback_data: kb.PlanCb,
+        ack: Ack,
+        state: FSMContext,
+        gotsms: GotSMSClient,
+    ) -> None:
+        ids = unpack(callback_data.s, callback_data.id)
+        if ids is None:
+            await stale(ack)
+            return
+        await ack()
+        message = target(query)
+        if message is None:
+            return
+        async with busy(message):
+            plan = await find_plan(gotsms, ids[0], ids[1])
+        if plan is None:
+            await message.answer(
+                _("This plan is not offered any more. Send /rent to choose again.")
+            )
+            return
+        await state.set_state(RentFlow.area_code)
+        await state.update_data({PLAN_KEY: plan.model_dump(mode="json")})
+        await show(message, area_question(plan), kb.area_code())
+
+    @r.message(RentFlow.area_code, F.text, ~F.text.startswith("/"))
+    async def area_code_sent(
+        message: Message,
+        state: FSMContext,
+        session: AsyncSession,
+        user: User,
+        gotsms: GotSMSClient,
+    ) -> None:
+        code = (message.text or "").strip()
+        if AREA_CODE.fullmatch(code) is None:
+            await message.answer(
+                _(
+                    "An area code is 2 to 5 digits, like <code>212</code>. Send it again, "
+                    "or press «Any area code», or /cancel."
+                ),
+                reply_markup=kb.area_code(),
+            )
+            return
+        plan = await chosen_plan(state)
+        if plan is None:
+            await message.answer(_("Let's start again: /rent"))
+            return
+        await ask_to_rent(message, state, session, user, gotsms, plan, code, edit=False)
+
+    @r.message(RentFlow.area_code, ~F.text)
+    async def area_code_not_text(message: Message) -> None:
+        await message.answer(_("Send the area code as digits, or /cancel."))
+
+    @r.callback_query(kb.AreaCb.filter())
+    async def area_code_button(
+        query: CallbackQuery,
+        callback_data: kb.AreaCb,
+        ack: Ack,
+        state: FSMContext,
+        session: AsyncSession,
+        user: User,
+        gotsms: GotSMSClient,
+    ) -> None:
+        plan = await chosen_plan(state)
+        if plan is None or callback_data.a not in ("s", "x"):
+            await stale(ack)
+            return
+        await ack()
+        message = target(query)
+        if callback_data.a == "x":
+            await state.clear()
+            if message is not None:
+                await show(message, _("Cancelled. Nothing was rented."))
+            return
+        if message is not None:
+            await ask_to_rent(message, state, session, user, gotsms, plan, None, edit=True)
+
+    @r.callback_query(ConfirmCb.filter(F.action == kb.RENT))
+    async def rent_confirmed(
+        query: CallbackQuery,
+        callback_data: ConfirmCb,
+        ack: Ack,
+        session: AsyncSession,
+        user: User,
+        gotsms: GotSMSClient,
+    ) -> None:
+        repo = ConfirmationRepo(session)
+        message = target(query)
+        if message is None:
+            await stale(ack)
+            return
+        if not callback_data.ok:
+            await repo.discard(callback_data.id, user.id)
+            await ack(_("Cancelled"))
+            await show(message, _("Cancelled. Nothing was rented."))
+            return
+        taken = await repo.consume(callback_data.id, user.id, CONFIRMATION_TTL)
+        if taken is None or taken[0] != kb.RENT:
+            await used(ack)
+            return
+        await ack()
+        payload = taken[1]
+        try:
+            async with busy(message):
+                rent = await gotsms.create_rent(payload["plan_id"], payload.get("area_code"))
+        except ApiError as error:
+            await show(message, "❌ " + api_error_text(error))
+            return
+        await watch_fresh_rent(session, user.id)
+        await show(message, rent_done(rent), kb.rent_result(rent))
+
+    return r
+
+
+async def chosen_plan(state: FSMContext) -> Plan | None:
+    if await state.get_state() != RentFlow.area_code.state:
+        return None
+    raw = (await state.get_data()).get(PLAN_KEY)
+    return Plan.model_validate(raw) if isinstance(raw, dict) else None
+
+
+async def ask_to_rent(
+    message: Message,
+    state: FSMContext,
+    session: AsyncSession,
+    user: User,
+    gotsms: GotSMSClient,
+    plan: Plan,
+    area_code: str | None,
+    *,
+    edit: bool,
+) -> None:
+    """The confirmation with the price and the balance as it is now."""
+    async with busy(message):
+        account = await gotsms.account()
+    await state.clear()
+    if account.balance < plan.price:
+        await show(
+            message, low_balance_text(plan.price, account.balance), kb.low_balance(), edit=edit
+        )
+        return
+    payload = {"plan_id": plan.id, "area_code": area_code, "price": str(plan.price)}
+    confirmation = await ConfirmationRepo(session).create(user.id, kb.RENT, payload)
+    await show(
+        message,
+        rent_question(plan, area_code, account.balance),
+        confirm(
+            kb.RENT, confirmation, "✅ " + _("Rent for {price}").format(price=money(plan.price))
+        ),
+        edit=edit,
+    )

@@ -1,0 +1,327 @@
+"""/rents and the rent card: messages, status, wake up, auto-renew, longer plan, refund."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from html import escape
+
+from aiogram import F, Router
+from aiogram.filters import Command
+from aiogram.types import CallbackQuery, Message
+from aiogram.utils.i18n import gettext as _
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.api.errors import ApiError, ApiRejected
+from bot.api.gotsms import GotSMSClient, NumberStatus, Rent
+from bot.db.models import Service, User
+from bot.db.repo import ConfirmationRepo
+from bot.handlers.gotsms.common import CONFIRMATION_TTL, busy, stale, target, unpack, used
+from bot.handlers.util import show
+from bot.keyboards import gotsms as kb
+from bot.keyboards.callbacks import ConfirmCb, MenuCb
+from bot.keyboards.common import confirm
+from bot.middlewares.errors import Ack
+from bot.middlewares.tokens import NeedsToken
+from bot.services.gotsms import MESSAGES_PAGE, RENTS_PAGE, find_rent, move_options, pages_of
+from bot.services.watch import watch_fresh_rent
+from bot.texts import api_error_text, money
+from bot.texts.gotsms import (
+    length_text,
+    move_question,
+    move_text,
+    refund_question,
+    rent_card,
+    rent_messages_text,
+    rents_text,
+)
+
+CARD_ACTIONS = ("o", "s", "w", "r", "t", "f")
+
+
+def router() -> Router:
+    r = Router(name="gotsms.rents")
+    r.message.middleware(NeedsToken(Service.GOTSMS))
+    r.callback_query.middleware(NeedsToken(Service.GOTSMS))
+
+    @r.message(Command("rents"))
+    async def rents_command(message: Message, gotsms: GotSMSClient) -> None:
+        await show_rents(message, gotsms, kb.ACTIVE, 1, edit=False)
+
+    @r.callback_query(MenuCb.filter(F.action == "rents"))
+    async def rents_button(query: CallbackQuery, ack: Ack, gotsms: GotSMSClient) -> None:
+        await ack()
+        if (message := target(query)) is not None:
+            await show_rents(message, gotsms, kb.ACTIVE, 1, edit=False)
+
+    @r.callback_query(kb.RentsCb.filter(F.st.in_({kb.ACTIVE, kb.FINISHED}) & (F.p >= 1)))
+    async def rents_page(
+        query: CallbackQuery, callback_data: kb.RentsCb, ack: Ack, gotsms: GotSMSClient
+    ) -> None:
+        await ack()
+        if (message := target(query)) is not None:
+            await show_rents(message, gotsms, callback_data.st, callback_data.p)
+
+    @r.callback_query(kb.RentCb.filter(F.a.in_(CARD_ACTIONS) & (F.p >= 1)))
+    async def card_action(
+        query: CallbackQuery,
+        callback_data: kb.RentCb,
+        ack: Ack,
+        session: AsyncSession,
+        user: User,
+        gotsms: GotSMSClient,
+    ) -> None:
+        ids = unpack(callback_data.id)
+        message = target(query)
+        if ids is None or message is None:
+            await stale(ack)
+            return
+        await ack()
+        card = Card(message, gotsms, ids[0], callback_data.st, callback_data.p)
+        action = callback_data.a
+        if action == "o":
+            await card.open()
+        elif action == "s":
+            await card.status()
+        elif action == "w":
+            if await card.wake_up():
+                await watch_fresh_rent(session, user.id)
+        elif action == "r":
+            await card.toggle_renewal()
+        elif action == "t":
+            await card.longer_plans()
+        else:
+            await card.ask_refund(session, user)
+
+    @r.callback_query(kb.RentMessagesCb.filter())
+    async def rent_messages(
+        query: CallbackQuery, callback_data: kb.RentMessagesCb, ack: Ack, gotsms: GotSMSClient
+    ) -> None:
+        ids = unpack(callback_data.id, *([callback_data.b] if callback_data.b else []))
+        message = target(query)
+        if ids is None or message is None:
+            await stale(ack)
+            return
+        await ack()
+        rent_id, before = ids[0], (ids[1] if len(ids) > 1 else None)
+        async with busy(message):
+            found = await gotsms.number_messages(rent_id, limit=MESSAGES_PAGE, before_id=before)
+        phone = next((m.to for m in found.data if m.to), None) or _("this number")
+        await show(
+            message,
+            rent_messages_text(phone, found.data),
+            kb.rent_messages(rent_id, found.data, found.meta.next_before_id, newest=before is None),
+        )
+
+    @r.callback_query(kb.MoveCb.filter())
+    async def move_chosen(
+        query: CallbackQuery,
+        callback_data: kb.MoveCb,
+        ack: Ack,
+        session: AsyncSession,
+        user: User,
+        gotsms: GotSMSClient,
+    ) -> None:
+        ids = unpack(callback_data.id, callback_data.pl)
+        message = target(query)
+        if ids is None or message is None:
+            await stale(ack)
+            return
+        await ack()
+        rent_id, plan_id = ids
+        async with busy(message):
+            rent = await find_rent(gotsms, rent_id)
+            options = await move_options(gotsms, rent) if rent is not None else []
+            account = await gotsms.account()
+        option = next((o for o in options if o.plan_id == plan_id), None)
+        if rent is None or option is None:
+            await show(
+                message, _("This plan change is not offered any more."), kb.back_to_card(rent_id)
+            )
+            return
+        label = length_text(option.months, "month")
+        payload = {
+            "rent_id": rent.id,
+            "plan_id": option.plan_id,
+            "label": label,
+            "phone": rent.phone,
+        }
+        confirmation = await ConfirmationRepo(session).create(user.id, kb.MOVE, payload)
+        yes = "✅ " + _("Pay {price}").format(price=money(option.price))
+        await show(
+            message,
+            move_question(rent.phone, label, option.price, account.balance),
+            confirm(kb.MOVE, confirmation, yes),
+        )
+
+    @r.callback_query(ConfirmCb.filter(F.action.in_({kb.REFUND, kb.MOVE})))
+    async def confirmed(
+        query: CallbackQuery,
+        callback_data: ConfirmCb,
+        ack: Ack,
+        session: AsyncSession,
+        user: User,
+        gotsms: GotSMSClient,
+    ) -> None:
+        repo = ConfirmationRepo(session)
+        message = target(query)
+        if message is None:
+            await stale(ack)
+            return
+        # Cancelling uses the confirmation up too, and tells which rent to go back to.
+        taken = await repo.consume(callback_data.id, user.id, CONFIRMATION_TTL)
+        if taken is None or taken[0] != callback_data.action:
+            await used(ack)
+            return
+        if not callback_data.ok:
+            await ack(_("Cancelled"))
+            back = kb.back_to_card(str(taken[1]["rent_id"]))
+            await show(message, _("Nothing was changed."), back)
+            return
+        await ack()
+        action, payload = taken
+        rent_id = str(payload["rent_id"])
+        try:
+            async with busy(message):
+                if action == kb.REFUND:
+                    await gotsms.refund(rent_id)
+                else:
+                    await gotsms.transition(rent_id, str(payload["plan_id"]))
+        except ApiError as error:
+            await show(message, "❌ " + api_error_text(error), kb.back_to_card(rent_id))
+            return
+        if action == kb.REFUND:
+            text = _("✅ Refunded: {price} is back on your balance.").format(
+                price=money(Decimal(str(payload["price"])))
+            )
+        else:
+            text = _("✅ Done: {phone} is now on the {plan} plan.").format(
+                phone=escape(str(payload["phone"])), plan=str(payload["label"])
+            )
+        await show(message, text, kb.back_to_card(rent_id))
+
+    return r
+
+
+async def show_rents(
+    message: Message, gotsms: GotSMSClient, status: str, page: int, *, edit: bool = True
+) -> None:
+    wanted = "finished" if status == kb.FINISHED else "active"
+    async with busy(message):
+        found = await gotsms.rents(status=wanted, page=page, per_page=RENTS_PAGE)
+    pages = pages_of(found.meta.total, RENTS_PAGE)
+    await show(
+        message,
+        rents_text(found.data, status == kb.ACTIVE, found.meta.total),
+        kb.rents(found.data, status, min(page, pages), pages),
+        edit=edit,
+    )
+
+
+class Card:
+    """One rent card message and the calls behind its buttons."""
+
+    def __init__(
+        self, message: Message, gotsms: GotSMSClient, rent_id: str, status: str, page: int
+    ) -> None:
+        self.message = message
+        self.gotsms = gotsms
+        self.rent_id = rent_id
+        self.status_filter = status
+        self.page = page
+
+    async def _rent(self) -> Rent | None:
+        rent = await find_rent(self.gotsms, self.rent_id, self.status_filter, self.page)
+        if rent is None:
+            await show(
+                self.message,
+                _("This rent is not in your list any more."),
+            )
+        return rent
+
+    async def _show(self, rent: Rent, number: NumberStatus | None = None, note: str = "") -> None:
+        text = rent_card(rent, number)
+        if note:
+            text = note + "\n\n" + text
+        await show(self.message, text, kb.rent_card(rent, self.status_filter, self.page))
+
+    async def open(self) -> None:
+        async with busy(self.message):
+            rent = await self._rent()
+        if rent is not None:
+            await self._show(rent)
+
+    async def status(self) -> None:
+        async with busy(self.message):
+            rent = await self._rent()
+            number = await self.gotsms.number_status(self.rent_id) if rent else None
+        if rent is not None:
+            await self._show(rent, number)
+
+    async def _refused(self, error: ApiRejected) -> None:
+        """A business rule said no (422): say it on the card itself."""
+        rent = await self._rent()
+        if rent is not None:
+            await self._show(rent, note="❌ " + api_error_text(error))
+
+    async def wake_up(self) -> bool:
+        """True when the number was woken up (its codes are awaited now)."""
+        async with busy(self.message):
+            try:
+                await self.gotsms.wake_up(self.rent_id)
+            except ApiRejected as error:
+                await self._refused(error)
+                return False
+            number = await self.gotsms.number_status(self.rent_id)
+            rent = await self._rent()
+        if rent is not None:
+            await self._show(rent, number, "⏰ " + _("Wake-up request sent."))
+        return True
+
+    async def toggle_renewal(self) -> None:
+        async with busy(self.message):
+            try:
+                change = await self.gotsms.toggle_renewal(self.rent_id)
+            except ApiRejected as error:
+                await self._refused(error)
+                return
+            rent = await self._rent()
+        if rent is None:
+            return
+        note = (
+            _("🔄 Auto-renew is now on.")
+            if change.is_included_for_next_renewal
+            else _("🔄 Auto-renew is now off.")
+        )
+        await self._show(rent, note=note)
+
+    async def longer_plans(self) -> None:
+        async with busy(self.message):
+            rent = await self._rent()
+            if rent is None:
+                return
+            if not rent.transition_options and rent.plan.duration_type != "day":
+                await self._show(
+                    rent, note="❌ " + _("Only a daily rent can be moved to a longer plan.")
+                )
+                return
+            options = await move_options(self.gotsms, rent)
+        labels = []
+        for option in options:
+            label = f"{length_text(option.months, 'month')} — {money(option.price)}"
+            if option.country:
+                label = f"{option.country} · {label}"
+            labels.append((option.plan_id, label))
+        await show(self.message, move_text(rent, len(options)), kb.move_options(rent, labels))
+
+    async def ask_refund(self, session: AsyncSession, user: User) -> None:
+        async with busy(self.message):
+            rent = await self._rent()
+        if rent is None:
+            return
+        payload = {"rent_id": rent.id, "price": str(rent.price), "phone": rent.phone}
+        confirmation = await ConfirmationRepo(session).create(user.id, kb.REFUND, payload)
+        await show(
+            self.message,
+            refund_question(rent),
+            confirm(kb.REFUND, confirmation, "↩️ " + _("Yes, refund")),
+        )
