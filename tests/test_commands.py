@@ -7,7 +7,7 @@ from aiogram.fsm.storage.base import StorageKey
 from bot.app import set_commands
 from bot.commands import COMMANDS
 from bot.db.models import User
-from tests.conftest import Harness
+from tests.conftest import GOSMS_TOKEN, GOTSMS_TOKEN, Harness
 
 EN, RU = 1001, 1002
 
@@ -141,3 +141,17 @@ async def test_command_menus_in_both_languages(harness: Harness) -> None:
     assert set(english) == set(russian) == {name for name, _ in COMMANDS}
     assert english["token"] == "connect a GoSMS or GotSMS token"
     assert russian["token"] == "подключить токен GoSMS или GotSMS"
+
+
+async def test_the_main_menu_opens_each_connected_service(harness: Harness) -> None:
+    harness.tg.user(EN, language_code="en")
+    await harness.send(EN, f"/token gotsms {GOTSMS_TOKEN}")
+    await harness.send(EN, f"/token gosms {GOSMS_TOKEN}")
+    await harness.send(EN, "/start")
+    labels = harness.last(EN).button_texts()
+    for label in ("Rent a number", "My rents", "Codes", "Balance", "Send SMS", "My SMS", "Devices"):
+        assert any(label in text for text in labels), label
+        answer = await harness.press(EN, label)
+        assert answer.answered
+        assert not answer.show_alert, f"{label}: {answer.text}"
+        await harness.send(EN, "/start")

@@ -72,6 +72,24 @@ async def test_a_rent_ending_is_announced_at_24h_and_1h_once(
     assert await rig.cycle(rig.rents) == []
 
 
+async def test_the_alert_can_switch_auto_renew_on(harness: Harness, gotsms: FakeGotSMS) -> None:
+    rig = Rig(harness)
+    await rig.connect("gotsms", GOTSMS_TOKEN)
+    rent = month_rent(gotsms)
+    gotsms.set_rent_end(rent["id"], datetime.now(UTC) + timedelta(hours=3))
+    await rig.cycle(rig.rents)
+    alert = harness.last(USER)
+    assert alert.button_texts() == ["⏫ Longer plan", "🔁 Auto-renew on", "📋 Open the rent"]
+    answer = await harness.press(USER, "Auto-renew on")
+    assert answer.answered
+    toggles = gotsms.requests_for(GOTSMS_TOKEN, f"/rents/{rent['id']}/renewal/toggle")
+    assert len(toggles) == 1
+    assert gotsms.rents_of(GOTSMS_TOKEN)[0]["is_included_for_next_renewal"]
+    assert "Auto-renew" in harness.tg.message(USER, alert.message_id).text, (
+        "the alert became the card"
+    )
+
+
 async def test_a_rent_first_seen_close_to_its_end_gets_one_alert(
     harness: Harness, gotsms: FakeGotSMS
 ) -> None:

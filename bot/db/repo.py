@@ -132,17 +132,25 @@ class NotificationRepo:
         self.session = session
 
     async def get(self, user_id: int) -> NotificationSettings:
+        """The user's settings, created with the defaults on first use (race-safe)."""
         settings = await self.session.get(NotificationSettings, user_id)
-        if settings is None:
-            settings = NotificationSettings(
-                user_id=user_id,
-                codes=True,
-                sms_status=True,
-                devices=True,
-                rent_expiry=True,
-                low_balance=False,
-            )
-            self.session.add(settings)
+        if settings is not None:
+            return settings
+        settings = NotificationSettings(
+            user_id=user_id,
+            codes=True,
+            sms_status=True,
+            devices=True,
+            rent_expiry=True,
+            low_balance=False,
+        )
+        try:
+            async with self.session.begin_nested():
+                self.session.add(settings)
+        except IntegrityError:  # created a moment ago by a concurrent update
+            found = await self.session.get(NotificationSettings, user_id)
+            assert found is not None
+            return found
         return settings
 
 

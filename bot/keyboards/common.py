@@ -17,14 +17,33 @@ LANGUAGE_NAMES = {"en": "English", "ru": "Русский"}
 
 
 def main_menu(connected: set[Service]) -> InlineKeyboardMarkup:
+    """The service buttons of what is connected, then the general ones, two a row."""
     builder = InlineKeyboardBuilder()
-    builder.button(text="🔑 " + _("Connect a token"), callback_data=MenuCb(action="token"))
-    builder.button(text="🌐 " + _("Language"), callback_data=MenuCb(action="lang"))
-    builder.button(text="🔔 " + _("Notifications"), callback_data=MenuCb(action="notify"))
-    builder.button(text="❓ " + _("Help"), callback_data=MenuCb(action="help"))
+    buttons: list[tuple[str, str]] = []
+    if Service.GOTSMS in connected:
+        buttons += [
+            ("📱 " + _("Rent a number"), "rent"),
+            ("🗂 " + _("My rents"), "rents"),
+            ("🔢 " + _("Codes"), "codes"),
+            ("💰 " + _("Balance"), "balance"),
+        ]
+    if Service.GOSMS in connected:
+        buttons += [
+            ("✉️ " + _("Send SMS"), "send"),
+            ("📨 " + _("My SMS"), "sms"),
+            ("📲 " + _("Devices"), "devices"),
+        ]
+    buttons += [
+        ("🔑 " + _("Connect a token"), "token"),
+        ("🔔 " + _("Notifications"), "notify"),
+        ("🌐 " + _("Language"), "lang"),
+        ("❓ " + _("Help"), "help"),
+    ]
     if connected:
-        builder.button(text="🚪 " + _("Log out"), callback_data=MenuCb(action="logout"))
-    builder.adjust(1, 3, 1)
+        buttons.append(("🚪 " + _("Log out"), "logout"))
+    for text, action in buttons:
+        builder.button(text=text, callback_data=MenuCb(action=action))
+    builder.adjust(2)
     return builder.as_markup()
 
 

@@ -119,6 +119,7 @@ class RentsJob(Job):
             "service": rent.service.name,
             "active_till": rent.active_till.isoformat(),
             "within": alerts[0],
+            "monthly": rent.plan.duration_type == "month",
         }
         # Only the most urgent alert is sent; a longer one not sent yet is now moot.
         if await outbox.enqueue(user_id, "rent_expiring", keys[0], payload):

@@ -16,6 +16,7 @@ from aiogram.utils.i18n import ngettext
 
 from bot.api.gosms import SmsStatus
 from bot.keyboards.gosms import sms_card as sms_card_keyboard
+from bot.keyboards.gotsms import rent_ending
 from bot.texts import money
 from bot.texts.gosms import sms_card, status_label
 
@@ -81,15 +82,13 @@ def _left(iso: str | None) -> str:
 
 
 def rent_expiring_push(payload: Mapping[str, Any]) -> Push:
-    text = _(
-        "⏳ Your {service} number {phone} ends in {left}, and auto-renew is off. "
-        "Open /rents to extend it or switch auto-renew on."
-    ).format(
+    text = _("⏳ Your {service} number {phone} ends in {left}, and auto-renew is off.").format(
         service=escape(str(payload.get("service") or "")),
         phone=escape(str(payload.get("phone") or "")),
         left=_left(payload.get("active_till")),
     )
-    return Push(text)
+    markup = rent_ending(str(payload["rent_id"]), can_renew=bool(payload.get("monthly")))
+    return Push(text, markup)
 
 
 def device_connection_push(payload: Mapping[str, Any]) -> Push:
