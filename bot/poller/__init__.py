@@ -24,18 +24,24 @@ from bot.poller.sms import SmsJob
 class Poller:
     sender: OutboxSender
     scheduler: Scheduler
+    grace: float = 15.0
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
 
     def start(self) -> None:
+        self._stop.clear()
         self.tasks = [
-            asyncio.create_task(self.sender.run(), name="outbox-sender"),
-            asyncio.create_task(self.scheduler.run(), name="scheduler"),
+            asyncio.create_task(self.sender.run(self._stop), name="outbox-sender"),
+            asyncio.create_task(self.scheduler.run(self._stop), name="scheduler"),
         ]
 
     async def stop(self) -> None:
-        for task in self.tasks:
+        """Lets the polls and sends under way finish (up to `grace` seconds), then stops."""
+        self._stop.set()
+        done, pending = await asyncio.wait(self.tasks, timeout=self.grace)
+        for task in pending:
             task.cancel()
-        for task in self.tasks:
+        for task in [*done, *pending]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self.tasks = []

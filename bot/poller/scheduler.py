@@ -34,14 +34,17 @@ class Scheduler:
         self._running: dict[tuple[str, int], asyncio.Task[None]] = {}
         self._concurrency = concurrency
 
-    async def run(self) -> None:
+    async def run(self, stop: asyncio.Event) -> None:
+        """Rounds until `stop` is set; then waits for the polls under way (they end quickly)."""
         try:
-            while True:
+            while not stop.is_set():
                 try:
                     await self.round(utcnow())
                 except Exception:
                     log.exception("scheduler round failed")
-                await asyncio.sleep(self.tick)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.tick)
+            await self.idle()
         finally:
             for task in self._running.values():
                 task.cancel()

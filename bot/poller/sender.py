@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -107,8 +106,9 @@ class OutboxSender:
         """Something was queued: look at once instead of at the next idle tick."""
         self._wake.set()
 
-    async def run(self) -> None:
-        while True:
+    async def run(self, stop: asyncio.Event) -> None:
+        """Delivers until `stop` is set; a send under way is finished, not cut off."""
+        while not stop.is_set():
             try:
                 delivered = await self.drain_once()
             except Exception:
@@ -116,8 +116,10 @@ class OutboxSender:
                 delivered = 0
             if delivered == 0:
                 self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.idle)
+                waits = [asyncio.ensure_future(e.wait()) for e in (self._wake, stop)]
+                await asyncio.wait(waits, timeout=self.idle, return_when=asyncio.FIRST_COMPLETED)
+                for waiter in waits:
+                    waiter.cancel()
 
     async def drain_once(self) -> int:
         async with self.session_factory() as session:
