@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -210,16 +210,7 @@ class PollStateRepo:
             select(PollState)
             .join(User, User.id == PollState.user_id)
             .where(PollState.job == job, PollState.next_at <= now, User.is_active.is_(True))
-            .order_by(PollState.next_at)
+            .order_by(case((PollState.hot_until > now, 0), else_=1), PollState.next_at)
             .limit(limit)
         )
         return (await self.session.scalars(query)).all()
-
-    async def next_due_at(self, job: str) -> datetime | None:
-        query = (
-            select(func.min(PollState.next_at))
-            .join(User, User.id == PollState.user_id)
-            .where(PollState.job == job, and_(User.is_active.is_(True)))
-        )
-        value = await self.session.scalar(query)
-        return value if isinstance(value, datetime) else None

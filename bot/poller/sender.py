@@ -28,6 +28,7 @@ from bot.db.repo import UserRepo
 from bot.poller.pushes import RENDERERS, Push, Renderer
 
 log = logging.getLogger(__name__)
+SENDING_AT_ONCE = 25  # the global pace is 25 a second anyway
 GONE = ("chat not found", "user is deactivated", "bot was kicked")
 
 
@@ -101,6 +102,7 @@ class OutboxSender:
         self.idle = idle
         self._wake = asyncio.Event()
         self._in_flight: set[int] = set()
+        self._slots = asyncio.Semaphore(SENDING_AT_ONCE)
 
     def wake(self) -> None:
         """Something was queued: look at once instead of at the next idle tick."""
@@ -127,8 +129,12 @@ class OutboxSender:
         now = time.monotonic()
         waiting = [d for d in due if d.item.id not in self._in_flight]
         ready = [d for d in waiting if self.pace.allows(d.chat_id, now)]
-        results = await asyncio.gather(*(self._deliver_once(d) for d in ready))
+        results = await asyncio.gather(*(self._bounded(d) for d in ready))
         return sum(results)
+
+    async def _bounded(self, due: Due) -> bool:
+        async with self._slots:  # each delivery holds a database connection while it sends
+            return await self._deliver_once(due)
 
     async def _deliver_once(self, due: Due) -> bool:
         """A slow send may outlive its claim; this process never sends the same row twice."""
