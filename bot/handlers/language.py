@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import User
 from bot.db.repo import UserRepo
+from bot.handlers.util import show
 from bot.keyboards.callbacks import LangCb, MenuCb
 from bot.keyboards.common import LANGUAGE_NAMES, languages
 from bot.middlewares.errors import Ack
@@ -45,13 +46,13 @@ def router() -> Router:
         await session.commit()
         i18n.current_locale = callback_data.code
         await ack(_("Language: {name}").format(name=LANGUAGE_NAMES[callback_data.code]))
-        if query.message is not None:
-            await query.bot.edit_message_text(  # type: ignore[union-attr]
-                text=_("Language: {name}. Everything from now on is in this language.").format(
+        if isinstance(query.message, Message):
+            # `show` takes an unchanged message (the same language pressed twice) as done
+            await show(
+                query.message,
+                _("Language: {name}. Everything from now on is in this language.").format(
                     name=LANGUAGE_NAMES[callback_data.code]
                 ),
-                chat_id=query.message.chat.id,
-                message_id=query.message.message_id,
             )
 
     return r

@@ -147,4 +147,5 @@ def parse_amount(text: str) -> Decimal | None:
         return None
     if not amount.is_finite() or amount <= 0 or amount >= MAX_THRESHOLD:
         return None
-    return amount.quantize(Decimal("0.01"))
+    rounded = amount.quantize(Decimal("0.01"))
+    return rounded if rounded > 0 else None  # 0.001 would be a threshold of 0.00

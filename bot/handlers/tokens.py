@@ -18,7 +18,7 @@ from bot.api.errors import ApiAuthError, ApiError, ApiPermissionError
 from bot.db.crypto import TokenCipher
 from bot.db.models import Service, User
 from bot.db.repo import ConfirmationRepo, CredentialRepo
-from bot.handlers.util import delete_quietly, typing
+from bot.handlers.util import delete_quietly, show, typing
 from bot.keyboards.callbacks import ConfirmCb, LogoutCb, LogoutTarget, MenuCb, TokenCb
 from bot.keyboards.common import confirm, logout_targets, token_services
 from bot.middlewares.errors import Ack
@@ -254,10 +254,8 @@ async def ask_for_token(
             _("I'll delete your message with it at once. /cancel to stop."),
         ]
     )
-    if edit:
-        await message.edit_text(text)
-    else:
-        await message.answer(text)
+    # `show` takes an unchanged message (the same button pressed twice) as done
+    await show(message, text, edit=edit)
 
 
 async def connect(message: Message, service: Service, token: str, deps: Deps) -> None:

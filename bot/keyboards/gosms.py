@@ -18,6 +18,9 @@ from bot.db.models import Device
 from bot.keyboards.common import pager_row
 from bot.texts.gosms import STATUS_ICONS
 
+# A local row id fits SQLite's INTEGER; a forged button with a bigger one is refused as stale.
+ROW_MAX = 2**63 - 1
+
 # ConfirmCb actions of the GoSMS side
 SEND = "ss"
 SMS_DELETE = "sd"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import uuid
 from collections.abc import Sequence
 
@@ -39,6 +40,7 @@ DURATION_CODES = {value: key for key, value in DURATIONS.items()}
 BILLINGS = {"s": "sms", "d": "duration"}
 ACTIVE, FINISHED = "a", "f"
 COPY_MAX = 256
+WHOLE_ID = re.compile(r"[A-Za-z0-9_-]{1,60}")
 
 
 def short_id(value: str) -> str:
@@ -53,8 +55,14 @@ def short_id(value: str) -> str:
 
 
 def long_id(value: str) -> str:
-    """The id `short_id` shortened; ValueError for anything it could not have produced."""
-    if value.startswith("~") and len(value) > 1:
+    """The id `short_id` shortened; ValueError for anything it could not have produced.
+
+    A whole id goes into API paths (`/numbers/{id}/wake-up`), so only letters, digits, `-` and
+    `_` pass: a forged `~../rents/ID/refund#` must not turn a wake-up into a refund.
+    """
+    if value.startswith("~"):
+        if WHOLE_ID.fullmatch(value[1:]) is None:
+            raise ValueError("not a short id")
         return value[1:]
     if len(value) != 22:
         raise ValueError("not a short id")

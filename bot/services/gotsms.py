@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -24,7 +25,7 @@ MONTH_LENGTHS = (1, 3, 6, 12)
 SEARCHES = "searches"
 MAX_SEARCHES = 20
 MAX_SEARCH = 64
-AREA_CODE = re.compile(r"\d{2,5}")
+AREA_CODE = re.compile(r"[0-9]{2,5}")  # ASCII only: `\d` would take "١٢٣" too
 PHONE_MAX = 20
 
 
@@ -61,7 +62,8 @@ def clean_search(text: str | None) -> str:
 
 
 def phone_digits(text: str) -> str:
-    return "".join(ch for ch in text if ch.isdigit())[:PHONE_MAX]
+    """The digits of a typed phone as ASCII ("٣" → "3"); "²" and other non-decimals are dropped."""
+    return "".join(str(unicodedata.decimal(ch)) for ch in text if ch.isdecimal())[:PHONE_MAX]
 
 
 def pages_of(total: int, per_page: int) -> int:

@@ -128,7 +128,9 @@ def router() -> Router:
     async def id_not_text(message: Message) -> None:
         await message.answer(_("Please send the device id as text, or /cancel."))
 
-    @r.callback_query(kb.DeviceCb.filter(F.action.in_(CARD_ACTIONS)))
+    @r.callback_query(
+        kb.DeviceCb.filter(F.action.in_(CARD_ACTIONS) & (F.row > 0) & (F.row <= kb.ROW_MAX))
+    )
     async def card_pressed(
         query: CallbackQuery,
         callback_data: kb.DeviceCb,

@@ -158,7 +158,7 @@ def router() -> Router:
     async def use_buttons(message: Message) -> None:
         await message.answer(_("Please choose with the buttons above, or /cancel."))
 
-    @r.callback_query(SendFlow.device, kb.SendDeviceCb.filter())
+    @r.callback_query(SendFlow.device, kb.SendDeviceCb.filter((F.row >= 0) & (F.row <= kb.ROW_MAX)))
     async def device_chosen(
         query: CallbackQuery,
         callback_data: kb.SendDeviceCb,

@@ -81,7 +81,7 @@ def router() -> Router:
     ) -> None:
         text = clean_search(command.args)
         view = kb.MessagesCb(p=1)
-        if text and any(ch.isdigit() for ch in text):
+        if phone_digits(text):
             view = kb.MessagesCb(p=1, q=phone_digits(text))
         elif text:
             async with busy(message):
@@ -96,7 +96,7 @@ def router() -> Router:
                 view = kb.MessagesCb(p=1, s=kb.short_id(service.id))
         await show_messages(message, gotsms, view, edit=False)
 
-    @r.callback_query(kb.MessagesCb.filter((F.p >= 1) & F.q.regexp(r"^\d{0,20}$")))
+    @r.callback_query(kb.MessagesCb.filter((F.p >= 1) & F.q.regexp(r"^[0-9]{0,20}$")))
     async def messages_page(
         query: CallbackQuery, callback_data: kb.MessagesCb, ack: Ack, gotsms: GotSMSClient
     ) -> None:
