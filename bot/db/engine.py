@@ -15,9 +15,6 @@ from sqlalchemy.ext.asyncio import (
 )
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
-# The poller runs 64 polls and 25 sends at once, each with a connection, beside the handlers.
-POOL_SIZE = 20
-POOL_OVERFLOW = 100
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -39,15 +36,8 @@ def create_engine(database_url: str) -> AsyncEngine:
     ensure_sqlite_folder(database_url)
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
-        return create_async_engine(
-            url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW
-        )
-    engine = create_async_engine(
-        url,
-        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
-        pool_size=POOL_SIZE,
-        max_overflow=POOL_OVERFLOW,
-    )
+        return create_async_engine(url, pool_pre_ping=True)
+    engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
 
