@@ -21,7 +21,7 @@ from bot.db.outbox_repo import OutboxRepo, PollStateRepo
 from bot.db.repo import DeviceRepo
 from bot.poller.codes import JOB as CODES_JOB
 from bot.poller.codes import RENTS_JOB
-from bot.poller.jobs import Client, Job, gotsms_quota_wait
+from bot.poller.jobs import Client, Job
 
 RENT_ALERTS = ((timedelta(hours=1), "1h"), (timedelta(hours=24), "24h"))
 OFFLINE_AFTER = timedelta(minutes=10)
@@ -67,19 +67,8 @@ class RentsJob(Job):
     name = RENTS_JOB
     service = Service.GOTSMS
 
-    def __init__(self, *args: Any, every: float = 300.0, reserve: int = 8, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.every = every
-        self.reserve = reserve
-
-    def interval(self, state: PollState, now: datetime) -> float:
-        return self.every
-
     def wanted(self, settings: NotificationSettings) -> bool:
         return settings.rent_expiry or settings.codes
-
-    def quota_wait(self, client: Client) -> datetime | None:
-        return gotsms_quota_wait(client, self.reserve)
 
     async def work(
         self,
@@ -138,13 +127,6 @@ class DevicesJob(Job):
     name = "devices"
     service = Service.GOSMS
 
-    def __init__(self, *args: Any, every: float = 300.0, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.every = every
-
-    def interval(self, state: PollState, now: datetime) -> float:
-        return self.every
-
     def wanted(self, settings: NotificationSettings) -> bool:
         return settings.devices
 
@@ -196,20 +178,10 @@ class BalanceJob(Job):
 
     name = "balance"
     service = Service.GOTSMS
-
-    def __init__(self, *args: Any, every: float = 3600.0, reserve: int = 8, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.every = every
-        self.reserve = reserve
-
-    def interval(self, state: PollState, now: datetime) -> float:
-        return self.every
+    every = 3600.0
 
     def wanted(self, settings: NotificationSettings) -> bool:
         return settings.low_balance and settings.balance_threshold is not None
-
-    def quota_wait(self, client: Client) -> datetime | None:
-        return gotsms_quota_wait(client, self.reserve)
 
     async def work(
         self,

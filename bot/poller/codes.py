@@ -19,7 +19,7 @@ from bot.db.models import NotificationSettings, Service, utcnow
 from bot.db.outbox import PollState
 from bot.db.outbox_repo import OutboxRepo, PollStateRepo
 from bot.db.repo import CredentialRepo
-from bot.poller.jobs import Client, Job, gotsms_quota_wait
+from bot.poller.jobs import Client, Job
 
 JOB = "codes"
 KIND = "code"
@@ -46,6 +46,7 @@ class CodesJob(Job):
     def __init__(self, *args: Any, timing: CodesTiming | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.timing = timing or CodesTiming()
+        self.reserve = self.timing.reserve
 
     def interval(self, state: PollState, now: datetime) -> float:
         hot = state.hot_until is not None and state.hot_until > now
@@ -53,9 +54,6 @@ class CodesJob(Job):
 
     def wanted(self, settings: NotificationSettings) -> bool:
         return settings.codes
-
-    def quota_wait(self, client: Client) -> datetime | None:
-        return gotsms_quota_wait(client, self.timing.reserve)
 
     async def work(
         self,

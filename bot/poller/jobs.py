@@ -26,13 +26,16 @@ from bot.db.repo import CredentialRepo
 log = logging.getLogger(__name__)
 MAX_BACKOFF = 300.0
 BROKEN_TOKEN_RETRY = timedelta(hours=1)
+GOTSMS_RESERVE = 8
 Client = GotSMSClient | GoSMSClient
 
 
 class Job(ABC):
     name: str
     service: Service
+    every: float = 300.0  # seconds between polls, unless `interval` says otherwise
     max_backoff = MAX_BACKOFF
+    reserve = GOTSMS_RESERVE  # of the GotSMS budget, kept for the user's own commands
 
     def __init__(
         self,
@@ -40,16 +43,19 @@ class Job(ABC):
         cipher: TokenCipher,
         clients: Clients,
         *,
+        every: float | None = None,
         on_queued: Callable[[], None] = lambda: None,
     ) -> None:
         self.session_factory = session_factory
         self.cipher = cipher
         self.clients = clients
         self.on_queued = on_queued
+        if every is not None:
+            self.every = every
 
-    @abstractmethod
     def interval(self, state: PollState, now: datetime) -> float:
         """Seconds until the next poll after a good one."""
+        return self.every
 
     @abstractmethod
     def wanted(self, settings: NotificationSettings) -> bool:
@@ -66,7 +72,15 @@ class Job(ABC):
         """One poll: call the API, queue what is new. ApiError escapes to the base."""
 
     def quota_wait(self, client: Client) -> datetime | None:
-        """A moment to wait for instead of polling now, or None."""
+        """When only the user's reserve of the GotSMS budget is left, wait for the reset."""
+        if self.service is not Service.GOTSMS:
+            return None
+        quota = client.quota()
+        if quota.remaining is None or quota.reset_at is None:
+            return None
+        reset = datetime.fromtimestamp(quota.reset_at, tz=utcnow().tzinfo)
+        if quota.remaining <= self.reserve and reset > utcnow():
+            return reset
         return None
 
     async def poll(self, user_id: int) -> None:
@@ -137,14 +151,3 @@ async def read_settings(session: AsyncSession, user_id: int) -> NotificationSett
         rent_expiry=True,
         low_balance=False,
     )
-
-
-def gotsms_quota_wait(client: Client, reserve: int) -> datetime | None:
-    """When only the user's reserve of the GotSMS budget is left, wait for the window to reset."""
-    quota = client.quota()
-    if quota.remaining is None or quota.reset_at is None:
-        return None
-    reset = datetime.fromtimestamp(quota.reset_at, tz=utcnow().tzinfo)
-    if quota.remaining <= reserve and reset > utcnow():
-        return reset
-    return None
