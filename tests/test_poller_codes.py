@@ -8,7 +8,7 @@ from typing import Any
 from bot.db.models import utcnow
 from bot.db.outbox import PollState
 from bot.db.outbox_repo import PollStateRepo
-from bot.db.repo import NotificationRepo
+from bot.db.repo import NotificationRepo, UserRepo
 from bot.poller.alerts import RentsJob
 from bot.poller.codes import JOB, CodesJob, CodesTiming
 from bot.poller.sender import OutboxSender, Pace
@@ -206,3 +206,21 @@ async def test_a_user_without_active_rents_costs_no_request(
     gotsms.inject_message(rent["id"], "code 909090", code="909090")
     [pushed] = await rig.cycle()
     assert "909090" in pushed
+
+
+async def test_hot_users_are_taken_first_when_many_are_due(harness: Harness) -> None:
+    now = utcnow()
+    users = (7601, 7602, 7603)
+    async with harness.deps.session_factory() as session:
+        repo = PollStateRepo(session)
+        for user_id in users:
+            await UserRepo(session).upsert_seen(user_id, user_id, "en")
+            await repo.start(user_id, JOB)
+        await repo.heat(7601, JOB, now + timedelta(minutes=30))
+        for user_id in users:  # 7603 is the most overdue, 7601 the least (but hot)
+            state = await repo.get(user_id, JOB)
+            assert state is not None
+            state.next_at = now - timedelta(seconds=user_id - 7600)
+        await session.commit()
+        due = await repo.due(JOB, now, 2)
+    assert [s.user_id for s in due] == [7601, 7603]
