@@ -42,12 +42,16 @@ class PollState(Base):
     """When to poll a user for one job next, how hot, and how it went last time."""
 
     __tablename__ = "poll_state"
+    __table_args__ = (
+        Index("ix_poll_state_job_next_at", "job", "next_at"),
+        Index("ix_poll_state_job_hot_until", "job", "hot_until"),
+    )
 
     user_id: Mapped[int] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
     )
     job: Mapped[str] = mapped_column(String(24), primary_key=True)
-    next_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    next_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     hot_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     failures: Mapped[int] = mapped_column(Integer, default=0)
     cursor: Mapped[str | None] = mapped_column(String(160))
