@@ -31,6 +31,7 @@ class Scheduler:
         self.jobs = jobs
         self.tick = tick
         self._running: dict[tuple[str, int], asyncio.Task[None]] = {}
+        self._slots = asyncio.Semaphore(concurrency)
         self._concurrency = concurrency
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -51,19 +52,12 @@ class Scheduler:
                 await asyncio.gather(*self._running.values(), return_exceptions=True)
 
     async def round(self, now: datetime) -> int:
-        """Starts due polls into the free slots, hot users first; returns how many started.
-
-        Taking in only what can run keeps a backlog in the database, where it is ordered, rather
-        than in a queue of tasks where a hot user would wait behind every cold one.
-        """
+        """Starts every due poll that is not already running, hot users first."""
         started = 0
         for job in self.jobs:
-            free = self._concurrency - len(self._running)
-            if free <= 0:
-                break
             async with self.session_factory() as session:
-                due = await PollStateRepo(session).due(job.name, now, free + len(self._running))
-                fresh = [s for s in due if (job.name, s.user_id) not in self._running][:free]
+                due = await PollStateRepo(session).due(job.name, now, self._concurrency * 4)
+                fresh = [s for s in due if (job.name, s.user_id) not in self._running]
                 for state in fresh:
                     state.next_at = now + LEASE  # the poll sets the real time when it ends
                 await session.commit()
@@ -75,7 +69,8 @@ class Scheduler:
 
     async def _run(self, job: Job, user_id: int, key: tuple[str, int]) -> None:
         try:
-            await job.poll(user_id)
+            async with self._slots:
+                await job.poll(user_id)
         except Exception:
             log.exception("%s poll of user %s failed", job.name, user_id)
         finally:
