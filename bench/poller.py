@@ -147,6 +147,32 @@ def _usage() -> dict[str, float]:
     }
 
 
+def _watch_sql(engine: Any) -> dict[str, list[float]]:
+    """Per statement (first 90 characters): count and wall seconds, on stderr at the end."""
+    from sqlalchemy import event
+
+    stats: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
+
+    def before(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        _conn.info["t0"] = time.perf_counter()
+
+    def after(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        entry = stats[" ".join(statement.split())[:90]]
+        entry[0] += 1
+        entry[1] += time.perf_counter() - _conn.info.pop("t0", time.perf_counter())
+
+    event.listen(engine.sync_engine, "before_cursor_execute", before)
+    event.listen(engine.sync_engine, "after_cursor_execute", after)
+    return stats
+
+
+def _print_sql(stats: dict[str, list[float]]) -> None:
+    total = sum(t for _n, t in stats.values())
+    print(f"SQL: {sum(n for n, _t in stats.values()):.0f} statements, {total:.1f} s", file=sys.stderr)
+    for text, (n, t) in sorted(stats.items(), key=lambda kv: -kv[1][1])[:25]:
+        print(f"  {t:7.2f} s {n:8.0f} x {t / n * 1000:6.2f} ms  {text}", file=sys.stderr)
+
+
 async def bot_main(cfg: dict[str, Any]) -> None:
     """The measured process: the real poller and sender, as bot.app._on_startup starts them."""
     from sqlalchemy import func, or_, select
@@ -169,6 +195,7 @@ async def bot_main(cfg: dict[str, Any]) -> None:
         sys.stdout.write(json.dumps({"kind": kind} | data) + "\n")
         sys.stdout.flush()
 
+    sql_stats = _watch_sql(deps.engine) if cfg.get("sql_stats") else None
     start = _usage()
     say("ready", {"start": start})
     poller.start()
@@ -206,6 +233,8 @@ async def bot_main(cfg: dict[str, Any]) -> None:
         )
     outbox = [{"kind": k, "sent": bool(s), "dropped": d, "n": n} for k, s, d, n in rows]
     say("stopped", {"end": end, "outbox": outbox, "failing_states": failing})
+    if sql_stats is not None:
+        _print_sql(sql_stats)
     await bot.session.close()
     await deps.close()
 
@@ -304,7 +333,12 @@ def _py_spy(pid: int, output: Path, duration: float) -> subprocess.Popen[bytes]:
 
 
 async def run_one(
-    n_users: int, hot_share: float, duration: float, seed: int, profile_dir: Path | None
+    n_users: int,
+    hot_share: float,
+    duration: float,
+    seed: int,
+    profile_dir: Path | None,
+    sql_stats: bool = False,
 ) -> RunResult:
     from bench._fakes import MeasuringTelegram, ScaledGotSMS
     from tests.fakes.gosms import FakeGoSMS
@@ -324,6 +358,7 @@ async def run_one(
         "gosms_url": gosms.url,
         "database_url": f"sqlite+aiosqlite:///{work}/data/bot.db",
         "users_file": str(work / "users.json"),
+        "sql_stats": sql_stats,
     }
     t_setup = time.monotonic()
     plan_id = got.plan_by("Telegram", "day", 1)["id"]
@@ -553,7 +588,7 @@ async def driver(args: argparse.Namespace) -> None:
     for n in args.users:
         duration = args.duration if args.duration is not None else 120.0
         print(f"-- {n} users, measured window {duration:.0f} s ...", flush=True)
-        r = await run_one(n, args.hot, duration, args.seed, args.profile_dir)
+        r = await run_one(n, args.hot, duration, args.seed, args.profile_dir, args.sql_stats)
         results.append(r)
         print(HEADER)
         print(_row(r))
@@ -595,6 +630,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
         "--profile-dir", type=Path, default=None, help="py-spy record the bot (raw stacks)"
+    )
+    parser.add_argument(
+        "--sql-stats", action="store_true", help="time each SQL statement (bot's stderr log)"
     )
     asyncio.run(driver(parser.parse_args()))
 

@@ -18,6 +18,7 @@ from bot.poller.jobs import Job
 from bot.poller.scheduler import Scheduler
 from bot.poller.sender import OutboxSender
 from bot.poller.sms import SmsJob
+from bot.poller.writes import Writes
 
 
 @dataclass
@@ -55,13 +56,15 @@ def create_poller(
     i18n: I18n,
     poll_interval: float,
 ) -> Poller:
-    sender = OutboxSender(bot, session_factory, i18n)
+    writes = Writes(session_factory)
+    sender = OutboxSender(bot, session_factory, i18n, lock=writes.lock)
     shared = (session_factory, cipher, clients)
+    wake, timing = sender.wake, CodesTiming(hot_interval=poll_interval)
     jobs: list[Job] = [
-        CodesJob(*shared, timing=CodesTiming(hot_interval=poll_interval), on_queued=sender.wake),
-        RentsJob(*shared, on_queued=sender.wake),
-        DevicesJob(*shared, on_queued=sender.wake),
-        SmsJob(*shared, on_queued=sender.wake),
-        BalanceJob(*shared, on_queued=sender.wake),
+        CodesJob(*shared, timing=timing, on_queued=wake, writes=writes),
+        RentsJob(*shared, on_queued=wake, writes=writes),
+        DevicesJob(*shared, on_queued=wake, writes=writes),
+        SmsJob(*shared, on_queued=wake, writes=writes),
+        BalanceJob(*shared, on_queued=wake, writes=writes),
     ]
-    return Poller(sender=sender, scheduler=Scheduler(session_factory, jobs))
+    return Poller(sender=sender, scheduler=Scheduler(session_factory, jobs, writes=writes))

@@ -10,18 +10,16 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from bot.api.errors import ApiNotFound
 from bot.api.gosms import DeviceInfo, GoSMSClient
 from bot.api.gotsms import GotSMSClient, Rent
 from bot.db.models import NotificationSettings, Service, utcnow
-from bot.db.outbox import PollState
 from bot.db.outbox_repo import OutboxRepo, PollStateRepo
 from bot.db.repo import DeviceRepo
 from bot.poller.codes import JOB as CODES_JOB
 from bot.poller.codes import RENTS_JOB
-from bot.poller.jobs import Client, Job
+from bot.poller.jobs import Client, Job, Poll
+from bot.poller.writes import Pending
 
 RENT_ALERTS = ((timedelta(hours=1), "1h"), (timedelta(hours=24), "24h"))
 OFFLINE_AFTER = timedelta(minutes=10)
@@ -40,9 +38,10 @@ PLAN_UNIT_MINUTES = {
 class Episodes:
     """Once-per-event bookkeeping for one thing (a device's connection, the balance…)."""
 
-    def __init__(self, outbox: OutboxRepo, user_id: int, kind: str, thing: str) -> None:
-        self.outbox = outbox
-        self.user_id = user_id
+    def __init__(self, poll: Poll, kind: str, thing: str) -> None:
+        self.outbox = OutboxRepo(poll.session)
+        self.pending = poll.pending
+        self.user_id = poll.state.user_id
         self.kind = kind
         self.prefix = f"{thing}:"
 
@@ -55,9 +54,9 @@ class Episodes:
         episode = await self.outbox.count_events(self.user_id, self.kind, self.prefix)
         key = f"{self.prefix}{'bad' if bad else 'ok'}:{episode}"
         if bad or push_recovery:
-            await self.outbox.enqueue(self.user_id, self.kind, key, payload | {"bad": bad})
+            self.pending.enqueue(self.user_id, self.kind, key, payload | {"bad": bad})
         else:
-            await self.outbox.remember(self.user_id, self.kind, [key], "recovered")
+            self.pending.remember(self.user_id, self.kind, [key], "recovered")
 
 
 class RentsJob(Job):
@@ -70,14 +69,9 @@ class RentsJob(Job):
     def wanted(self, settings: NotificationSettings) -> bool:
         return settings.rent_expiry or settings.codes
 
-    async def work(
-        self,
-        session: AsyncSession,
-        state: PollState,
-        client: Client,
-        settings: NotificationSettings,
-    ) -> None:
+    async def work(self, poll: Poll, client: Client) -> None:
         assert isinstance(client, GotSMSClient)
+        state = poll.state
         rents = (await client.rents(status="active", per_page=100)).data
         state.cursor = str(len(rents))  # the codes job skips users with nothing to watch
         now = utcnow()
@@ -86,13 +80,15 @@ class RentsJob(Job):
         ]
         latest = max(fresh, default=None)
         if latest is not None and latest + HOT_WINDOW > now:
-            await PollStateRepo(session).heat(state.user_id, CODES_JOB, latest + HOT_WINDOW)
-        outbox = OutboxRepo(session)
+            until = latest + HOT_WINDOW
+            poll.pending.later(
+                lambda session: PollStateRepo(session).heat(state.user_id, CODES_JOB, until)
+            )
         for rent in rents:
-            await self._warn(outbox, state.user_id, rent, now)
+            self._warn(poll.pending, state.user_id, rent, now)
 
     @staticmethod
-    async def _warn(outbox: OutboxRepo, user_id: int, rent: Rent, now: datetime) -> None:
+    def _warn(pending: Pending, user_id: int, rent: Rent, now: datetime) -> None:
         if rent.is_included_for_next_renewal or rent.active_till is None:
             return
         left = rent.active_till - now
@@ -111,8 +107,8 @@ class RentsJob(Job):
             "monthly": rent.plan.duration_type == "month",
         }
         # Only the most urgent alert is sent; a longer one not sent yet is now moot.
-        if await outbox.enqueue(user_id, "rent_expiring", keys[0], payload):
-            await outbox.remember(user_id, "rent_expiring", keys[1:], "superseded")
+        pending.enqueue(user_id, "rent_expiring", keys[0], payload)
+        pending.remember(user_id, "rent_expiring", keys[1:], "superseded")
 
 
 def plan_length(rent: Rent) -> timedelta:
@@ -130,26 +126,17 @@ class DevicesJob(Job):
     def wanted(self, settings: NotificationSettings) -> bool:
         return settings.devices
 
-    async def work(
-        self,
-        session: AsyncSession,
-        state: PollState,
-        client: Client,
-        settings: NotificationSettings,
-    ) -> None:
+    async def work(self, poll: Poll, client: Client) -> None:
         assert isinstance(client, GoSMSClient)
-        outbox = OutboxRepo(session)
-        for device in await DeviceRepo(session).list(state.user_id):
+        for device in await DeviceRepo(poll.session).list(poll.state.user_id):
             try:
                 info = await client.device_info(device.device_id)
             except ApiNotFound:
                 continue  # deleted in the panel: the device card says so when opened
-            await self._check(outbox, state.user_id, device.device_id, device.name, info)
+            await self._check(poll, device.device_id, device.name, info)
 
     @staticmethod
-    async def _check(
-        outbox: OutboxRepo, user_id: int, device_id: str, name: str, info: DeviceInfo
-    ) -> None:
+    async def _check(poll: Poll, device_id: str, name: str, info: DeviceInfo) -> None:
         now = utcnow()
         seen = info.last_online_date
         offline = seen is None or now - seen > OFFLINE_AFTER
@@ -158,11 +145,11 @@ class DevicesJob(Job):
             "name": info.device_name or name,
             "last_online": seen.isoformat() if seen else None,
         }
-        connection = Episodes(outbox, user_id, "device_online", f"{device_id}:net")
+        connection = Episodes(poll, "device_online", f"{device_id}:net")
         await connection.change(offline, base, push_recovery=True)
         battery = _battery(info.device_battery_state)
         low = battery is not None and battery < LOW_BATTERY and not info.is_charging
-        power = Episodes(outbox, user_id, "device_battery", f"{device_id}:bat")
+        power = Episodes(poll, "device_battery", f"{device_id}:bat")
         await power.change(low, base | {"battery": battery}, push_recovery=False)
 
 
@@ -183,17 +170,11 @@ class BalanceJob(Job):
     def wanted(self, settings: NotificationSettings) -> bool:
         return settings.low_balance and settings.balance_threshold is not None
 
-    async def work(
-        self,
-        session: AsyncSession,
-        state: PollState,
-        client: Client,
-        settings: NotificationSettings,
-    ) -> None:
+    async def work(self, poll: Poll, client: Client) -> None:
         assert isinstance(client, GotSMSClient)
-        threshold = settings.balance_threshold
+        threshold = poll.settings.balance_threshold
         assert threshold is not None
         balance = (await client.account()).balance
-        episodes = Episodes(OutboxRepo(session), state.user_id, "low_balance", "balance")
+        episodes = Episodes(poll, "low_balance", "balance")
         payload = {"balance": str(balance), "threshold": str(threshold)}
         await episodes.change(balance < threshold, payload, push_recovery=False)

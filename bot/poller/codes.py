@@ -8,18 +8,20 @@ are recorded as known (never pushed) and a single "N unread codes — /codes" no
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.api.gotsms import GotSMSClient, Message
 from bot.db.models import NotificationSettings, Service, utcnow
 from bot.db.outbox import PollState
-from bot.db.outbox_repo import OutboxRepo, PollStateRepo
+from bot.db.outbox_repo import OutboxRepo
 from bot.db.repo import CredentialRepo
-from bot.poller.jobs import Client, Job
+from bot.poller.jobs import Client, Job, Poll
 
 JOB = "codes"
 KIND = "code"
@@ -55,22 +57,26 @@ class CodesJob(Job):
     def wanted(self, settings: NotificationSettings) -> bool:
         return settings.codes
 
-    async def work(
-        self,
-        session: AsyncSession,
-        state: PollState,
-        client: Client,
-        settings: NotificationSettings,
-    ) -> None:
+    async def preload(self, session: AsyncSession, user_ids: Sequence[int]) -> dict[int, Any]:
+        """How many active rents the rents job last saw (its cursor) of each user."""
+        query = select(PollState.user_id, PollState.cursor).where(
+            PollState.user_id.in_(user_ids), PollState.job == RENTS_JOB
+        )
+        rows = (await session.execute(query)).all()
+        return {row.user_id: row.cursor for row in rows}
+
+    async def work(self, poll: Poll, client: Client) -> None:
         assert isinstance(client, GotSMSClient)
-        if state.cursor == WATCHING and await self._nothing_to_watch(session, state):
+        state = poll.state
+        if state.cursor == WATCHING and self._nothing_to_watch(state, poll.extra):
             return
         if state.cursor != WATCHING:
-            await self._begin(session, state, client)
+            await self._begin(poll, client)
         else:
-            await self._queue_new(session, state.user_id, client)
+            await self._queue_new(poll, client)
 
-    async def _nothing_to_watch(self, session: AsyncSession, state: PollState) -> bool:
+    @staticmethod
+    def _nothing_to_watch(state: PollState, active_rents: str | None) -> bool:
         """No active rent (as the rents job last saw) and none just made: no request at all.
 
         A rent made in the GotSMS panel is noticed by the rents job within its interval; its
@@ -78,31 +84,33 @@ class CodesJob(Job):
         """
         if state.hot_until is not None and state.hot_until > utcnow():
             return False
-        rents = await PollStateRepo(session).get(state.user_id, RENTS_JOB)
-        return rents is not None and rents.cursor == "0"
+        return active_rents == "0"
 
-    async def _begin(self, session: AsyncSession, state: PollState, client: GotSMSClient) -> None:
+    async def _begin(self, poll: Poll, client: GotSMSClient) -> None:
         """First poll: what was there before the token was connected is not new (one note says
         how many codes are unread); what came after is pushed like any new code."""
+        user_id, pending = poll.state.user_id, poll.pending
         page = await client.messages(per_page=PAGE_SIZE)
-        outbox = OutboxRepo(session)
-        since = await CredentialRepo(session, self.cipher).connected_at(
-            state.user_id, Service.GOTSMS
+        since = await CredentialRepo(poll.session, self.cipher).connected_at(
+            user_id, Service.GOTSMS
         )
         baseline = (since or utcnow()) - CLOCK_SKEW
         before = [m for m in page.data if _older(m, baseline)]
-        await outbox.remember(state.user_id, KIND, [m.id for m in before], "there before")
+        pending.remember(user_id, KIND, [m.id for m in before], "there before")
         unread = await client.unread_messages(per_page=PAGE_SIZE)
         waiting = unread.meta.total - sum(1 for m in unread.data if not _older(m, baseline))
-        if waiting > 0:
-            key = f"first:{utcnow().isoformat()}"
-            await outbox.enqueue(state.user_id, "unread_note", key, {"count": waiting})
+        if waiting > 0:  # keyed by the connection: a poll that runs twice notes it once
+            pending.enqueue(
+                user_id, "unread_note", f"first:{baseline.isoformat()}", {"count": waiting}
+            )
         for message in reversed([m for m in page.data if m not in before]):
-            await outbox.enqueue(state.user_id, KIND, message.id, _payload(message))
-        state.cursor = WATCHING
+            pending.enqueue(user_id, KIND, message.id, _payload(message))
+        poll.state.cursor = WATCHING
 
-    async def _queue_new(self, session: AsyncSession, user_id: int, client: GotSMSClient) -> int:
-        outbox = OutboxRepo(session)
+    @staticmethod
+    async def _queue_new(poll: Poll, client: GotSMSClient) -> int:
+        user_id = poll.state.user_id
+        outbox = OutboxRepo(poll.session)
         found: list[Message] = []
         for page_number in range(1, MAX_PAGES + 1):
             page = await client.messages(page=page_number, per_page=PAGE_SIZE)
@@ -112,7 +120,7 @@ class CodesJob(Job):
             if len(new) < len(page.data) or page_number >= page.meta.last_page:
                 break
         for message in reversed(found):  # oldest first: pushes keep the order of arrival
-            await outbox.enqueue(user_id, KIND, message.id, _payload(message))
+            poll.pending.enqueue(user_id, KIND, message.id, _payload(message))
         return len(found)
 
 

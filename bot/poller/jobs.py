@@ -1,4 +1,7 @@
-"""What every polling job shares: load the user's state and token, poll, schedule the next time.
+"""What every polling job shares: load the users' state and tokens, poll, schedule the next time.
+
+The scheduler loads what a batch of due polls needs in a few queries (`load`); each poll then
+only reads what it must and hands its writes to `Writes` (bot/poller/writes.py).
 
 A job never raises: an API failure backs off that user only (one broken account never slows the
 others), a 429 waits what the service asked, a refused token is retried rarely.
@@ -8,9 +11,12 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.api.clients import Clients
@@ -18,16 +24,38 @@ from bot.api.errors import ApiAuthError, ApiError, ApiPermissionError, ApiRateLi
 from bot.api.gosms import GoSMSClient
 from bot.api.gotsms import GotSMSClient
 from bot.db.crypto import TokenCipher
-from bot.db.models import NotificationSettings, Service, utcnow
+from bot.db.models import Credential, NotificationSettings, Service, utcnow
 from bot.db.outbox import PollState
 from bot.db.outbox_repo import PollStateRepo
-from bot.db.repo import CredentialRepo
+from bot.poller.writes import Pending, Writes
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = 300.0
 BROKEN_TOKEN_RETRY = timedelta(hours=1)
 GOTSMS_RESERVE = 8
 Client = GotSMSClient | GoSMSClient
+
+
+@dataclass
+class Target:
+    """One due poll with what it needs, loaded with the others of its batch."""
+
+    state: PollState  # detached: the poll changes it, `Writes` stores it
+    token: str
+    settings: NotificationSettings
+    leased: datetime
+    extra: Any = None
+
+
+@dataclass
+class Poll:
+    """What `Job.work` gets: the state to update, a session to read, the writes to hand over."""
+
+    state: PollState
+    settings: NotificationSettings
+    session: AsyncSession
+    pending: Pending
+    extra: Any = None
 
 
 class Job(ABC):
@@ -45,11 +73,13 @@ class Job(ABC):
         *,
         every: float | None = None,
         on_queued: Callable[[], None] = lambda: None,
+        writes: Writes | None = None,
     ) -> None:
         self.session_factory = session_factory
         self.cipher = cipher
         self.clients = clients
         self.on_queued = on_queued
+        self.writes = writes or Writes(session_factory)
         if every is not None:
             self.every = every
 
@@ -62,14 +92,12 @@ class Job(ABC):
         """Whether the user wants what this job finds (else it costs no request)."""
 
     @abstractmethod
-    async def work(
-        self,
-        session: AsyncSession,
-        state: PollState,
-        client: Client,
-        settings: NotificationSettings,
-    ) -> None:
-        """One poll: call the API, queue what is new. ApiError escapes to the base."""
+    async def work(self, poll: Poll, client: Client) -> None:
+        """One poll: call the API, hand over what is new. ApiError escapes to the base."""
+
+    async def preload(self, session: AsyncSession, user_ids: Sequence[int]) -> dict[int, Any]:
+        """What `work` needs of each user beyond state, token and settings (`Poll.extra`)."""
+        return {}
 
     def quota_wait(self, client: Client) -> datetime | None:
         """When only the user's reserve of the GotSMS budget is left, wait for the reset."""
@@ -83,51 +111,77 @@ class Job(ABC):
             return reset
         return None
 
+    async def load(
+        self, session: AsyncSession, states: Sequence[PollState], leases: Sequence[datetime]
+    ) -> list[Target]:
+        """Targets for due states, in a few queries; a user whose token is gone is forgotten."""
+        ids = [state.user_id for state in states]
+        tokens = await self._tokens(session, ids)
+        settings = await read_many_settings(session, ids)
+        extras = await self.preload(session, ids)
+        targets = []
+        for state, leased in zip(states, leases, strict=True):
+            token = tokens.get(state.user_id)
+            if token is None:
+                self.writes.forget(state.user_id, self.name)
+                continue
+            extra = extras.get(state.user_id)
+            targets.append(Target(state, token, settings[state.user_id], leased, extra))
+        return targets
+
+    async def _tokens(self, session: AsyncSession, user_ids: Sequence[int]) -> dict[int, str]:
+        query = select(Credential.user_id, Credential.token_encrypted).where(
+            Credential.user_id.in_(user_ids), Credential.service == self.service.value
+        )
+        rows = (await session.execute(query)).all()
+        return {user_id: self.cipher.decrypt(blob) for user_id, blob in rows}
+
     async def poll(self, user_id: int) -> None:
+        """One poll of one user now, its writes done when it returns (tests, and a nudge)."""
         async with self.session_factory() as session:
             state = await PollStateRepo(session).get(user_id, self.name)
-            token = await CredentialRepo(session, self.cipher).token(user_id, self.service)
-            if state is None:
-                return
-            if token is None:
-                await session.delete(state)
-                await session.commit()
-                return
-            settings = await read_settings(session, user_id)
-            now = utcnow()
-            if self.wanted(settings):
-                state.next_at = await self._poll(session, state, self._client(token), settings, now)
-            else:
-                state.next_at = now + timedelta(seconds=self.interval(state, now))
-            await session.commit()
-        self.on_queued()
+            targets = [] if state is None else await self.load(session, [state], [state.next_at])
+        for target in targets:
+            await self.run(target)
+        await self.writes.flush()
+
+    async def run(self, target: Target) -> None:
+        state, now = target.state, utcnow()
+        pending = Pending()
+        if self.wanted(target.settings):
+            async with self.session_factory() as session:
+                poll = Poll(state, target.settings, session, pending, target.extra)
+                state.next_at = await self._poll(poll, self._client(target.token), now)
+        else:
+            state.next_at = now + timedelta(seconds=self.interval(state, now))
+        await self.writes.apply(pending)
+        self.writes.finish(state, target.leased)
+        if pending:
+            self.on_queued()
 
     def _client(self, token: str) -> Client:
         if self.service is Service.GOTSMS:
             return self.clients.gotsms(token)
         return self.clients.gosms(token)
 
-    async def _poll(
-        self,
-        session: AsyncSession,
-        state: PollState,
-        client: Client,
-        settings: NotificationSettings,
-        now: datetime,
-    ) -> datetime:
+    async def _poll(self, poll: Poll, client: Client, now: datetime) -> datetime:
+        state = poll.state
         waiting = self.quota_wait(client)
         if waiting is not None:
             return waiting
         try:
-            await self.work(session, state, client, settings)
+            await self.work(poll, client)
         except ApiRateLimited as exc:
+            poll.pending.steps.clear()
             return now + timedelta(seconds=max(exc.retry_after, 1.0))
         except (ApiAuthError, ApiPermissionError) as exc:
+            poll.pending.steps.clear()
             log.warning(
                 "user %s: %s refused the token (%s)", state.user_id, exc.service, exc.detail
             )
             return now + BROKEN_TOKEN_RETRY
         except ApiError as exc:
+            poll.pending.steps.clear()
             state.failures += 1
             delay = min(self.max_backoff, self.interval(state, now) * 2**state.failures)
             log.info(
@@ -138,11 +192,7 @@ class Job(ABC):
         return now + timedelta(seconds=self.interval(state, now))
 
 
-async def read_settings(session: AsyncSession, user_id: int) -> NotificationSettings:
-    """The user's notification settings, or the defaults; jobs only read (several run at once)."""
-    found = await session.get(NotificationSettings, user_id)
-    if found is not None:
-        return found
+def default_settings(user_id: int) -> NotificationSettings:
     return NotificationSettings(
         user_id=user_id,
         codes=True,
@@ -151,3 +201,12 @@ async def read_settings(session: AsyncSession, user_id: int) -> NotificationSett
         rent_expiry=True,
         low_balance=False,
     )
+
+
+async def read_many_settings(
+    session: AsyncSession, user_ids: Sequence[int]
+) -> dict[int, NotificationSettings]:
+    """The users' notification settings, or the defaults."""
+    query = select(NotificationSettings).where(NotificationSettings.user_id.in_(user_ids))
+    found = {row.user_id: row for row in (await session.scalars(query)).all()}
+    return {user_id: found.get(user_id) or default_settings(user_id) for user_id in user_ids}

@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.models import utcnow
 from bot.db.outbox_repo import PollStateRepo
-from bot.poller.jobs import Job
+from bot.poller.jobs import Job, Target
+from bot.poller.writes import Writes
 
 log = logging.getLogger(__name__)
 # A poll takes at most the API deadline (12 s); a crashed poll delays its user this long.
@@ -24,11 +25,13 @@ class Scheduler:
         session_factory: async_sessionmaker[AsyncSession],
         jobs: list[Job],
         *,
+        writes: Writes | None = None,
         concurrency: int = 64,
         tick: float = 0.2,
     ) -> None:
         self.session_factory = session_factory
         self.jobs = jobs
+        self.writes = writes or Writes(session_factory)
         self.tick = tick
         self._running: dict[tuple[str, int], asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(concurrency)
@@ -52,31 +55,41 @@ class Scheduler:
                 await asyncio.gather(*self._running.values(), return_exceptions=True)
 
     async def round(self, now: datetime) -> int:
-        """Starts every due poll that is not already running, hot users first."""
+        """Writes what the polls since the last round found out, then starts every due poll
+        that is not already running, hot users first."""
+        await self.writes.flush()
         started = 0
         for job in self.jobs:
-            async with self.session_factory() as session:
-                due = await PollStateRepo(session).due(job.name, now, self._concurrency * 4)
-                fresh = [s for s in due if (job.name, s.user_id) not in self._running]
-                for state in fresh:
-                    state.next_at = now + LEASE  # the poll sets the real time when it ends
-                await session.commit()
-            for state in fresh:
-                key = (job.name, state.user_id)
-                self._running[key] = asyncio.create_task(self._run(job, state.user_id, key))
+            for target in await self._lease(job, now):
+                key = (job.name, target.state.user_id)
+                self._running[key] = asyncio.create_task(self._run(job, target, key))
                 started += 1
         return started
 
-    async def _run(self, job: Job, user_id: int, key: tuple[str, int]) -> None:
+    async def _lease(self, job: Job, now: datetime) -> list[Target]:
+        """The due polls of `job`, leased (the poll sets the real next time when it ends)."""
+        leased = now + LEASE
+        async with self.writes.lock, self.session_factory() as session:
+            due = await PollStateRepo(session).due(job.name, now, self._concurrency * 4)
+            fresh = [s for s in due if (job.name, s.user_id) not in self._running]
+            if not fresh:
+                return []
+            for state in fresh:
+                state.next_at = leased
+            await session.commit()
+            return await job.load(session, fresh, [leased] * len(fresh))
+
+    async def _run(self, job: Job, target: Target, key: tuple[str, int]) -> None:
         try:
             async with self._slots:
-                await job.poll(user_id)
+                await job.run(target)
         except Exception:
-            log.exception("%s poll of user %s failed", job.name, user_id)
+            log.exception("%s poll of user %s failed", job.name, target.state.user_id)
         finally:
             self._running.pop(key, None)
 
     async def idle(self) -> None:
-        """Waits until no poll is running (for tests and a clean stop)."""
+        """Waits until no poll is running and their writes are done (tests, a clean stop)."""
         while self._running:
             await asyncio.gather(*list(self._running.values()), return_exceptions=True)
+        await self.writes.flush()

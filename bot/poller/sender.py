@@ -6,9 +6,10 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TypeVar
 
 from aiogram import Bot
 from aiogram.exceptions import (
@@ -28,6 +29,7 @@ from bot.db.repo import UserRepo
 from bot.poller.pushes import RENDERERS, Push, Renderer
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 SENDING_AT_ONCE = 25  # the global pace is 25 a second anyway
 GONE = ("chat not found", "user is deactivated", "bot was kicked")
 
@@ -91,8 +93,10 @@ class OutboxSender:
         batch: int = 200,
         claim_hold: timedelta = timedelta(seconds=20),
         idle: float = 0.25,
+        lock: asyncio.Lock | None = None,
     ) -> None:
         self.bot = bot
+        self.lock = lock or asyncio.Lock()  # the poller's writer lock (bot/poller/writes.py)
         self.session_factory = session_factory
         self.i18n = i18n
         self.renderers = renderers
@@ -147,13 +151,13 @@ class OutboxSender:
     async def _deliver(self, due: Due) -> bool:
         async with self.session_factory() as session:
             repo = OutboxRepo(session)
-            if not await repo.claim(due.item.id, utcnow(), self.claim_hold):
+            if not await self._write(lambda: repo.claim(due.item.id, utcnow(), self.claim_hold)):
                 return False
             try:
                 push = self._render(due)
             except Exception:
                 log.exception("push %s (%s) cannot be rendered", due.item.id, due.item.kind)
-                await repo.drop(due.item.id, "render failed")
+                await self._write(lambda: repo.drop(due.item.id, "render failed"))
                 return False
             return await self._send(repo, session, due, push)
 
@@ -169,25 +173,33 @@ class OutboxSender:
         except TelegramRetryAfter as exc:
             self.pace.pause(due.chat_id, exc.retry_after, time.monotonic())
             later = utcnow() + timedelta(seconds=exc.retry_after)
-            await repo.retry_later(item.id, later, count=False)
+            await self._write(lambda: repo.retry_later(item.id, later, count=False))
             return False
         except TelegramForbiddenError:
-            await self._gone(repo, session, item.user_id, "blocked")
+            await self._write(lambda: self._gone(repo, session, item.user_id, "blocked"))
             return False
         except TelegramBadRequest as exc:
             if any(reason in exc.message for reason in GONE):
-                await self._gone(repo, session, item.user_id, "chat not found")
+                await self._write(lambda: self._gone(repo, session, item.user_id, "chat not found"))
                 return False
             log.error("push %s (%s) refused by Telegram: %s", item.id, item.kind, exc.message)
-            await repo.drop(item.id, "bad request")
+            await self._write(lambda: repo.drop(item.id, "bad request"))
             return False
         except (TelegramServerError, TelegramNetworkError, TimeoutError) as exc:
             delay = min(60.0, 2.0 ** min(item.attempts, 6))
             log.info("push %s: Telegram failed (%s), retry in %.0f s", item.id, exc, delay)
-            await repo.retry_later(item.id, utcnow() + timedelta(seconds=delay))
+            await self._write(
+                lambda: repo.retry_later(item.id, utcnow() + timedelta(seconds=delay))
+            )
             return False
-        await repo.mark_sent(item.id, message.message_id if message else push.edit_message_id)
+        sent_id = message.message_id if message else push.edit_message_id
+        await self._write(lambda: repo.mark_sent(item.id, sent_id))
         return True
+
+    async def _write(self, write: Callable[[], Awaitable[T]]) -> T:
+        """One write at a time with the poller's: SQLite's busy wait is slow under load."""
+        async with self.lock:
+            return await write()
 
     async def _call(self, chat_id: int, push: Push) -> Message | None:
         if push.edit_message_id is None:

@@ -11,15 +11,13 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from bot.api.errors import ApiNotFound
 from bot.api.gosms import GoSMSClient, Sms, SmsStatus
 from bot.db.models import NotificationSettings, SentSms, Service, utcnow
 from bot.db.outbox import PollState
-from bot.db.outbox_repo import OutboxRepo
 from bot.db.repo import SentSmsRepo
-from bot.poller.jobs import Client, Job
+from bot.poller.jobs import Client, Job, Poll
+from bot.poller.writes import Pending
 
 JOB = "sms"
 FOLLOW_FOR = timedelta(hours=48)
@@ -44,27 +42,19 @@ class SmsJob(Job):
     def wanted(self, settings: NotificationSettings) -> bool:
         return settings.sms_status
 
-    async def work(
-        self,
-        session: AsyncSession,
-        state: PollState,
-        client: Client,
-        settings: NotificationSettings,
-    ) -> None:
+    async def work(self, poll: Poll, client: Client) -> None:
         assert isinstance(client, GoSMSClient)
         since = utcnow() - FOLLOW_FOR
-        pending = [
-            s for s in await SentSmsRepo(session).pending(state.user_id) if s.created_at > since
-        ]
-        state.cursor = "busy" if pending else None
-        if not pending:
+        rows = await SentSmsRepo(poll.session).pending(poll.state.user_id)
+        following = [s for s in rows if s.created_at > since]
+        poll.state.cursor = "busy" if following else None
+        if not following:
             return
-        found = await _statuses(client, [s.sms_id for s in pending])
-        outbox = OutboxRepo(session)
-        for row in pending:
+        found = await _statuses(client, [s.sms_id for s in following])
+        for row in following:
             sms = found.get(row.sms_id)
             if sms is not None and sms.status != row.status:
-                await _changed(session, outbox, row, sms.status)
+                _changed(poll.pending, row, sms.status)
 
 
 async def _statuses(client: GoSMSClient, ids: Sequence[str]) -> dict[str, Sms]:
@@ -84,8 +74,9 @@ async def _statuses(client: GoSMSClient, ids: Sequence[str]) -> dict[str, Sms]:
     return found
 
 
-async def _changed(session: AsyncSession, outbox: OutboxRepo, row: SentSms, status: int) -> None:
-    await SentSmsRepo(session).set_status(row.user_id, row.sms_id, status)
+def _changed(pending: Pending, row: SentSms, status: int) -> None:
+    user_id, sms_id = row.user_id, row.sms_id
+    pending.later(lambda session: SentSmsRepo(session).set_status(user_id, sms_id, status))
     card = {
         "sms_id": row.sms_id,
         "phone": row.phone,
@@ -96,7 +87,7 @@ async def _changed(session: AsyncSession, outbox: OutboxRepo, row: SentSms, stat
         "to_sim": row.to_sim,
         "message_id": row.message_id,
     }
-    await outbox.enqueue(row.user_id, "sms_card", f"{row.sms_id}:{status}", card)
+    pending.enqueue(row.user_id, "sms_card", f"{row.sms_id}:{status}", card)
     if status in FINAL:
         note = {"phone": row.phone, "status": status}
-        await outbox.enqueue(row.user_id, "sms_final", f"{row.sms_id}:final", note)
+        pending.enqueue(row.user_id, "sms_final", f"{row.sms_id}:final", note)
