@@ -247,8 +247,9 @@ async def test_cancel_leaves_the_flow_at_any_step(harness: Harness, gosms: FakeG
     question = harness.last(EN)
     await harness.send(EN, "/cancel")
     answer = await harness.press(EN, "Send")
-    assert "cancelled" in (answer.text or "")
-    assert harness.tg.message(EN, question.message_id).text.startswith("Not sent")
+    assert answer.show_alert
+    assert "cancelled" in (answer.text or ""), "/cancel closes the open question too"
+    assert harness.tg.message(EN, question.message_id).text.startswith("Send this SMS?")
     assert not gosms.requests
 
 

@@ -6,6 +6,7 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
+import aiohttp
 import pytest
 
 from tests.conftest import GOTSMS_TOKEN, Harness
@@ -152,15 +153,23 @@ async def test_move_to_a_longer_plan_once(
 async def test_move_twice_gets_the_daily_only_text(harness: Harness, gotsms: FakeGotSMS) -> None:
     made = rent(gotsms)
     await connect(harness, RU, "ru")
-    for months in ("1 месяц — 9.99", "3 месяца — 27.99"):
-        await open_card(harness, RU, made["phone"])
-        await harness.press(RU, "Тариф длиннее")
-        await harness.press(RU, months)
-    await harness.press(RU, "Оплатить 27.99")  # the newest question: 3 months
-    assert "на тарифе 3 месяца" in harness.last(RU).text
-    older, _data = harness.find_button(RU, "Оплатить 9.99")
-    await harness.press(RU, "Оплатить 9.99")  # the older one, now for a monthly rent
-    refused = harness.tg.message(RU, older).text
+    await open_card(harness, RU, made["phone"])
+    await harness.press(RU, "Тариф длиннее")
+    await harness.press(RU, "1 месяц — 9.99")
+    question, _data = harness.find_button(RU, "Оплатить 9.99")
+    # meanwhile the rent is moved to 3 months on the GotSMS website
+    three = gotsms.plan_by("Telegram", "month", 3)["id"]
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{gotsms.url}/rents/{made['id']}/transition",
+            json={"plan_id": three},
+            headers={"Authorization": f"Bearer {GOTSMS_TOKEN}"},
+        ) as response,
+    ):
+        assert response.status == 200
+    await harness.press(RU, "Оплатить 9.99")  # now for a monthly rent
+    refused = harness.tg.message(RU, question).text
     assert "Перевести на более длинный тариф можно только посуточную аренду." in refused
     assert posts(gotsms, "/transition") == 2
 

@@ -241,5 +241,5 @@ async def test_another_users_confirmation_does_nothing(harness: Harness) -> None
     await harness.feed(forged)
     answer = harness.tg.callback_answers[forged["callback_query"]["id"]]
     assert answer.text is not None
-    assert "already used or has expired" in answer.text
+    assert "belongs to another user" in answer.text
     assert await stored(harness, EN, Service.GOTSMS) == GOTSMS_TOKEN

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Update, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -161,6 +161,8 @@ class ConfirmationRepo:
         self.session = session
 
     async def create(self, user_id: int, action: str, payload: dict[str, Any]) -> str:
+        """A new question; it replaces the user's open ones (their buttons stop working)."""
+        await self.session.execute(self._open(user_id).values(consumed_at=utcnow()))
         confirmation_id = secrets.token_urlsafe(9)
         self.session.add(
             Confirmation(
@@ -171,38 +173,58 @@ class ConfirmationRepo:
         return confirmation_id
 
     async def consume(
-        self, confirmation_id: str, user_id: int, max_age: timedelta
+        self,
+        confirmation_id: str,
+        user_id: int,
+        max_age: timedelta,
+        action: str | None = None,
     ) -> tuple[str, dict[str, Any]] | None:
-        """Mark it used and return (action, payload); None if unknown, foreign, stale or used."""
+        """Mark it used and return (action, payload); None if unknown, foreign, stale or used.
+
+        With `action`, a confirmation of another action is left alone (None).
+        """
         now = utcnow()
-        result = await self.session.execute(
-            update(Confirmation)
-            .where(
-                Confirmation.id == confirmation_id,
-                Confirmation.user_id == user_id,
-                Confirmation.consumed_at.is_(None),
-                Confirmation.created_at > now - max_age,
-            )
-            .values(consumed_at=now)
+        query = self._open(user_id, confirmation_id, action).where(
+            Confirmation.created_at > now - max_age
         )
+        return await self._take(query.values(consumed_at=now), confirmation_id)
+
+    async def discard(
+        self, confirmation_id: str, user_id: int, action: str | None = None
+    ) -> tuple[str, dict[str, Any]] | None:
+        """Like `consume` for a "no": (action, payload) if it was still open, else None."""
+        query = self._open(user_id, confirmation_id, action).values(consumed_at=utcnow())
+        return await self._take(query, confirmation_id)
+
+    async def discard_open(self, user_id: int) -> int:
+        """Closes every open confirmation of the user (/cancel); how many were open."""
+        result = await self.session.execute(self._open(user_id).values(consumed_at=utcnow()))
+        await self.session.commit()
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    @staticmethod
+    def _open(
+        user_id: int, confirmation_id: str | None = None, action: str | None = None
+    ) -> Update:
+        query = update(Confirmation).where(
+            Confirmation.user_id == user_id, Confirmation.consumed_at.is_(None)
+        )
+        if confirmation_id is not None:
+            query = query.where(Confirmation.id == confirmation_id)
+        if action is not None:
+            query = query.where(Confirmation.action == action)
+        return query
+
+    async def _take(self, query: Update, confirmation_id: str) -> tuple[str, dict[str, Any]] | None:
+        """Runs the guarded UPDATE; the row is ours only if exactly this call changed it."""
+        result = await self.session.execute(query)
         await self.session.commit()
         if getattr(result, "rowcount", 0) != 1:
             return None
         row = await self.session.get(Confirmation, confirmation_id)
         assert row is not None
-        return row.action, json.loads(row.payload or "{}")
-
-    async def discard(self, confirmation_id: str, user_id: int) -> None:
-        await self.session.execute(
-            update(Confirmation)
-            .where(
-                Confirmation.id == confirmation_id,
-                Confirmation.user_id == user_id,
-                Confirmation.consumed_at.is_(None),
-            )
-            .values(consumed_at=utcnow())
-        )
-        await self.session.commit()
+        payload = json.loads(row.payload or "{}")
+        return row.action, payload if isinstance(payload, dict) else {}
 
 
 class SavedDeviceRepo:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from bot.handlers import common, gosms, gotsms, language, notify, tokens
+from bot.handlers import common, gosms, gotsms, groups, language, notify, tokens
 
 
 def get_routers() -> list[Router]:
     return [
+        groups.router(),  # first: in groups almost nothing is answered
         common.router(),
         language.router(),
         tokens.router(),

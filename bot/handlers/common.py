@@ -16,6 +16,7 @@ from bot.commands import COMMANDS
 from bot.db.crypto import TokenCipher
 from bot.db.models import Service, User
 from bot.db.repo import CredentialRepo, UserRepo
+from bot.handlers.confirm import close_open
 from bot.handlers.util import delete_quietly
 from bot.keyboards.callbacks import MenuCb
 from bot.keyboards.common import main_menu
@@ -99,8 +100,11 @@ def router() -> Router:
             await query.message.answer(help_text())
 
     @r.message(Command("cancel"))
-    async def cancel(message: Message, state: FSMContext) -> None:
-        if await state.get_state() is None:
+    async def cancel(
+        message: Message, state: FSMContext, session: AsyncSession, user: User
+    ) -> None:
+        closed = await close_open(session, user.id)  # the Yes of an open question stops working
+        if await state.get_state() is None and not closed:
             await message.answer(_("There is nothing to cancel."))
             return
         await state.clear()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 
 from aiogram import F, Router
 from aiogram.filters import Command, CommandObject
@@ -17,10 +16,11 @@ from bot.api.clients import Clients
 from bot.api.errors import ApiAuthError, ApiError, ApiPermissionError
 from bot.db.crypto import TokenCipher
 from bot.db.models import Service, User
-from bot.db.repo import ConfirmationRepo, CredentialRepo
+from bot.db.repo import CredentialRepo
+from bot.handlers.confirm import question, settle
 from bot.handlers.util import delete_quietly, show, typing
 from bot.keyboards.callbacks import ConfirmCb, LogoutCb, LogoutTarget, MenuCb, TokenCb
-from bot.keyboards.common import confirm, logout_targets, token_services
+from bot.keyboards.common import logout_targets, token_services
 from bot.middlewares.errors import Ack
 from bot.services.credentials import (
     AccountCheck,
@@ -31,7 +31,6 @@ from bot.services.credentials import (
 )
 from bot.texts import api_error_text, money, service_name
 
-CONFIRMATION_TTL = timedelta(minutes=10)
 SERVICE_WORDS = {"gotsms": Service.GOTSMS, "gosms": Service.GOSMS}
 PRIVATE = F.chat.type == "private"
 
@@ -86,13 +85,6 @@ def logout_question(services: set[Service]) -> str:
 
 def router() -> Router:
     r = Router(name="tokens")
-
-    @r.message(Command("token"), ~PRIVATE)
-    async def token_in_group(message: Message) -> None:
-        await delete_quietly(message)
-        await message.answer(
-            _("🔒 For your safety I take tokens only in a private chat with me. Send /token there.")
-        )
 
     @r.message(Command("token"))
     async def token_command(
@@ -194,13 +186,10 @@ def router() -> Router:
         if not chosen:
             await query.message.edit_text(_("That token is not connected any more."))
             return
-        confirmation = await ConfirmationRepo(session).create(
-            user.id, "logout", {"services": sorted(chosen)}
+        asked = await question(
+            session, user.id, "logout", {"services": sorted(chosen)}, "🚪 " + _("Yes, forget it")
         )
-        await query.message.edit_text(
-            logout_question(chosen),
-            reply_markup=confirm("logout", confirmation, "🚪 " + _("Yes, forget it")),
-        )
+        await query.message.edit_text(logout_question(chosen), reply_markup=asked.keyboard)
 
     @r.callback_query(ConfirmCb.filter(F.action == "logout"))
     async def logout_confirmed(
@@ -211,28 +200,21 @@ def router() -> Router:
         cipher: TokenCipher,
         user: User,
     ) -> None:
-        repo = ConfirmationRepo(session)
-        if not callback_data.ok:
-            await repo.discard(callback_data.id, user.id)
-            await ack(_("Cancelled"))
-            if isinstance(query.message, Message):
-                await query.message.edit_text(_("Nothing was changed."))
+        settled = await settle(query, callback_data, ack, session, user)
+        if settled is None:
             return
-        taken = await repo.consume(callback_data.id, user.id, CONFIRMATION_TTL)
-        if taken is None or taken[0] != "logout":
-            await ack(_("This confirmation was already used or has expired."), alert=True)
+        if not settled.ok:
+            await show(settled.message, _("Nothing was changed."))
             return
-        await ack()
-        forgotten = await forget(
-            session, cipher, user.id, {Service(s) for s in taken[1]["services"]}
-        )
+        services = {Service(s) for s in settled.payload.get("services", [])}
+        forgotten = await forget(session, cipher, user.id, services)
         names = _(" and ").join(service_name(s) for s in sorted(forgotten)) or "—"
-        if isinstance(query.message, Message):
-            await query.message.edit_text(
-                _(
-                    "Done: the {names} token is forgotten. Connect again any time with /token."
-                ).format(names=names)
-            )
+        await show(
+            settled.message,
+            _("Done: the {names} token is forgotten. Connect again any time with /token.").format(
+                names=names
+            ),
+        )
 
     return r
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from html import escape
 
 from aiogram import F, Router
@@ -17,18 +16,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.api.errors import ApiNotFound
 from bot.api.gosms import GoSMSClient
 from bot.db.models import Device, Service, User
-from bot.db.repo import ConfirmationRepo, DeviceRepo, SavedDeviceRepo
+from bot.db.repo import DeviceRepo, SavedDeviceRepo
+from bot.handlers.confirm import question, settle
 from bot.handlers.util import show, typing
 from bot.keyboards import gosms as kb
 from bot.keyboards.callbacks import ConfirmCb, MenuCb
-from bot.keyboards.common import confirm
 from bot.middlewares.errors import Ack
 from bot.middlewares.tokens import NeedsToken
 from bot.services.gosms import MAX_SAVED_DEVICES, InvalidInput, check_device_id
 from bot.texts import api_error_text
 from bot.texts.gosms import device_card, devices_list
 
-CONFIRMATION_TTL = timedelta(minutes=10)
 CARD_ACTIONS = {"o", "r", "on", "off", "x", "f"}
 
 
@@ -157,8 +155,12 @@ def router() -> Router:
         if not isinstance(query.message, Message):
             return
         if action == "x":
-            confirmation = await ConfirmationRepo(session).create(
-                user.id, kb.DEVICE_DELETE, {"row": device.id, "device_id": device.device_id}
+            asked = await question(
+                session,
+                user.id,
+                kb.DEVICE_DELETE,
+                {"row": device.id, "device_id": device.device_id},
+                "🗑 " + _("Yes, delete"),
             )
             await show(
                 query.message,
@@ -166,7 +168,7 @@ def router() -> Router:
                     "🗑 Delete <b>{name}</b> from your GoSMS account? It will no longer send "
                     "SMS for you. This can't be undone."
                 ).format(name=escape(device.name or device.device_id)),
-                confirm(kb.DEVICE_DELETE, confirmation, "🗑 " + _("Yes, delete")),
+                asked.keyboard,
             )
             return
         if action in ("on", "off"):
@@ -184,30 +186,22 @@ def router() -> Router:
         user: User,
         gosms: GoSMSClient,
     ) -> None:
-        repo = ConfirmationRepo(session)
-        message = query.message if isinstance(query.message, Message) else None
-        if not callback_data.ok:
-            await repo.discard(callback_data.id, user.id)
-            await ack(_("Cancelled"))
-            if message is not None:
-                saved = await DeviceRepo(session).list(user.id)
-                await show(message, devices_list(saved), kb.devices(saved))
+        settled = await settle(query, callback_data, ack, session, user)
+        if settled is None:
             return
-        taken = await repo.consume(callback_data.id, user.id, CONFIRMATION_TTL)
-        if taken is None or taken[0] != kb.DEVICE_DELETE:
-            await ack(_("This confirmation was already used or has expired."), alert=True)
+        message = settled.message
+        if not settled.ok:
+            saved = await DeviceRepo(session).list(user.id)
+            await show(message, devices_list(saved), kb.devices(saved))
             return
-        await ack()
-        device_id = str(taken[1]["device_id"])
+        device_id = str(settled.payload["device_id"])
         saved_repo = SavedDeviceRepo(session)
         device = await saved_repo.by_device_id(user.id, device_id)
         name = escape(device.name if device is not None and device.name else device_id)
         gone = False
+        assert message.bot is not None
         try:
-            if message is not None and message.bot is not None:
-                async with typing(message.bot, message.chat.id):
-                    await gosms.delete_device(device_id)
-            else:
+            async with typing(message.bot, message.chat.id):
                 await gosms.delete_device(device_id)
         except ApiNotFound:
             gone = True
@@ -219,8 +213,7 @@ def router() -> Router:
             if gone
             else _("🗑 {name} is deleted from GoSMS and forgotten here.")
         ).format(name=name)
-        if message is not None:
-            await show(message, text, back_to_list())
+        await show(message, text, back_to_list())
 
     return r
 

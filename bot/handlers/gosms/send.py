@@ -19,10 +19,10 @@ from bot.api.gosms import GoSMSClient, SmsStatus
 from bot.db.models import Service, User, utcnow
 from bot.db.outbox_repo import PollStateRepo
 from bot.db.repo import ConfirmationRepo, DeviceRepo, SavedDeviceRepo, SentSmsRepo
+from bot.handlers.confirm import already_settled, question, settle
 from bot.handlers.util import show, typing
 from bot.keyboards import gosms as kb
 from bot.keyboards.callbacks import ConfirmCb, MenuCb
-from bot.keyboards.common import confirm
 from bot.middlewares.errors import Ack
 from bot.middlewares.tokens import NeedsToken
 from bot.poller.sms import JOB as SMS_JOB
@@ -211,29 +211,24 @@ def router() -> Router:
         user: User,
         gosms: GoSMSClient,
     ) -> None:
-        repo = ConfirmationRepo(session)
-        message = query.message if isinstance(query.message, Message) else None
-        if not callback_data.ok:
-            await repo.discard(callback_data.id, user.id)
-            await ack(_("Cancelled"))
-            if await is_current(state, callback_data.id):
-                await end_flow(state)
-            if message is not None:
-                await show(message, _("Not sent: nothing was charged."))
-            return
-        taken = await repo.consume(callback_data.id, user.id, CONFIRMATION_TTL)
-        if taken is None or taken[0] != kb.SEND:
-            await ack(_("This confirmation was already used or has expired."), alert=True)
-            return
-        if not await is_current(state, callback_data.id):
+        if callback_data.ok and not await is_current(state, callback_data.id):
+            # the flow ended (another command) without a newer question: close this one too
+            if await ConfirmationRepo(session).discard(callback_data.id, user.id, kb.SEND) is None:
+                await already_settled(ack)
+                return
             await ack(_("This SMS was cancelled or replaced by a newer one. Nothing was sent."))
-            if message is not None:
-                await show(message, _("Not sent: nothing was charged."))
+            if isinstance(query.message, Message):
+                await show(query.message, _("Not sent: nothing was charged."))
             return
-        await ack()
-        await end_flow(state)
-        if message is not None:
-            await deliver(message, taken[1], session, user, gosms)
+        settled = await settle(query, callback_data, ack, session, user, CONFIRMATION_TTL)
+        if settled is None:
+            return
+        if await is_current(state, callback_data.id):
+            await end_flow(state)
+        if not settled.ok:
+            await show(settled.message, _("Not sent: nothing was charged."))
+            return
+        await deliver(settled.message, settled.payload, session, user, gosms)
 
     return r
 
@@ -270,13 +265,13 @@ async def ask_confirmation(
         "device_name": data.get("send_name") or "",
         "to_sim": to_sim if device_id else None,
     }
-    confirmation = await ConfirmationRepo(session).create(user.id, kb.SEND, payload)
+    asked = await question(session, user.id, kb.SEND, payload, "📤 " + _("Send"))
     await state.set_state(SendFlow.confirm)
-    await state.update_data(send_confirmation=confirmation)
+    await state.update_data(send_confirmation=asked.id)
     text = send_question(
         payload["phone"], payload["text"], device_id, payload["device_name"], payload["to_sim"]
     )
-    await show(message, text, confirm(kb.SEND, confirmation, "📤 " + _("Send")))
+    await show(message, text, asked.keyboard)
 
 
 async def deliver(

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
-from datetime import timedelta
-from typing import Any
 
 from aiogram import F, Router
 from aiogram.filters import Command, CommandObject
@@ -17,12 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.api.errors import ApiNotFound, ApiRejected
 from bot.api.gosms import GoSMSClient, Sms
-from bot.db.models import Confirmation, Service, User
-from bot.db.repo import ConfirmationRepo, SavedDeviceRepo, SentSmsRepo
+from bot.db.models import Service, User
+from bot.db.repo import SavedDeviceRepo, SentSmsRepo
+from bot.handlers.confirm import question, settle
 from bot.handlers.util import show, typing
 from bot.keyboards import gosms as kb
 from bot.keyboards.callbacks import ConfirmCb, MenuCb
-from bot.keyboards.common import confirm
 from bot.middlewares.errors import Ack
 from bot.middlewares.tokens import NeedsToken
 from bot.services.gosms import (
@@ -35,7 +32,6 @@ from bot.services.gosms import (
 )
 from bot.texts.gosms import card_of, sms_list
 
-CONFIRMATION_TTL = timedelta(minutes=10)
 SEARCHES = "gosms_searches"
 MAX_SEARCHES = 20
 VALID_ID = F.id.func(is_device_id)  # SMS ids have the same shapes: ObjectID or UUID
@@ -154,14 +150,14 @@ def router() -> Router:
     ) -> None:
         await ack()
         payload = {"id": callback_data.id, "page": callback_data.page, "q": callback_data.q}
-        confirmation = await ConfirmationRepo(session).create(user.id, kb.SMS_DELETE, payload)
+        asked = await question(session, user.id, kb.SMS_DELETE, payload, "🗑 " + _("Yes, delete"))
         if isinstance(query.message, Message):
             await show(
                 query.message,
                 _("🗑 Delete the SMS <code>{id}</code> from GoSMS? This can't be undone.").format(
                     id=callback_data.id
                 ),
-                confirm(kb.SMS_DELETE, confirmation, "🗑 " + _("Yes, delete")),
+                asked.keyboard,
             )
 
     @r.callback_query(ConfirmCb.filter(F.action == kb.SMS_DELETE))
@@ -173,25 +169,13 @@ def router() -> Router:
         user: User,
         gosms: GoSMSClient,
     ) -> None:
-        repo = ConfirmationRepo(session)
-        message = query.message if isinstance(query.message, Message) else None
-        if not callback_data.ok:
-            await repo.discard(callback_data.id, user.id)
-            await ack(_("Cancelled"))
-            payload = await confirmation_payload(session, callback_data.id, user.id)
-            if message is not None and payload is not None:
-                await show_card(
-                    message, gosms, session, user, payload["id"], payload["page"], payload["q"]
-                )
+        settled = await settle(query, callback_data, ack, session, user)
+        if settled is None:
             return
-        taken = await repo.consume(callback_data.id, user.id, CONFIRMATION_TTL)
-        if taken is None or taken[0] != kb.SMS_DELETE:
-            await ack(_("This confirmation was already used or has expired."), alert=True)
-            return
-        await ack()
-        payload = taken[1]
+        payload, message = settled.payload, settled.message
         sms_id, page, q = str(payload["id"]), int(payload["page"]), str(payload["q"])
-        if message is None:
+        if not settled.ok:
+            await show_card(message, gosms, session, user, sms_id, page, q)
             return
         assert message.bot is not None
         try:
@@ -218,16 +202,6 @@ def router() -> Router:
         await show(message, _("🗑 The SMS is deleted."), after_delete(page, q))
 
     return r
-
-
-async def confirmation_payload(
-    session: AsyncSession, confirmation_id: str, user_id: int
-) -> dict[str, Any] | None:
-    row = await session.get(Confirmation, confirmation_id)
-    if row is None or row.user_id != user_id:
-        return None
-    data = json.loads(row.payload or "{}")
-    return data if isinstance(data, dict) else None
 
 
 async def show_list(

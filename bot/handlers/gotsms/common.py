@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from datetime import timedelta
 
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
@@ -12,8 +11,6 @@ from aiogram.utils.i18n import gettext as _
 from bot.handlers.util import typing
 from bot.keyboards.gotsms import long_id
 from bot.middlewares.errors import Ack
-
-CONFIRMATION_TTL = timedelta(minutes=10)
 
 
 def target(query: CallbackQuery) -> Message | None:
@@ -30,10 +27,6 @@ def unpack(*values: str) -> list[str] | None:
 
 async def stale(ack: Ack) -> None:
     await ack(_("This button is out of date. Send /start for a fresh menu."), alert=True)
-
-
-async def used(ack: Ack) -> None:
-    await ack(_("This confirmation was already used or has expired."), alert=True)
 
 
 @contextlib.asynccontextmanager

@@ -13,13 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.api.errors import ApiError
 from bot.api.gotsms import GotSMSClient, Plan
 from bot.db.models import Service, User
-from bot.db.repo import ConfirmationRepo
+from bot.handlers.confirm import question, settle
 from bot.handlers.gotsms.account import plans_or_pick, show_services
-from bot.handlers.gotsms.common import CONFIRMATION_TTL, busy, stale, target, unpack, used
+from bot.handlers.gotsms.common import busy, stale, target, unpack
 from bot.handlers.util import show
 from bot.keyboards import gotsms as kb
 from bot.keyboards.callbacks import ConfirmCb, MenuCb
-from bot.keyboards.common import confirm
 from bot.middlewares.errors import Ack
 from bot.middlewares.tokens import NeedsToken
 from bot.services.gotsms import AREA_CODE, clean_search, find_plan
@@ -143,22 +142,13 @@ def router() -> Router:
         user: User,
         gotsms: GotSMSClient,
     ) -> None:
-        repo = ConfirmationRepo(session)
-        message = target(query)
-        if message is None:
-            await stale(ack)
+        settled = await settle(query, callback_data, ack, session, user)
+        if settled is None:
             return
-        if not callback_data.ok:
-            await repo.discard(callback_data.id, user.id)
-            await ack(_("Cancelled"))
+        payload, message = settled.payload, settled.message
+        if not settled.ok:
             await show(message, _("Cancelled. Nothing was rented."))
             return
-        taken = await repo.consume(callback_data.id, user.id, CONFIRMATION_TTL)
-        if taken is None or taken[0] != kb.RENT:
-            await used(ack)
-            return
-        await ack()
-        payload = taken[1]
         try:
             async with busy(message):
                 rent = await gotsms.create_rent(payload["plan_id"], payload.get("area_code"))
@@ -199,12 +189,6 @@ async def ask_to_rent(
         )
         return
     payload = {"plan_id": plan.id, "area_code": area_code, "price": str(plan.price)}
-    confirmation = await ConfirmationRepo(session).create(user.id, kb.RENT, payload)
-    await show(
-        message,
-        rent_question(plan, area_code, account.balance),
-        confirm(
-            kb.RENT, confirmation, "✅ " + _("Rent for {price}").format(price=money(plan.price))
-        ),
-        edit=edit,
-    )
+    yes = "✅ " + _("Rent for {price}").format(price=money(plan.price))
+    asked = await question(session, user.id, kb.RENT, payload, yes)
+    await show(message, rent_question(plan, area_code, account.balance), asked.keyboard, edit=edit)

@@ -14,12 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.api.errors import ApiError, ApiRejected
 from bot.api.gotsms import GotSMSClient, NumberStatus, Rent
 from bot.db.models import Service, User
-from bot.db.repo import ConfirmationRepo
-from bot.handlers.gotsms.common import CONFIRMATION_TTL, busy, stale, target, unpack, used
+from bot.handlers.confirm import question, settle
+from bot.handlers.gotsms.common import busy, stale, target, unpack
 from bot.handlers.util import show
 from bot.keyboards import gotsms as kb
 from bot.keyboards.callbacks import ConfirmCb, MenuCb
-from bot.keyboards.common import confirm
 from bot.middlewares.errors import Ack
 from bot.middlewares.tokens import NeedsToken
 from bot.services.gotsms import MESSAGES_PAGE, RENTS_PAGE, find_rent, move_options, pages_of
@@ -145,12 +144,10 @@ def router() -> Router:
             "label": label,
             "phone": rent.phone,
         }
-        confirmation = await ConfirmationRepo(session).create(user.id, kb.MOVE, payload)
         yes = "✅ " + _("Pay {price}").format(price=money(option.price))
+        asked = await question(session, user.id, kb.MOVE, payload, yes)
         await show(
-            message,
-            move_question(rent.phone, label, option.price, account.balance),
-            confirm(kb.MOVE, confirmation, yes),
+            message, move_question(rent.phone, label, option.price, account.balance), asked.keyboard
         )
 
     @r.callback_query(ConfirmCb.filter(F.action.in_({kb.REFUND, kb.MOVE})))
@@ -162,23 +159,13 @@ def router() -> Router:
         user: User,
         gotsms: GotSMSClient,
     ) -> None:
-        repo = ConfirmationRepo(session)
-        message = target(query)
-        if message is None:
-            await stale(ack)
+        settled = await settle(query, callback_data, ack, session, user)
+        if settled is None:
             return
-        # Cancelling uses the confirmation up too, and tells which rent to go back to.
-        taken = await repo.consume(callback_data.id, user.id, CONFIRMATION_TTL)
-        if taken is None or taken[0] != callback_data.action:
-            await used(ack)
+        action, payload, message = settled.action, settled.payload, settled.message
+        if not settled.ok:
+            await show(message, _("Nothing was changed."), kb.back_to_card(str(payload["rent_id"])))
             return
-        if not callback_data.ok:
-            await ack(_("Cancelled"))
-            back = kb.back_to_card(str(taken[1]["rent_id"]))
-            await show(message, _("Nothing was changed."), back)
-            return
-        await ack()
-        action, payload = taken
         rent_id = str(payload["rent_id"])
         try:
             async with busy(message):
@@ -319,9 +306,5 @@ class Card:
         if rent is None:
             return
         payload = {"rent_id": rent.id, "price": str(rent.price), "phone": rent.phone}
-        confirmation = await ConfirmationRepo(session).create(user.id, kb.REFUND, payload)
-        await show(
-            self.message,
-            refund_question(rent),
-            confirm(kb.REFUND, confirmation, "↩️ " + _("Yes, refund")),
-        )
+        asked = await question(session, user.id, kb.REFUND, payload, "↩️ " + _("Yes, refund"))
+        await show(self.message, refund_question(rent), asked.keyboard)
