@@ -168,13 +168,18 @@ def _watch_sql(engine: Any) -> dict[str, list[float]]:
 
 def _print_sql(stats: dict[str, list[float]]) -> None:
     total = sum(t for _n, t in stats.values())
-    print(f"SQL: {sum(n for n, _t in stats.values()):.0f} statements, {total:.1f} s", file=sys.stderr)
+    print(
+        f"SQL: {sum(n for n, _t in stats.values()):.0f} statements, {total:.1f} s", file=sys.stderr
+    )
     for text, (n, t) in sorted(stats.items(), key=lambda kv: -kv[1][1])[:25]:
         print(f"  {t:7.2f} s {n:8.0f} x {t / n * 1000:6.2f} ms  {text}", file=sys.stderr)
 
 
 async def bot_main(cfg: dict[str, Any]) -> None:
     """The measured process: the real poller and sender, as bot.app._on_startup starts them."""
+    from bot.lazy_types import import_aiogram
+
+    import_aiogram()  # as bot/__main__.py does
     from sqlalchemy import func, or_, select
 
     from bot.app import build_deps, create_bot

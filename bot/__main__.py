@@ -1,7 +1,17 @@
+"""`python -m bot`: check the settings, then start the bot."""
+
 from bot.config import load_settings
 
-settings = load_settings()  # before the heavy imports: a bad setting is reported at once
 
-from bot.app import main  # noqa: E402
+def run() -> None:
+    settings = load_settings()  # before the heavy imports: a bad setting is reported at once
+    from bot.lazy_types import import_aiogram
 
-main(settings)
+    import_aiogram()
+    from bot.app import main
+
+    main(settings)
+
+
+if __name__ == "__main__":
+    run()

@@ -49,6 +49,9 @@ class CodesJob(Job):
         super().__init__(*args, **kwargs)
         self.timing = timing or CodesTiming()
         self.reserve = self.timing.reserve
+        # Per user, a fingerprint of the first page last seen with every message on it already
+        # queued: the same page again has nothing new and costs no query.
+        self._seen: dict[int, int] = {}
 
     def interval(self, state: PollState, now: datetime) -> float:
         hot = state.hot_until is not None and state.hot_until > now
@@ -107,14 +110,18 @@ class CodesJob(Job):
             pending.enqueue(user_id, KIND, message.id, _payload(message))
         poll.state.cursor = WATCHING
 
-    @staticmethod
-    async def _queue_new(poll: Poll, client: GotSMSClient) -> int:
+    async def _queue_new(self, poll: Poll, client: GotSMSClient) -> int:
         user_id = poll.state.user_id
         outbox = OutboxRepo(poll.session)
         found: list[Message] = []
         for page_number in range(1, MAX_PAGES + 1):
             page = await client.messages(page=page_number, per_page=PAGE_SIZE)
-            known = await outbox.known_keys(user_id, KIND, [m.id for m in page.data])
+            ids = [m.id for m in page.data]
+            if page_number == 1 and self._seen.get(user_id) == hash(tuple(ids)):
+                return 0
+            known = await outbox.known_keys(user_id, KIND, ids)
+            if page_number == 1 and len(known) == len(ids):
+                self._seen[user_id] = hash(tuple(ids))
             new = [m for m in page.data if m.id not in known]
             found += new
             if len(new) < len(page.data) or page_number >= page.meta.last_page:

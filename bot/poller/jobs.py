@@ -154,10 +154,7 @@ class Job(ABC):
                 state.next_at = await self._poll(poll, self._client(target.token), now)
         else:
             state.next_at = now + timedelta(seconds=self.interval(state, now))
-        await self.writes.apply(pending)
-        self.writes.finish(state, target.leased)
-        if pending:
-            self.on_queued()
+        self.writes.add(state, target.leased, pending, self.on_queued)
 
     def _client(self, token: str) -> Client:
         if self.service is Service.GOTSMS:

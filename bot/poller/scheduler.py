@@ -69,14 +69,15 @@ class Scheduler:
     async def _lease(self, job: Job, now: datetime) -> list[Target]:
         """The due polls of `job`, leased (the poll sets the real next time when it ends)."""
         leased = now + LEASE
-        async with self.writes.lock, self.session_factory() as session:
-            due = await PollStateRepo(session).due(job.name, now, self._concurrency * 4)
-            fresh = [s for s in due if (job.name, s.user_id) not in self._running]
-            if not fresh:
-                return []
-            for state in fresh:
-                state.next_at = leased
-            await session.commit()
+        async with self.session_factory() as session:
+            async with self.writes.lock:
+                due = await PollStateRepo(session).due(job.name, now, self._concurrency * 4)
+                fresh = [s for s in due if (job.name, s.user_id) not in self._running]
+                if not fresh:
+                    return []
+                for state in fresh:
+                    state.next_at = leased
+                await session.commit()
             return await job.load(session, fresh, [leased] * len(fresh))
 
     async def _run(self, job: Job, target: Target, key: tuple[str, int]) -> None:

@@ -1,19 +1,20 @@
-"""The poller's writes: one writer at a time, and the routine ones batched.
+"""The poller's writes: one transaction per tick for every poll that ended in it.
 
 SQLite lets one connection write at a time; the others wait on its busy timeout, sleeping in
 growing steps. Hundreds of polls a second, each committing on its own, spent most of their time
-there. So a poll only reads while it runs and hands over what it wants written: what it found goes
-in one short transaction behind an in-process lock (`apply`), and its next poll time joins one
-UPDATE for every poll that ended in the same tick (`flush`).
+there. So a poll only reads while it runs and hands over what it wants written (`add`): the
+scheduler writes all of them, outbox rows and next poll times, in one transaction per tick
+(`flush`), behind an in-process lock that the sender's writes take too.
 
-Losing a batched state change in a crash costs nothing but an early poll: the lease the scheduler
-took runs out and the user is polled again; what a poll finds is keyed, so finding it twice
-queues it once.
+A poll's rows and its state change are written together or not at all; if the process dies before
+the flush, the lease the scheduler took runs out and the user is polled again: what a poll finds
+is keyed, so finding it twice queues it once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.db.outbox import PollState
 from bot.db.outbox_repo import OutboxRepo
 
+log = logging.getLogger(__name__)
 Step = Callable[[AsyncSession], Awaitable[object]]
 
 
@@ -74,24 +76,37 @@ _FINISH = (
 )
 
 
+@dataclass
+class Finished:
+    """A poll's writes and state change, handed over together."""
+
+    user_id: int
+    job: str
+    pending: Pending
+    change: StateChange
+    notify: Callable[[], None]
+
+
 class Writes:
     def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
         self.session_factory = session_factory
         self.lock = asyncio.Lock()
-        self._changes: dict[tuple[int, str], StateChange] = {}
+        self._finished: dict[tuple[int, str], Finished] = {}
         self._gone: set[tuple[int, str]] = set()
 
-    async def apply(self, pending: Pending) -> None:
-        if not pending:
-            return
-        async with self.lock, self.session_factory() as session:
-            for step in pending.steps:
-                await step(session)
-            await session.commit()
-
-    def finish(self, state: PollState, leased: datetime) -> None:
+    def add(
+        self,
+        state: PollState,
+        leased: datetime,
+        pending: Pending,
+        notify: Callable[[], None] = lambda: None,
+    ) -> None:
+        change = StateChange(state.next_at, state.failures, state.cursor, leased)
         key = (state.user_id, state.job)
-        self._changes[key] = StateChange(state.next_at, state.failures, state.cursor, leased)
+        previous = self._finished.get(key)
+        if previous is not None:  # polled twice before a flush (a test, a nudge): keep both
+            pending = Pending([*previous.pending.steps, *pending.steps])
+        self._finished[key] = Finished(state.user_id, state.job, pending, change, notify)
 
     def forget(self, user_id: int, job: str) -> None:
         """The user's token is gone: stop polling them for this job."""
@@ -99,27 +114,18 @@ class Writes:
 
     @property
     def waiting(self) -> int:
-        return len(self._changes) + len(self._gone)
+        return len(self._finished) + len(self._gone)
 
     async def flush(self) -> int:
-        """Writes every state change handed over since the last flush, in one transaction."""
+        """Writes everything handed over since the last flush, in one transaction."""
         if not self.waiting:
             return 0
-        changes, self._changes = self._changes, {}
+        finished, self._finished = list(self._finished.values()), {}
         gone, self._gone = self._gone, set()
-        rows = [
-            {
-                "b_user": user_id,
-                "b_job": job,
-                "b_leased": change.leased,
-                "b_next": change.next_at,
-                "b_failures": change.failures,
-                "b_cursor": change.cursor,
-            }
-            for (user_id, job), change in changes.items()
-        ]
         async with self.lock, self.session_factory() as session:
+            written = [f for f in finished if await _steps(session, f)]
             connection = await session.connection()
+            rows = [_row(f) for f in written]
             if rows:
                 await connection.execute(_FINISH, rows)
             for user_id, job in gone:
@@ -127,4 +133,32 @@ class Writes:
                     delete(PollState).where(PollState.user_id == user_id, PollState.job == job)
                 )
             await session.commit()
+        for notify in {f.notify for f in written if f.pending}:
+            notify()
         return len(rows) + len(gone)
+
+
+async def _steps(session: AsyncSession, finished: Finished) -> bool:
+    """A poll's writes, all or none; False drops its state change too (it is polled again)."""
+    if not finished.pending:
+        return True
+    try:
+        async with session.begin_nested():
+            for step in finished.pending.steps:
+                await step(session)
+    except Exception:
+        log.exception("writes of the %s poll of user %s failed", finished.job, finished.user_id)
+        return False
+    return True
+
+
+def _row(finished: Finished) -> dict[str, object]:
+    change = finished.change
+    return {
+        "b_user": finished.user_id,
+        "b_job": finished.job,
+        "b_leased": change.leased,
+        "b_next": change.next_at,
+        "b_failures": change.failures,
+        "b_cursor": change.cursor,
+    }
