@@ -15,7 +15,7 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramAPIError
 from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
-from aiogram.fsm.storage.memory import MemoryStorage, SimpleEventIsolation
+from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.types import BotCommand, BotCommandScopeDefault
 from aiogram.utils.i18n import I18n
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -26,13 +26,16 @@ from bot.commands import COMMANDS
 from bot.config import Settings, load_settings
 from bot.db.crypto import TokenCipher
 from bot.db.engine import create_engine, create_session_factory
+from bot.db.fsm import SqlStorage
 from bot.db.migrate import upgrade_to_head
+from bot.db.models import utcnow
 from bot.handlers import get_routers
 from bot.i18n import LANGUAGES, create_i18n
 from bot.logs import setup_logging
 from bot.middlewares.context import DbSessionMiddleware, LocaleMiddleware, UserMiddleware
 from bot.middlewares.errors import ErrorGuardMiddleware
 from bot.poller import Poller, create_poller
+from bot.poller.recovery import SHARED_GRACE, Recovery
 from bot.telegram_retry import RetryRequests
 
 log = logging.getLogger(__name__)
@@ -82,17 +85,19 @@ def create_bot(settings: Settings, session: BaseSession | None = None) -> Bot:
     return bot
 
 
-def _storage(settings: Settings) -> tuple[BaseStorage, BaseEventIsolation]:
-    if settings.redis_url:
+def _storage(deps: Deps) -> tuple[BaseStorage, BaseEventIsolation]:
+    """Dialogs live in Redis when several instances share it, else in the database: either way
+    a dialog goes on where it was after a restart."""
+    if deps.settings.redis_url:
         from aiogram.fsm.storage.redis import RedisEventIsolation, RedisStorage
 
-        storage = RedisStorage.from_url(settings.redis_url)
+        storage = RedisStorage.from_url(deps.settings.redis_url)
         return storage, RedisEventIsolation(storage.redis)
-    return MemoryStorage(), SimpleEventIsolation()
+    return SqlStorage(deps.session_factory), SimpleEventIsolation()
 
 
 def create_dispatcher(deps: Deps) -> Dispatcher:
-    storage, isolation = _storage(deps.settings)
+    storage, isolation = _storage(deps)
     dp = Dispatcher(
         storage=storage,
         events_isolation=isolation,
@@ -132,11 +137,24 @@ async def _on_startup(bot: Bot, deps: Deps, dispatcher: Dispatcher) -> None:
         deps.i18n,
         deps.settings.poll_interval,
     )
+    recovery = Recovery(
+        deps.session_factory, deps.cipher, deps.clients, on_queued=poller.sender.wake
+    )
+    if not deps.settings.redis_url:  # the only instance: no claim belongs to a live process
+        await recovery.release_claims()
     poller.start()
     dispatcher["poller"] = poller
+    # no update of this process has run yet: every action still marked running was cut off
+    delay = SHARED_GRACE if deps.settings.redis_url else 0.0
+    dispatcher["recovery"] = asyncio.create_task(recovery.run(utcnow(), delay), name="recovery")
 
 
 async def _on_shutdown(dispatcher: Dispatcher) -> None:
+    recovery: asyncio.Task[int] | None = dispatcher.workflow_data.pop("recovery", None)
+    if recovery is not None:
+        recovery.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await recovery
     poller: Poller | None = dispatcher.workflow_data.pop("poller", None)
     if poller is not None:
         await poller.stop()

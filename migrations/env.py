@@ -8,6 +8,7 @@ import os
 from alembic import context
 from sqlalchemy.engine import Connection
 
+import bot.db.fsm  # registers the dialog state table
 import bot.db.outbox  # noqa: F401 - registers the poller's tables
 from bot.config import DEFAULT_DATABASE_URL
 from bot.db.engine import create_engine

@@ -135,6 +135,9 @@ class Confirmation(Base):
     payload: Mapped[str] = mapped_column(String(2048), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # set with consumed_at by a "yes", cleared once the update that ran the action is done: a
+    # value left over after a restart marks an action the bot was killed in the middle of
+    running_since: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
 
 
 class SentSms(Base):

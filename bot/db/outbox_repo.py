@@ -121,6 +121,17 @@ class OutboxRepo:
         await self.session.commit()
         return getattr(result, "rowcount", 0) == 1
 
+    async def release_claims(self) -> int:
+        """Every claim is let go (at the start of the only instance: they are a dead process's,
+        so what it had in flight goes again now instead of when the claims run out)."""
+        result = await self.session.execute(
+            update(OutboxItem)
+            .where(OutboxItem.claimed_until.is_not(None), OutboxItem.sent_at.is_(None))
+            .values(claimed_until=None)
+        )
+        await self.session.commit()
+        return int(getattr(result, "rowcount", 0) or 0)
+
     async def mark_sent(self, item_id: int, message_id: int | None) -> None:
         await self._set(item_id, sent_at=utcnow(), message_id=message_id, claimed_until=None)
 

@@ -24,6 +24,8 @@ from bot.db.models import (
     utcnow,
 )
 
+RUNNING = "running_confirmations"  # session.info key: the actions this session's update started
+
 
 class UserRepo:
     def __init__(self, session: AsyncSession) -> None:
@@ -187,7 +189,10 @@ class ConfirmationRepo:
         query = self._open(user_id, confirmation_id, action).where(
             Confirmation.created_at > now - max_age
         )
-        return await self._take(query.values(consumed_at=now), confirmation_id)
+        taken = await self._take(query.values(consumed_at=now, running_since=now), confirmation_id)
+        if taken is not None:  # DbSessionMiddleware clears running_since when the update is done
+            self.session.info.setdefault(RUNNING, []).append(confirmation_id)
+        return taken
 
     async def discard(
         self, confirmation_id: str, user_id: int, action: str | None = None
@@ -225,6 +230,28 @@ class ConfirmationRepo:
         assert row is not None
         payload = json.loads(row.payload or "{}")
         return row.action, payload if isinstance(payload, dict) else {}
+
+    async def finish_running(self) -> None:
+        """The actions this session's `consume` started are over (done, refused or failed)."""
+        await self.stop_running(self.session.info.pop(RUNNING, []))
+
+    async def stop_running(self, confirmation_ids: Sequence[str]) -> None:
+        if confirmation_ids:
+            await self.session.execute(
+                update(Confirmation)
+                .where(Confirmation.id.in_(confirmation_ids))
+                .values(running_since=None)
+            )
+
+    async def interrupted(self, before: datetime, limit: int = 100) -> Sequence[Confirmation]:
+        """Actions confirmed before `before` that never finished: the bot died running them."""
+        query = (
+            select(Confirmation)
+            .where(Confirmation.running_since.is_not(None), Confirmation.running_since < before)
+            .order_by(Confirmation.running_since)
+            .limit(limit)
+        )
+        return (await self.session.scalars(query)).all()
 
 
 class SavedDeviceRepo:

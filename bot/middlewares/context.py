@@ -12,7 +12,7 @@ from aiogram.utils.i18n import I18nMiddleware
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.models import User
-from bot.db.repo import UserRepo
+from bot.db.repo import ConfirmationRepo, UserRepo
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
@@ -24,7 +24,14 @@ class DbSessionMiddleware(BaseMiddleware):
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         async with self.session_factory() as session:
             data["session"] = session
-            result = await handler(event, data)
+            try:
+                result = await handler(event, data)
+            except Exception:
+                await session.rollback()
+                await ConfirmationRepo(session).finish_running()
+                await session.commit()
+                raise
+            await ConfirmationRepo(session).finish_running()
             await session.commit()
             return result
 

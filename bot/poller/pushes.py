@@ -15,10 +15,14 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
 
 from bot.api.gosms import SmsStatus
+from bot.api.gotsms import Rent
+from bot.keyboards import gosms as gosms_kb
+from bot.keyboards import gotsms as gotsms_kb
 from bot.keyboards.gosms import sms_card as sms_card_keyboard
 from bot.keyboards.gotsms import rent_ending
 from bot.texts import money
 from bot.texts.gosms import sms_card, status_label
+from bot.texts.gotsms import rent_done
 
 CODE_IN_TEXT = re.compile(r"(?<![\d-])(\d{4,8})(?![\d-])")
 MAX_BODY = 3000
@@ -151,6 +155,59 @@ def sms_final_push(payload: Mapping[str, Any]) -> Push:
     )
 
 
+def interrupted_push(payload: Mapping[str, Any]) -> Push:
+    """An action the bot was killed in the middle of (bot/poller/recovery.py)."""
+    action = str(payload.get("action") or "")
+    outcome = payload.get("outcome")
+    if action == gotsms_kb.RENT and outcome == "done" and isinstance(payload.get("rent"), dict):
+        rent = Rent.model_validate(payload["rent"])
+        head = _("⚠️ I was restarted while renting your number. The rent went through:")
+        return Push(head + "\n\n" + rent_done(rent), gotsms_kb.rent_result(rent))
+    if action == gotsms_kb.RENT and outcome == "not_done":
+        return Push(
+            _(
+                "⚠️ I was restarted while renting your number, and GotSMS did not rent it: "
+                "nothing was charged. Send /rent to try again."
+            )
+        )
+    phone = escape(str(payload.get("phone") or ""))
+    texts = {
+        gotsms_kb.RENT: _(
+            "⚠️ I was restarted while renting your number and could not check whether it "
+            "went through. Look at /rents before renting again."
+        ),
+        gotsms_kb.REFUND: _(
+            "⚠️ I was restarted while refunding your rent and cannot tell whether it went "
+            "through. Look at /rents before trying again."
+        ),
+        gotsms_kb.MOVE: _(
+            "⚠️ I was restarted while moving your rent to a longer plan and cannot tell "
+            "whether it went through. Look at /rents before trying again."
+        ),
+        gosms_kb.SEND: _(
+            "⚠️ I was restarted while sending your SMS to {phone} and cannot tell whether it "
+            "went out. Look at /sms before sending it again."
+        ).format(phone=phone),
+        gosms_kb.SMS_DELETE: _(
+            "⚠️ I was restarted while deleting your SMS and cannot tell whether it was "
+            "deleted. Look at /sms."
+        ),
+        gosms_kb.DEVICE_DELETE: _(
+            "⚠️ I was restarted while removing your device from GoSMS and cannot tell "
+            "whether it was removed. Look at /devices."
+        ),
+        "logout": _(
+            "⚠️ I was restarted while forgetting your token and cannot tell whether it is "
+            "done. /start shows which tokens are connected; send /logout again if needed."
+        ),
+    }
+    default = _(
+        "⚠️ I was restarted while doing what you confirmed a moment ago, so it may not be "
+        "done. /start shows what is connected; please check and try again."
+    )
+    return Push(texts.get(action, default))
+
+
 RENDERERS: dict[str, Renderer] = {
     "sms_card": sms_card_push,
     "sms_final": sms_final_push,
@@ -160,4 +217,5 @@ RENDERERS: dict[str, Renderer] = {
     "device_online": device_connection_push,
     "device_battery": device_battery_push,
     "low_balance": low_balance_push,
+    "interrupted": interrupted_push,
 }

@@ -1011,6 +1011,7 @@ class FakeTelegram:
         self._fault_methods: frozenset[str] | None = None
         self._fault_rng = random.Random()
         self._latency = 0.0
+        self._slow_answers: tuple[frozenset[str], float] = (frozenset(), 0.0)
         self._limits: _RateLimits | None = None
         self._handlers: dict[str, tuple[str, Handler]] = {}
         self._register_handlers()
@@ -1105,6 +1106,12 @@ class FakeTelegram:
     def set_latency(self, seconds: float) -> None:
         """Delay every answer by ``seconds`` (before anything is checked)."""
         self._latency = seconds
+
+    def set_slow_answers(self, methods: set[str], seconds: float) -> None:
+        """Answer calls of ``methods`` ``seconds`` late, after they took effect (a message sent
+        is already in the chat): the client cannot know it succeeded until then.  ``seconds=0``
+        ends it."""
+        self._slow_answers = (frozenset(m.lower() for m in methods), seconds)
 
     def enforce_rate_limits(
         self, per_chat_per_sec: float = 1.0, burst: int = 3, global_per_sec: float = 30.0
@@ -1588,6 +1595,10 @@ class FakeTelegram:
             result = await known[1](call.params)
         except _ApiError as error:
             return error.code, error.body()
+        slow, delay = self._slow_answers
+        if delay > 0 and call.method.lower() in slow:
+            self._notify()
+            await asyncio.sleep(delay)
         return 200, {"ok": True, "result": result}
 
     def _injected_fault(self, method: str) -> None:
