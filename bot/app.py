@@ -21,7 +21,7 @@ from aiogram.utils.i18n import I18n
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.api.clients import Clients
-from bot.api.http import HttpClient
+from bot.api.http import HttpClient, RetryPolicy
 from bot.commands import COMMANDS
 from bot.config import Settings, load_settings
 from bot.db.crypto import TokenCipher
@@ -57,7 +57,8 @@ class Deps:
         await self.engine.dispose()
 
 
-async def build_deps(settings: Settings) -> Deps:
+async def build_deps(settings: Settings, *, api_policy: RetryPolicy | None = None) -> Deps:
+    """`api_policy`: timeouts and retries of the GoSMS / GotSMS calls (tests shorten them)."""
     engine = create_engine(settings.database_url)
     await upgrade_to_head(engine)
     secret = settings.secret_key.get_secret_value() if settings.secret_key else None
@@ -67,7 +68,9 @@ async def build_deps(settings: Settings) -> Deps:
         session_factory=create_session_factory(engine),
         cipher=TokenCipher.from_settings(secret, settings.data_dir),
         clients=Clients(
-            HttpClient(), gosms_url=settings.gosms_api_url, gotsms_url=settings.gotsms_api_url
+            HttpClient(api_policy),
+            gosms_url=settings.gosms_api_url,
+            gotsms_url=settings.gotsms_api_url,
         ),
         i18n=create_i18n(),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from aiogram import Bot
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
@@ -19,13 +20,27 @@ class RetryRequests(BaseRequestMiddleware):
 
     A 429 means the call was not executed, so it is always safe to repeat after `retry_after`
     (when that is short; a long wait is the caller's business). A 5xx or network error is retried
-    with backoff. getUpdates is left to aiogram's polling loop, which has its own backoff.
+    with backoff (at most `max_backoff`). Five attempts: with 30 % of the calls failing, one reply
+    in 400 is lost instead of one in 40, and then the error middleware still tries to say so.
+    getUpdates is left to aiogram's polling loop, which has its own backoff.
+
+    It also keeps the parsed-answer type of each method alive: aiogram builds `Response[T]` on
+    every call, and pydantic caches such generic classes only weakly, so after each garbage
+    collection they were built again (several ms each; ~10 % of the CPU of a busy bot).
     """
 
-    def __init__(self, attempts: int = 3, max_wait: float = 5.0, backoff: float = 0.5) -> None:
+    def __init__(
+        self,
+        attempts: int = 5,
+        max_wait: float = 5.0,
+        backoff: float = 0.5,
+        max_backoff: float = 2.0,
+    ) -> None:
         self.attempts = attempts
         self.max_wait = max_wait
         self.backoff = backoff
+        self._answer_types: dict[type[TelegramMethod[Any]], type[Response[Any]]] = {}
+        self.max_backoff = max_backoff
 
     async def __call__(
         self,
@@ -33,6 +48,8 @@ class RetryRequests(BaseRequestMiddleware):
         bot: Bot,
         method: TelegramMethod[TelegramType],
     ) -> Response[TelegramType]:
+        if type(method) not in self._answer_types:
+            self._answer_types[type(method)] = Response[method.__returning__]  # type: ignore[name-defined]
         if method.__api_method__ == GetUpdates.__api_method__:
             return await make_request(bot, method)
         for attempt in range(1, self.attempts + 1):
@@ -45,7 +62,7 @@ class RetryRequests(BaseRequestMiddleware):
             except (TelegramServerError, TelegramNetworkError) as exc:
                 if attempt == self.attempts:
                     raise
-                delay = self.backoff * 2 ** (attempt - 1)
+                delay = min(self.backoff * 2 ** (attempt - 1), self.max_backoff)
                 log.info("%s failed (%s), retrying", type(method).__name__, exc.message)
             await asyncio.sleep(delay)
         raise AssertionError("unreachable")

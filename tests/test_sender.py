@@ -15,6 +15,7 @@ from bot.db.outbox_repo import OutboxRepo
 from bot.db.repo import UserRepo
 from bot.poller.pushes import RENDERERS, Push
 from bot.poller.sender import OutboxSender, Pace
+from bot.telegram_retry import RetryRequests
 from tests.conftest import Harness
 
 U1, U2 = 6001, 6002
@@ -119,7 +120,8 @@ async def test_telegram_429_delays_without_losing(harness: Harness) -> None:
 async def test_telegram_5xx_is_retried_with_backoff(harness: Harness) -> None:
     await add_user(harness, U1)
     await enqueue(harness, U1, "msg-1")
-    harness.tg.fail_next("sendMessage", 502, "Bad Gateway", times=3)
+    # every attempt of the inline retry fails, so the outbox takes over
+    harness.tg.fail_next("sendMessage", 502, "Bad Gateway", times=RetryRequests().attempts)
     out = sender(harness)
     assert await out.drain_once() == 0
     [row] = await rows(harness)

@@ -182,13 +182,15 @@ async def ask_to_rent(
     """The confirmation with the price and the balance as it is now."""
     async with busy(message):
         account = await gotsms.account()
-    await state.clear()
     if account.balance < plan.price:
         await show(
             message, low_balance_text(plan.price, account.balance), kb.low_balance(), edit=edit
         )
+        await state.clear()
         return
     payload = {"plan_id": plan.id, "area_code": area_code, "price": str(plan.price)}
     yes = "✅ " + _("Rent for {price}").format(price=money(plan.price))
     asked = await question(session, user.id, kb.RENT, payload, yes)
     await show(message, rent_question(plan, area_code, account.balance), asked.keyboard, edit=edit)
+    # Only once the question is shown: when Telegram fails to show it, pressing again works.
+    await state.clear()
