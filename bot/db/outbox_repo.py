@@ -109,17 +109,25 @@ class OutboxRepo:
         return [Due(item, chat_id, locale_of(lang, code)) for item, chat_id, lang, code in rows]
 
     async def claim(self, item_id: int, now: datetime, hold: timedelta) -> bool:
-        result = await self.session.execute(
-            update(OutboxItem)
-            .where(
-                OutboxItem.id == item_id,
-                OutboxItem.sent_at.is_(None),
-                or_(OutboxItem.claimed_until.is_(None), OutboxItem.claimed_until < now),
+        return item_id in await self.claim_many([item_id], now, hold)
+
+    async def claim_many(self, ids: Sequence[int], now: datetime, hold: timedelta) -> set[int]:
+        """Claims each row not sent nor claimed by another sender, in one transaction."""
+        claimed = set()
+        for item_id in ids:
+            result = await self.session.execute(
+                update(OutboxItem)
+                .where(
+                    OutboxItem.id == item_id,
+                    OutboxItem.sent_at.is_(None),
+                    or_(OutboxItem.claimed_until.is_(None), OutboxItem.claimed_until < now),
+                )
+                .values(claimed_until=now + hold)
             )
-            .values(claimed_until=now + hold)
-        )
+            if getattr(result, "rowcount", 0) == 1:
+                claimed.add(item_id)
         await self.session.commit()
-        return getattr(result, "rowcount", 0) == 1
+        return claimed
 
     async def release_claims(self) -> int:
         """Every claim is let go (at the start of the only instance: they are a dead process's,

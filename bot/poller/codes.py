@@ -15,12 +15,12 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from bot.api.gotsms import GotSMSClient, Message
-from bot.db.models import NotificationSettings, Service, utcnow
+from bot.db.models import Credential, NotificationSettings, Service, utcnow
 from bot.db.outbox import PollState
 from bot.db.outbox_repo import OutboxRepo
-from bot.db.repo import CredentialRepo
 from bot.poller.jobs import Client, Job, Poll
 
 JOB = "codes"
@@ -30,6 +30,12 @@ MAX_PAGES = 5
 WATCHING = "watching"
 RENTS_JOB = "rents"
 CLOCK_SKEW = timedelta(seconds=10)  # GotSMS's clock may be a little behind ours
+
+
+@dataclass(frozen=True)
+class Watch:
+    active_rents: str | None  # the rents job's cursor
+    connected_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -61,20 +67,24 @@ class CodesJob(Job):
         return settings.codes
 
     async def preload(self, session: AsyncSession, user_ids: Sequence[int]) -> dict[int, Any]:
-        """How many active rents the rents job last saw (its cursor) of each user."""
-        query = select(PollState.user_id, PollState.cursor).where(
-            PollState.user_id.in_(user_ids), PollState.job == RENTS_JOB
+        """Per user: how many active rents the rents job last saw, and when the token came."""
+        rents = aliased(PollState)
+        query = (
+            select(Credential.user_id, rents.cursor, Credential.connected_at)
+            .outerjoin(rents, (rents.user_id == Credential.user_id) & (rents.job == RENTS_JOB))
+            .where(Credential.user_id.in_(user_ids), Credential.service == Service.GOTSMS.value)
         )
         rows = (await session.execute(query)).all()
-        return {row.user_id: row.cursor for row in rows}
+        return {row.user_id: Watch(row.cursor, row.connected_at) for row in rows}
 
     async def work(self, poll: Poll, client: Client) -> None:
         assert isinstance(client, GotSMSClient)
         state = poll.state
-        if state.cursor == WATCHING and self._nothing_to_watch(state, poll.extra):
+        watch: Watch = poll.extra or Watch(None, None)
+        if state.cursor == WATCHING and self._nothing_to_watch(state, watch.active_rents):
             return
         if state.cursor != WATCHING:
-            await self._begin(poll, client)
+            await self._begin(poll, client, watch.connected_at)
         else:
             await self._queue_new(poll, client)
 
@@ -89,14 +99,12 @@ class CodesJob(Job):
             return False
         return active_rents == "0"
 
-    async def _begin(self, poll: Poll, client: GotSMSClient) -> None:
+    @staticmethod
+    async def _begin(poll: Poll, client: GotSMSClient, since: datetime | None) -> None:
         """First poll: what was there before the token was connected is not new (one note says
         how many codes are unread); what came after is pushed like any new code."""
         user_id, pending = poll.state.user_id, poll.pending
         page = await client.messages(per_page=PAGE_SIZE)
-        since = await CredentialRepo(poll.session, self.cipher).connected_at(
-            user_id, Service.GOTSMS
-        )
         baseline = (since or utcnow()) - CLOCK_SKEW
         before = [m for m in page.data if _older(m, baseline)]
         pending.remember(user_id, KIND, [m.id for m in before], "there before")

@@ -133,7 +133,13 @@ class OutboxSender:
         now = time.monotonic()
         waiting = [d for d in due if d.item.id not in self._in_flight]
         ready = [d for d in waiting if self.pace.allows(d.chat_id, now)]
-        results = await asyncio.gather(*(self._bounded(d) for d in ready))
+        if not ready:
+            return 0
+        async with self.lock, self.session_factory() as session:
+            ids = [d.item.id for d in ready]
+            claimed = await OutboxRepo(session).claim_many(ids, utcnow(), self.claim_hold)
+        mine = [d for d in ready if d.item.id in claimed]
+        results = await asyncio.gather(*(self._bounded(d) for d in mine))
         return sum(results)
 
     async def _bounded(self, due: Due) -> bool:
@@ -151,8 +157,6 @@ class OutboxSender:
     async def _deliver(self, due: Due) -> bool:
         async with self.session_factory() as session:
             repo = OutboxRepo(session)
-            if not await self._write(lambda: repo.claim(due.item.id, utcnow(), self.claim_hold)):
-                return False
             try:
                 push = self._render(due)
             except Exception:
