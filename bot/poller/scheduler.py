@@ -41,10 +41,14 @@ class Scheduler:
         """Rounds until `stop` is set; then waits for the polls under way (they end quickly)."""
         try:
             while not stop.is_set():
+                started = 0
                 try:
-                    await self.round(utcnow())
+                    started = await self.round(utcnow())
                 except Exception:
                     log.exception("scheduler round failed")
+                if started and len(self._running) < self._concurrency:
+                    await asyncio.sleep(0)  # more may be due and slots are free: look again now
+                    continue
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.tick)
             await self.idle()
