@@ -38,13 +38,37 @@ class UserRepo:
         """The user of an update, created on first sight; chat id and language kept fresh."""
         user = await self.get(user_id)
         if user is None:
-            user = await self._insert(user_id, chat_id, language_code)
-        else:
-            if user.language_code != language_code and language_code:
-                user.language_code = language_code
-            if user.chat_id != chat_id and chat_id > 0:
-                user.chat_id = chat_id
+            return await self._insert(user_id, chat_id, language_code)
+        self._refresh(user, chat_id, language_code)
         return user
+
+    async def seen_with_tokens(
+        self, user_id: int, chat_id: int, language_code: str | None
+    ) -> tuple[User, dict[Service, bytes]]:
+        """`upsert_seen` plus the user's stored tokens (still encrypted), in one query.
+
+        Every update needs the user and most need a token: one round trip to the database
+        instead of two (each costs ~1 ms of CPU through aiosqlite's thread).
+        """
+        query = (
+            select(User, Credential.service, Credential.token_encrypted)
+            .outerjoin(Credential, Credential.user_id == User.id)
+            .where(User.id == user_id)
+        )
+        rows = (await self.session.execute(query)).all()
+        if not rows:
+            return await self._insert(user_id, chat_id, language_code), {}
+        user = rows[0][0]
+        self._refresh(user, chat_id, language_code)
+        tokens = {Service(service): blob for _, service, blob in rows if service is not None}
+        return user, tokens
+
+    @staticmethod
+    def _refresh(user: User, chat_id: int, language_code: str | None) -> None:
+        if user.language_code != language_code and language_code:
+            user.language_code = language_code
+        if user.chat_id != chat_id and chat_id > 0:
+            user.chat_id = chat_id
 
     async def _insert(self, user_id: int, chat_id: int, language_code: str | None) -> User:
         user = User(id=user_id, chat_id=chat_id, language_code=language_code, is_active=True)

@@ -37,7 +37,12 @@ class DbSessionMiddleware(BaseMiddleware):
 
 
 class UserMiddleware(BaseMiddleware):
-    """Loads (or creates) the user; writes are committed at once to keep locks short."""
+    """Loads (or creates) the user and their encrypted tokens (`sealed_tokens`, for NeedsToken).
+
+    Commits at once: writes keep their locks short, and the connection goes back to the pool
+    instead of being held through the handler's API calls (a handler that queries again takes
+    one for that moment).
+    """
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         tg_user: TgUser | None = data.get("event_from_user")
@@ -45,10 +50,12 @@ class UserMiddleware(BaseMiddleware):
             session: AsyncSession = data["session"]
             chat: Chat | None = data.get("event_chat")
             chat_id = chat.id if chat is not None and chat.type == "private" else tg_user.id
-            user = await UserRepo(session).upsert_seen(tg_user.id, chat_id, tg_user.language_code)
-            if session.new or session.dirty:
-                await session.commit()
+            user, sealed = await UserRepo(session).seen_with_tokens(
+                tg_user.id, chat_id, tg_user.language_code
+            )
+            await session.commit()
             data["user"] = user
+            data["sealed_tokens"] = sealed
         return await handler(event, data)
 
 

@@ -30,10 +30,7 @@ class NeedsToken(BaseMiddleware):
         self.service = service
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        user: User | None = data.get("user")
-        session: AsyncSession = data["session"]
-        cipher: TokenCipher = data["cipher"]
-        token = await CredentialRepo(session, cipher).token(user.id, self.service) if user else None
+        token = await self._token(data)
         if token is None:
             await self._refuse(event, data)
             return None
@@ -43,6 +40,18 @@ class NeedsToken(BaseMiddleware):
         else:
             data["gosms"] = clients.gosms(token)
         return await handler(event, data)
+
+    async def _token(self, data: dict[str, Any]) -> str | None:
+        user: User | None = data.get("user")
+        if user is None:
+            return None
+        cipher: TokenCipher = data["cipher"]
+        sealed: dict[Service, bytes] | None = data.get("sealed_tokens")
+        if sealed is not None:  # loaded with the user by UserMiddleware
+            blob = sealed.get(self.service)
+            return None if blob is None else cipher.decrypt(blob)
+        session: AsyncSession = data["session"]
+        return await CredentialRepo(session, cipher).token(user.id, self.service)
 
     async def _refuse(self, event: TelegramObject, data: dict[str, Any]) -> None:
         text = connect_hint(self.service)

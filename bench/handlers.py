@@ -1,0 +1,566 @@
+"""Handler throughput: the real dispatcher against a bare aiogram echo bot (issue 6, item 6).
+
+    .venv/bin/python bench/handlers.py [--updates 5000] [--users 500] [--concurrency 100]
+                                       [--repeat 3] [--profile-dir DIR]
+
+Two processes:
+  * this one (the driver) serves the three fakes (Telegram, GotSMS, GoSMS; 20 ms latency each) on
+    loopback, makes the updates (the fake Telegram stores each user message, and the presses point
+    at real bot messages with the buttons the bot drew), and counts what reached the fakes;
+  * the bot process holds both bots, each with its own aiohttp session to the same fake Telegram:
+    the real one (build_deps + create_bot + create_dispatcher, exactly what `python -m bot` runs,
+    without the poller) and a bare echo (aiogram `Bot` + `Dispatcher()` with one message handler
+    that answers the text and one callback handler that answers the query). It feeds each phase's
+    updates as aiogram's polling does with handle_as_tasks: one task per update, at most
+    `--concurrency` at once (aiogram's `tasks_concurrency_limit`; 100 = one getUpdates page).
+
+Before the measured phases: a setup process seeds the database through the real services (users
+via UserRepo.upsert_seen, GotSMS tokens via store_token), then every user sends /start and /rents
+to the real bot (unmeasured warm-up; this draws the menus and lists the presses are made on).
+Each repeat runs both bots on fresh updates of the same mix, in alternating order.
+
+Handler time: from the start of the update's task to the end of `dp.feed_update` (so it includes
+waiting for the CPU behind the other tasks in flight). The GotSMS fake's 30 requests/minute per
+token is lifted (a benchmark user sends ~10 commands in a few seconds); Telegram's rate limits
+are off. Both are about API budgets, not about what a handler costs.
+"""
+
+# ruff: noqa: ASYNC230, ASYNC240  (a benchmark driver: blocking file I/O is fine)
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import random
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+LATENCY = 0.02
+USER_BASE = 2_000_000
+SECRET_KEY = "bench-secret-key-0123456789"
+BOT_TOKEN = "123456:BENCH-fake-bot-token-0123456789abcdef"
+RENTS_PER_USER = 2
+# kind -> (share of the updates, API calls the real bot makes one after the other for it);
+# a press is on a button the real bot drew in the warm-up
+MIX = {
+    "/start": (0.15, 1),  # sendMessage
+    "/balance": (0.15, 2),  # GotSMS /account, sendMessage
+    "/rents": (0.15, 2),  # GotSMS /rents, sendMessage
+    "press: menu Balance": (0.15, 3),  # answerCallbackQuery, GotSMS /account, sendMessage
+    "press: menu My rents": (0.10, 3),  # answerCallbackQuery, GotSMS /rents, sendMessage
+    "press: open rent card": (0.15, 3),  # answerCallbackQuery, GotSMS /rents, editMessageText
+    "press: rent status": (0.15, 4),  # ... GotSMS /rents and /numbers/{id}/status, edit
+}
+HANDLER_BUDGET = 0.100  # target: p95 handler time <= this + the kind's API calls x LATENCY
+
+
+# ============================================================================ bot side
+
+
+def _settings(cfg: dict[str, Any]) -> Any:
+    from bot.config import Settings
+
+    return Settings(
+        _env_file=None,
+        bot_token=BOT_TOKEN,
+        telegram_api_url=cfg["telegram_url"],
+        gosms_api_url=cfg["gosms_url"],
+        gotsms_api_url=cfg["gotsms_url"],
+        database_url=cfg["database_url"],
+        secret_key=SECRET_KEY,
+        log_level="INFO",
+    )
+
+
+async def setup_main(cfg: dict[str, Any]) -> None:
+    """Fresh DB; every user seen once and with a GotSMS token, through the real code."""
+    from bot.app import build_deps
+    from bot.db.models import Service
+    from bot.db.repo import UserRepo
+    from bot.services.credentials import store_token
+
+    deps = await build_deps(_settings(cfg))
+    users = json.loads(Path(cfg["users_file"]).read_text())
+    for user in users:
+        async with deps.session_factory() as session:
+            await UserRepo(session).upsert_seen(user["id"], user["id"], "en")
+            await session.commit()
+            await store_token(session, deps.cipher, user["id"], Service.GOTSMS, user["token"])
+    await deps.close()
+
+
+def _cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+async def _feed(dp: Any, bot: Any, items: list[list[Any]], concurrency: int) -> dict[str, Any]:
+    """aiogram's polling loop with handle_as_tasks and tasks_concurrency_limit, timed."""
+    from aiogram.types import Update
+
+    times: dict[str, list[float]] = defaultdict(list)
+    failed: Counter[str] = Counter()
+    semaphore = asyncio.Semaphore(concurrency)
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def one(kind: str, update: Update) -> None:
+        began = time.perf_counter()
+        try:
+            await dp.feed_update(bot, update)
+        except Exception:  # as aiogram's _process_update: log it and go on
+            logging.getLogger("bench").exception("update %s failed", update.update_id)
+            failed[kind] += 1
+        finally:
+            times[kind].append(time.perf_counter() - began)
+            semaphore.release()
+
+    cpu, wall = _cpu(), time.perf_counter()
+    for kind, raw in items:
+        await semaphore.acquire()
+        update = Update.model_validate(raw, context={"bot": bot})
+        task = asyncio.create_task(one(kind, update))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    while tasks:
+        await asyncio.gather(*list(tasks))
+    return {
+        "wall": time.perf_counter() - wall,
+        "cpu": _cpu() - cpu,
+        "times": times,
+        "failed": dict(failed),
+    }
+
+
+def _echo() -> Any:
+    """The bare aiogram bot: no middlewares, no database, one handler per update type."""
+    from aiogram import Dispatcher
+    from aiogram.types import CallbackQuery, Message
+
+    dp = Dispatcher()
+
+    @dp.message()
+    async def echo(message: Message) -> None:
+        await message.answer(message.text or "?")
+
+    @dp.callback_query()
+    async def echo_press(query: CallbackQuery) -> None:
+        await query.answer(query.data)
+
+    return dp
+
+
+async def bot_main(cfg: dict[str, Any]) -> None:
+    from bot.lazy_types import import_aiogram
+
+    import_aiogram()  # as `python -m bot` does
+    from aiogram import Bot
+    from aiogram.client.session.aiohttp import AiohttpSession
+    from aiogram.client.telegram import TelegramAPIServer
+
+    from bot.app import build_deps, create_bot, create_dispatcher
+    from bot.logs import setup_logging
+
+    settings = _settings(cfg)
+    setup_logging(settings.log_level, [BOT_TOKEN, SECRET_KEY])
+    deps = await build_deps(settings)
+    bots = {
+        "real": (create_bot(settings), create_dispatcher(deps)),
+        "echo": (
+            Bot(
+                BOT_TOKEN,
+                session=AiohttpSession(api=TelegramAPIServer.from_base(cfg["telegram_url"])),
+            ),
+            _echo(),
+        ),
+    }
+
+    def say(kind: str, data: dict[str, Any]) -> None:
+        sys.stdout.write(json.dumps({"kind": kind} | data) + "\n")
+        sys.stdout.flush()
+
+    say("ready", {"pid": os.getpid()})
+    loop = asyncio.get_running_loop()
+    while True:
+        line = await loop.run_in_executor(None, sys.stdin.readline)
+        if not line or line.strip() == "stop":
+            break
+        order = json.loads(line)
+        bot, dp = bots[order["bot"]]
+        items = json.loads(Path(order["file"]).read_text())
+        say("result", await _feed(dp, bot, items, order["concurrency"]))
+    for bot, _dp in bots.values():
+        await bot.session.close()
+    await deps.close()
+
+
+# ============================================================================ driver side
+
+
+class World:
+    """The fakes, the users, and the buttons each user can press."""
+
+    def __init__(self, n_users: int, seed: int) -> None:
+        from bench._fakes import ScaledGotSMS
+        from tests.fakes.gosms import FakeGoSMS
+        from tests.fakes.telegram import FakeTelegram
+
+        self.rng = random.Random(seed)
+        self.got = ScaledGotSMS(rate_limit=1_000_000)
+        self.tg = FakeTelegram(bot_token=BOT_TOKEN)
+        self.gosms = FakeGoSMS()
+        self.uids = [USER_BASE + i for i in range(n_users)]
+        self.buttons: dict[int, dict[str, tuple[int, str]]] = {}
+
+    async def start(self) -> list[dict[str, Any]]:
+        for fake in (self.got, self.tg, self.gosms):
+            await fake.start()
+            fake.set_latency(LATENCY)
+        plan_id = self.got.plan_by("Telegram", "day", 1)["id"]
+        self.got.set_stock(plan_id, len(self.uids) * RENTS_PER_USER + 10)
+        users = []
+        for uid in self.uids:
+            token = f"bench-handlers-{uid}-token"
+            self.got.add_account(token, balance=1000.0)
+            for _ in range(RENTS_PER_USER):
+                self.got.create_rent(token, plan_id)
+            self.tg.user(uid, first_name=f"User {uid}", language_code="en")
+            self.tg.register_chat(uid)
+            users.append({"id": uid, "token": token})
+        return users
+
+    async def close(self) -> None:
+        for fake in (self.got, self.tg, self.gosms):
+            await fake.close()
+
+    def warmup(self) -> list[list[Any]]:
+        """Every user: /start (the main menu) and /rents (the list with the rent buttons)."""
+        items = [["/start", self.tg.message_update(uid, "/start")] for uid in self.uids]
+        return items + [["/rents", self.tg.message_update(uid, "/rents")] for uid in self.uids]
+
+    def learn_buttons(self) -> None:
+        """The callback data of the buttons the real bot drew in each user's chat."""
+        from bot.keyboards.gotsms import RentCb
+
+        for uid in self.uids:
+            found: dict[str, tuple[int, str]] = {}
+            for message in self.tg.bot_messages(uid):
+                for row in message.buttons:
+                    for button in row:
+                        data = button.callback_data or ""
+                        if data == "menu:balance":
+                            found["press: menu Balance"] = (message.message_id, data)
+                        elif data == "menu:rents":
+                            found["press: menu My rents"] = (message.message_id, data)
+                        elif data.startswith(RentCb.__prefix__ + ":o:"):
+                            found["press: open rent card"] = (message.message_id, data)
+                            status = RentCb.unpack(data).model_copy(update={"a": "s"}).pack()
+                            found["press: rent status"] = (message.message_id, status)
+            missing = [k for k in MIX if k.startswith("press") and k not in found]
+            if missing:
+                raise RuntimeError(f"user {uid}: no button for {missing} after the warm-up")
+            self.buttons[uid] = found
+
+    def updates(self, n: int) -> list[list[Any]]:
+        kinds = self.rng.choices(list(MIX), weights=[w for w, _ in MIX.values()], k=n)
+        items = []
+        for kind in kinds:
+            uid = self.rng.choice(self.uids)
+            if kind.startswith("/"):
+                items.append([kind, self.tg.message_update(uid, kind)])
+            else:
+                message_id, data = self.buttons[uid][kind]
+                items.append([kind, self.tg.callback_update(uid, message_id, data)])
+        return items
+
+
+def _pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+class BotProcess:
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+
+    async def read(self, kind: str, within: float = 600) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + within
+        while True:
+            line = await asyncio.wait_for(self.proc.stdout.readline(), deadline - time.monotonic())
+            if not line:
+                raise RuntimeError(f"bot process ended before {kind!r}")
+            try:
+                data = json.loads(line)
+            except ValueError:
+                continue
+            if data.get("kind") == kind:
+                return data
+
+    async def order(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line.encode() + b"\n")
+        await self.proc.stdin.drain()
+
+
+async def run_phase(
+    world: World,
+    bot: BotProcess,
+    which: str,
+    items: list[list[Any]],
+    work: Path,
+    concurrency: int,
+    spy_to: Path | None = None,
+) -> dict[str, Any]:
+    path = work / f"updates-{which}-{time.monotonic_ns()}.json"
+    path.write_text(json.dumps(items))
+    tg_before, got_before = len(world.tg.calls), len(world.got.requests)
+    presses = {raw["callback_query"]["id"] for _k, raw in items if "callback_query" in raw}
+    cpu = _cpu()
+    spy = None
+    if spy_to is not None:
+        spy = _py_spy(bot.proc.pid, spy_to)
+        await asyncio.sleep(1.0)  # py-spy attaches
+    await bot.order(json.dumps({"bot": which, "file": str(path), "concurrency": concurrency}))
+    result = await bot.read("result")
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its output on Ctrl-C
+        await asyncio.to_thread(spy.wait, 120)
+    result["fake_cpu"] = _cpu() - cpu
+    path.unlink()
+    tg_calls = world.tg.calls[tg_before:]
+    got_calls = world.got.requests[got_before:]
+    result["tg_calls"] = dict(Counter(c.method for c in tg_calls))
+    result["tg_refused"] = dict(  # an unchanged card is not an error (util.show)
+        Counter(
+            f"{c.method} {c.http_status}"
+            for c in tg_calls
+            if not c.ok and "message is not modified" not in (c.description or "")
+        )
+    )
+    result["got_calls"] = len(got_calls)
+    result["got_refused"] = dict(Counter(r.status for r in got_calls if r.status >= 400))
+    answers = [world.tg.callback_queries[q] for q in presses]
+    result["unanswered"] = sum(1 for a in answers if not a.answered)
+    result["alerts"] = sum(1 for a in answers if a.show_alert)
+    result["n"] = len(items)
+    return result
+
+
+def _py_spy(pid: int, output: Path) -> subprocess.Popen[bytes]:
+    command = [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid)]
+    command += ["--rate", "200", "--nonblocking", "--format", "raw", "--output", str(output)]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _fmt_ms(values: list[float]) -> str:
+    if not values:
+        return "    -      -      -"
+    return (
+        f"{1000 * _pct(values, 50):5.0f}  {1000 * _pct(values, 95):5.0f}  {1000 * max(values):5.0f}"
+    )
+
+
+def budget_of(kind: str) -> float:
+    return HANDLER_BUDGET + MIX[kind][1] * LATENCY
+
+
+def report(which: str, r: dict[str, Any]) -> str:
+    rate = r["n"] / r["wall"]
+    lines = [
+        f"  {which}: {r['n']} updates in {r['wall']:.2f} s = {rate:7.1f} updates/s;"
+        f" bot CPU {r['cpu']:.2f} s ({100 * r['cpu'] / r['wall']:.0f} %,"
+        f" {1000 * r['cpu'] / r['n']:.2f} ms/update); fakes CPU {r['fake_cpu']:.2f} s;"
+        f" Telegram calls {sum(r['tg_calls'].values())} {r['tg_calls']},"
+        f" GotSMS calls {r['got_calls']}"
+    ]
+    problems = {
+        "failed": r["failed"],
+        "Telegram refused": r["tg_refused"],
+        "GotSMS refused": r["got_refused"],
+        "presses unanswered": r["unanswered"],
+        "presses answered with an alert": r["alerts"],
+    }
+    bad = {k: v for k, v in problems.items() if v}
+    lines.append(f"    problems: {bad or 'none'}")
+    lines.append("    kind                        n  p50 ms p95 ms max ms  target p95")
+    for kind in [*MIX, *sorted(set(r["times"]) - set(MIX))]:
+        if kind in r["times"]:
+            t = r["times"][kind]
+            budget = f"<= {1000 * budget_of(kind):3.0f} ms" if kind in MIX else ""
+            lines.append(f"    {kind:24s} {len(t):5d}  {_fmt_ms(t)}  {budget}")
+    everything = [v for t in r["times"].values() for v in t]
+    lines.append(f"    {'all':24s} {len(everything):5d}  {_fmt_ms(everything)}")
+    return "\n".join(lines)
+
+
+async def driver(args: argparse.Namespace) -> None:
+    began = time.monotonic()
+    print(
+        f"bench/handlers.py: {args.updates} updates per phase, {args.users} users,"
+        f" concurrency {args.concurrency}, API latency {LATENCY * 1000:.0f} ms,"
+        f" {os.cpu_count()} CPUs, python {sys.version.split()[0]}",
+        flush=True,
+    )
+    world = World(args.users, args.seed)
+    users = await world.start()
+    tmp = tempfile.TemporaryDirectory(prefix="bench-handlers-")
+    work = Path(tmp.name)
+    cfg = {
+        "telegram_url": world.tg.url,
+        "gotsms_url": world.got.url,
+        "gosms_url": world.gosms.url,
+        "database_url": f"sqlite+aiosqlite:///{work}/data/bot.db",
+        "users_file": str(work / "users.json"),
+    }
+    Path(cfg["users_file"]).write_text(json.dumps(users))
+    env = os.environ | {"PYTHONPATH": str(ROOT)}
+    t = time.monotonic()
+    setup = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--_setup", json.dumps(cfg), cwd=ROOT, env=env
+    )
+    if await setup.wait() != 0:
+        raise RuntimeError("setup failed")
+    print(f"setup: {len(users)} users with a GotSMS token in {time.monotonic() - t:.1f} s")
+    errlog = open(work / "bot.stderr", "wb")  # noqa: SIM115
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        __file__,
+        "--_bot",
+        json.dumps(cfg),
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=errlog,
+        limit=2**26,
+    )
+    bot = BotProcess(proc)
+    log_copy = Path(tempfile.gettempdir()) / "bench-handlers-bot.log"
+    try:
+        rows = await measure(world, bot, work, args)
+    finally:
+        errlog.close()
+        log_copy.write_bytes((work / "bot.stderr").read_bytes())
+    await bot.order("stop")
+    await proc.wait()
+    log_text = log_copy.read_text(errors="replace")
+    levels = Counter(
+        level
+        for line in log_text.splitlines()
+        for level in ("WARNING", "ERROR", "Traceback")
+        if level in line
+    )
+    samples = [line[:200] for line in log_text.splitlines() if "WARNING" in line or "ERROR" in line]
+    await world.close()
+    tmp.cleanup()
+
+    print()
+    print(summary(rows, args))
+    print(f"bot log ({log_copy}): {dict(levels) or 'nothing above INFO'}")
+    for line in samples[:5]:
+        print(f"  {line}")
+    print(f"total run time {time.monotonic() - began:.0f} s")
+
+
+async def measure(
+    world: World, bot: BotProcess, work: Path, args: argparse.Namespace
+) -> list[dict[str, dict[str, Any]]]:
+    await bot.read("ready", 120)
+    warm = await run_phase(world, bot, "real", world.warmup(), work, args.concurrency)
+    print("warm-up (unmeasured):\n" + report("real", warm), flush=True)
+    world.learn_buttons()
+    await run_phase(world, bot, "echo", world.updates(len(world.uids)), work, args.concurrency)
+
+    rows = []
+    for repeat in range(args.repeat):
+        order = ("echo", "real") if repeat % 2 == 0 else ("real", "echo")
+        results = {}
+        for which in order:
+            spy_to = None
+            if args.profile_dir is not None and which == "real":
+                args.profile_dir.mkdir(parents=True, exist_ok=True)
+                spy_to = args.profile_dir / f"handlers-real-{repeat + 1}.txt"
+            items = world.updates(args.updates)
+            results[which] = await run_phase(
+                world, bot, which, items, work, args.concurrency, spy_to
+            )
+        light = world.updates(args.light_updates)
+        results["light"] = await run_phase(world, bot, "real", light, work, args.light_concurrency)
+        print(f"-- run {repeat + 1} ({' then '.join(order)}, then real at light load)")
+        for which in ("echo", "real"):
+            print(report(f"{which} at concurrency {args.concurrency}", results[which]))
+        ratio = rate_of(results["real"]) / rate_of(results["echo"])
+        print(f"  ratio real / echo: {100 * ratio:.0f} %")
+        print(report(f"real at concurrency {args.light_concurrency}", results["light"]), flush=True)
+        rows.append(results)
+    return rows
+
+
+def rate_of(r: dict[str, Any]) -> float:
+    return float(r["n"] / r["wall"])
+
+
+def summary(rows: list[dict[str, dict[str, Any]]], args: argparse.Namespace) -> str:
+    lines = [
+        f"| run | echo updates/s | real updates/s | real / echo | real p50 / p95 ms"
+        f" at {args.concurrency} in flight | real p95 ms at {args.light_concurrency} in flight"
+        " (all kinds) | kinds over their p95 target | bot CPU ms/update real / echo |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for i, results in enumerate(rows, 1):
+        echo, real, light = results["echo"], results["real"], results["light"]
+        loaded = [v for t in real["times"].values() for v in t]
+        calm = [v for t in light["times"].values() for v in t]
+        over = [k for k, t in light["times"].items() if k in MIX and _pct(t, 95) > budget_of(k)]
+        lines.append(
+            f"| {i} | {rate_of(echo):.0f} | {rate_of(real):.0f} |"
+            f" {100 * rate_of(real) / rate_of(echo):.0f} % |"
+            f" {1000 * _pct(loaded, 50):.0f} / {1000 * _pct(loaded, 95):.0f} |"
+            f" {1000 * _pct(calm, 95):.0f} | {', '.join(over) or 'none'} |"
+            f" {1000 * real['cpu'] / real['n']:.1f} / {1000 * echo['cpu'] / echo['n']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    if len(sys.argv) >= 3 and sys.argv[1] in ("--_setup", "--_bot"):
+        cfg = json.loads(sys.argv[2])
+        asyncio.run(setup_main(cfg) if sys.argv[1] == "--_setup" else bot_main(cfg))
+        return
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--updates", type=int, default=5000, help="updates per bot per run")
+    parser.add_argument("--users", type=int, default=500)
+    parser.add_argument(
+        "--concurrency", type=int, default=100, help="updates in flight for the rates"
+    )
+    parser.add_argument(
+        "--light-concurrency", type=int, default=4, help="updates in flight for handler times"
+    )
+    parser.add_argument("--light-updates", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--profile-dir", type=Path, default=None, help="py-spy record the real bot's phases"
+    )
+    asyncio.run(driver(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
