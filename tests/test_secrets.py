@@ -150,9 +150,6 @@ async def test_no_token_in_the_log_the_database_or_the_chat(
         await chat.press("GoSMS", "Send your GoSMS token")
         await chat.say(GOSMS_TOKEN, "GoSMS is connected", secret=True)
         await chat.say(GOTSMS_TOKEN, "looked like a token", secret=True)  # pasted outside
-        for command in ("/balance", "/prices", "/services", "/plans telegram", "/codes"):
-            await chat.say(command, None)
-        await chat.say("/messages", None)
         # a rent, and a code on it
         await chat.say("/rent telegram", "Plans of Telegram")
         await chat.press("USA · 1 day · 1.00", "area code")
@@ -160,6 +157,13 @@ async def test_no_token_in_the_log_the_database_or_the_chat(
         await chat.press("Rent for 1.00", "Your number")
         [rent] = [r for r in gotsms.rents_of(GOTSMS_TOKEN) if r["id"] != ending["id"]]
         gotsms.inject_message(rent["id"], "Your Telegram code is 424242")
+        # GotSMS allows 30 requests a minute, and the poller keeps 8 for the user's commands:
+        # its pushes come first here, the many commands after them
+        for push in ("New code from", "ends in", "below your threshold"):
+            await chat.push(push)
+        for command in ("/balance", "/prices", "/services", "/plans telegram", "/codes"):
+            await chat.say(command, None)
+        await chat.say("/messages", None)
         await chat.say("/rents", "Your active rents")
         await chat.press(rent["phone"], "Auto-renew")
         await chat.press("Status", None)
@@ -173,14 +177,7 @@ async def test_no_token_in_the_log_the_database_or_the_chat(
         await chat.say(f"/devices add {device}", "Poco")
         await chat.say("/devices", "Your devices")
         await chat.say(f"/token gosms {GOSMS_TOKEN}", "GoSMS is connected", secret=True)
-        for push in (
-            "ends in",  # rent alert
-            "New code from",  # code
-            "was delivered",  # SMS delivery
-            "is offline",  # device connection
-            "battery at 9 %",  # device battery
-            "below your threshold",  # balance
-        ):
+        for push in ("was delivered", "is offline", "battery at 9 %"):
             await chat.push(push)
         # groups: tokens refused and deleted, nothing private answered
         await chat.say(
