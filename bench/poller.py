@@ -1,6 +1,7 @@
 """Benchmark of the real poller + sender against the fakes (issue 5, "Performance").
 
-    .venv/bin/python bench/poller.py [--users 100 1000 10000] [--hot 0.05] [--duration S]
+    .venv/bin/python bench/poller.py [--users 100 1000 10000] [--hot 0.05] [--codes-per-hot 1]
+                                     [--duration S] [--sql-stats] [--profile-dir DIR]
 
 Three processes per user count:
   * this one (the driver): serves the three fakes (GotSMS, Telegram, GoSMS; 50 ms latency) on
@@ -44,7 +45,6 @@ LATENCY = 0.05
 USER_BASE = 1_000_000
 SECRET_KEY = "bench-secret-key-0123456789"
 BOT_TOKEN = "123456:BENCH-fake-bot-token-0123456789abcdef"
-HOT_CODES_PER_USER = 2
 COLD_SAMPLE = 300
 TAIL_CAP = 90.0  # after the last injection, wait at most this long for stragglers
 SETTLE_CAP = 600.0
@@ -344,6 +344,7 @@ async def run_one(
     seed: int,
     profile_dir: Path | None,
     sql_stats: bool = False,
+    codes_per_hot: int = 1,
 ) -> RunResult:
     from bench._fakes import MeasuringTelegram, ScaledGotSMS
     from tests.fakes.gosms import FakeGoSMS
@@ -428,9 +429,9 @@ async def run_one(
     cold_uids = [USER_BASE + i for i in range(n_users) if i not in hot_ids]
     hot_end = max(duration - 5.0, 1.0)
     for uid in hot_uids:  # at random moments, one in each part of the window
-        for part in range(HOT_CODES_PER_USER):
-            lo = hot_end * part / HOT_CODES_PER_USER
-            hi = hot_end * (part + 1) / HOT_CODES_PER_USER
+        for part in range(codes_per_hot):
+            lo = hot_end * part / codes_per_hot
+            hi = hot_end * (part + 1) / codes_per_hot
             plan.append((rng.uniform(lo, hi), uid, True))
     cold_end = max(duration - 60.0, duration / 2)  # leave the 60 s promise inside the window
     for uid in rng.sample(cold_uids, min(COLD_SAMPLE, len(cold_uids))):
@@ -587,13 +588,16 @@ async def driver(args: argparse.Namespace) -> None:
     began = time.monotonic()
     print(
         f"bench/poller.py: POLL_INTERVAL={POLL_INTERVAL} s, API latency {LATENCY * 1000:.0f} ms,"
-        f" hot share {args.hot:.0%}, {os.cpu_count()} CPUs, python {sys.version.split()[0]}"
+        f" hot share {args.hot:.0%}, {args.codes_per_hot} code(s) per hot user,"
+        f" {os.cpu_count()} CPUs, python {sys.version.split()[0]}"
     )
     results = []
     for n in args.users:
         duration = args.duration if args.duration is not None else 120.0
         print(f"-- {n} users, measured window {duration:.0f} s ...", flush=True)
-        r = await run_one(n, args.hot, duration, args.seed, args.profile_dir, args.sql_stats)
+        r = await run_one(
+            n, args.hot, duration, args.seed, args.profile_dir, args.sql_stats, args.codes_per_hot
+        )
         results.append(r)
         print(HEADER)
         print(_row(r))
@@ -631,6 +635,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, nargs="+", default=[100, 1000, 10000])
     parser.add_argument("--hot", type=float, default=0.05)
+    parser.add_argument(
+        "--codes-per-hot",
+        type=int,
+        default=1,
+        help="codes each hot user receives in the window (the cold ones: 300 users, one each)",
+    )
     parser.add_argument("--duration", type=float, default=None, help="measured window, s")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(

@@ -26,7 +26,7 @@ class Scheduler:
         jobs: list[Job],
         *,
         writes: Writes | None = None,
-        concurrency: int = 64,
+        concurrency: int = 128,
         tick: float = 0.2,
     ) -> None:
         self.session_factory = session_factory
