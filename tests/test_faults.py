@@ -11,7 +11,10 @@ after one they press the button (or send the command) again.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
+import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -24,6 +27,16 @@ from bot.app import build_deps, create_bot, create_dispatcher
 from bot.config import Settings
 from bot.db.models import Service
 from bot.db.repo import CredentialRepo, DeviceRepo
+from bot.poller import Poller
+from bot.poller.alerts import DevicesJob
+from bot.poller.codes import CodesJob, CodesTiming
+from bot.poller.jobs import Job
+from bot.poller.scheduler import Scheduler
+from bot.poller.sender import OutboxSender
+from bot.poller.sms import SmsJob
+from bot.poller.writes import Writes
+from bot.services.credentials import store_token
+from bot.services.watch import watch_fresh_rent
 from tests.conftest import Harness
 from tests.fakes.gosms import FakeGoSMS
 from tests.fakes.gotsms import FakeGotSMS
@@ -203,8 +216,8 @@ Scenario = Callable[["Person", FakeGotSMS, FakeGoSMS], Awaitable[None]]
 
 
 async def general(p: Person, gotsms: FakeGotSMS, gosms: FakeGoSMS) -> None:
-    """/start, /help, /token (guided and one-liner), /lang, /notify, /cancel, /logout: the
-    tokens connected through the chat itself."""
+    """/start, /help, /token (guided and one-liner) and /logout: the tokens connected through
+    the chat itself."""
     gotsms.add_account(gotsms_token(p.uid), balance=100.0)
     gosms.add_account(gosms_token(p.uid))
     p.tg.user(p.uid, language_code="en")
@@ -219,6 +232,18 @@ async def general(p: Person, gotsms: FakeGotSMS, gosms: FakeGoSMS) -> None:
         raise AssertionError("the guided /token never connected")
     await p.send(f"/token gosms {gosms_token(p.uid)}", "GoSMS is connected")
     await p.send("/start", "See everything I can do with /help.")
+    for _attempt in range(6):
+        await p.send("/logout", "Which token should I forget?", "No token is connected")
+        await p.press("Both", "Forget your")
+        await p.attempt("Yes, forget it", "Done: the", USED)
+        if await p.connected() == set():
+            break
+    await p.send("/logout", "No token is connected")
+
+
+async def settings(p: Person, gotsms: FakeGotSMS, gosms: FakeGoSMS) -> None:
+    """/cancel, /lang and /notify."""
+    await p.connect(gotsms, gosms)
     await p.send("/send", "Send the phone number")
     await p.send("/cancel", "Cancelled.")
     await p.send("/cancel", "There is nothing to cancel.")
@@ -229,13 +254,6 @@ async def general(p: Person, gotsms: FakeGotSMS, gosms: FakeGoSMS) -> None:
     await p.press("English", "Language: English")
     await p.send("/notify", "Tap to switch a kind")
     await p.press("New codes", "On", "Off")
-    for _attempt in range(6):
-        await p.send("/logout", "Which token should I forget?", "No token is connected")
-        await p.press("Both", "Forget your")
-        await p.attempt("Yes, forget it", "Done: the", USED)
-        if await p.connected() == set():
-            break
-    await p.send("/logout", "No token is connected")
 
 
 async def menu(p: Person, gotsms: FakeGotSMS, gosms: FakeGoSMS) -> None:
@@ -302,10 +320,9 @@ async def renting(p: Person, gotsms: FakeGotSMS, gosms: FakeGoSMS) -> None:
 
 
 async def rent_card(p: Person, gotsms: FakeGotSMS, gosms: FakeGoSMS) -> None:
-    """/rents and every button of the rent card, and a move to a longer plan."""
+    """/rents and every button of the rent card."""
     await p.connect(gotsms, gosms)
-    token = gotsms_token(p.uid)
-    made = gotsms.create_rent(token, gotsms.plan_by("Telegram", "day", 1)["id"])
+    made = gotsms.create_rent(gotsms_token(p.uid), gotsms.plan_by("Telegram", "day", 1)["id"])
     gotsms.inject_message(made["id"], "Your code is 777888")
     await p.send("/rents", "Your active rents")
     await p.press(made["phone"], "Auto-renew: off")
@@ -314,17 +331,26 @@ async def rent_card(p: Person, gotsms: FakeGotSMS, gosms: FakeGoSMS) -> None:
     await p.press("Messages", "Messages of")
     await p.press("Rent card", "Auto-renew: off")
     await p.press("Auto-renew: off", "Auto-renew can be switched only")
+    await p.press("My rents", "Your active rents (1)")
+
+
+async def moving(p: Person, gotsms: FakeGotSMS, gosms: FakeGoSMS) -> None:
+    """A move to a longer plan, confirmed; after an error the user goes back to the card."""
+    await p.connect(gotsms, gosms)
+    token = gotsms_token(p.uid)
+    made = gotsms.create_rent(token, gotsms.plan_by("Telegram", "day", 1)["id"])
+    await p.send("/rents", "Your active rents")
+    await p.press(made["phone"], "Auto-renew: off")
     for _attempt in range(6):
         await p.press("Longer plan", "to a longer plan")
         await p.press("3 months", "to 3 months?")
         await p.attempt("Pay 27.99", "3 months plan", "may have gone through", USED)
         if gotsms.rents_of(token)[0]["plan"]["duration_type"] == "month":
             break
-        await p.send("/rents", "Your active rents")
-        await p.press(made["phone"], "Auto-renew:")
+        await p.press("Rent card", "Auto-renew:")
     else:
         raise AssertionError("never moved")
-    await p.send("/rents", "Your active rents (1)")
+    await p.press("Rent card", "Auto-renew: off")
 
 
 async def refund(p: Person, gotsms: FakeGotSMS, gosms: FakeGoSMS) -> None:
@@ -444,7 +470,19 @@ async def test_every_command_answers_through_faults(
     harness: Harness, gotsms: FakeGotSMS, gosms: FakeGoSMS
 ) -> None:
     faults_on(harness.tg, gotsms, gosms, seed=61)
-    scenarios = [general, menu, catalog, renting, rent_card, refund, sending, sms, devices]
+    scenarios = [
+        general,
+        settings,
+        menu,
+        catalog,
+        renting,
+        rent_card,
+        moving,
+        refund,
+        sending,
+        sms,
+        devices,
+    ]
     people = [Person(harness, 6100 + n) for n in range(len(scenarios))]
     async with asyncio.TaskGroup() as group:
         for scenario, person in zip(scenarios, people, strict=True):
@@ -455,3 +493,194 @@ async def test_every_command_answers_through_faults(
     assert errors > 0, "the faults were felt"
     failed = [c for c in harness.tg.calls if not c.ok and c.method != "getUpdates"]
     assert failed, "Telegram faults were felt"
+
+
+# ---------------------------------------------------------------- pushes
+
+
+def fast_poller(h: Harness, hot: float, every: float = 1.0) -> Poller:
+    """The real poller (scheduler, jobs, outbox sender) with short intervals: codes every `hot`
+    seconds for a user who just rented, SMS statuses and devices every `every` seconds."""
+    deps = h.deps
+    writes = Writes(deps.session_factory)
+    sender = OutboxSender(h.bot, deps.session_factory, deps.i18n, lock=writes.lock)
+    shared = (deps.session_factory, deps.cipher, deps.clients)
+    options: dict[str, Any] = {"on_queued": sender.wake, "writes": writes}
+    jobs: list[Job] = [
+        CodesJob(*shared, timing=CodesTiming(hot_interval=hot), **options),
+        SmsJob(*shared, busy=every, **options),
+        DevicesJob(*shared, every=every, **options),
+    ]
+    return Poller(sender=sender, scheduler=Scheduler(deps.session_factory, jobs, writes=writes))
+
+
+@dataclass
+class Watched:
+    """A user with both tokens, a fresh rent, a saved device and two SMS sent from the bot."""
+
+    uid: int
+    rent_id: str
+    device_id: str
+    sms_ids: list[str]
+    phones: list[str]
+
+
+async def watched_user(
+    h: Harness, gotsms: FakeGotSMS, gosms: FakeGoSMS, uid: int, *, sms: int = 2
+) -> Watched:
+    gotsms.add_account(gotsms_token(uid), balance=100.0)
+    gosms.add_account(gosms_token(uid))
+    h.tg.user(uid, language_code="en")
+    await h.send(uid, "/start")
+    device = gosms.add_device(gosms_token(uid), name=f"Phone{uid}")
+    rent = gotsms.create_rent(gotsms_token(uid), gotsms.plan_by("Telegram", "day", 1)["id"])
+    async with h.deps.session_factory() as session:
+        await store_token(session, h.deps.cipher, uid, Service.GOTSMS, gotsms_token(uid))
+        await store_token(session, h.deps.cipher, uid, Service.GOSMS, gosms_token(uid))
+        await DeviceRepo(session).add(uid, device, f"Phone{uid}")
+        await watch_fresh_rent(session, uid)
+        await session.commit()
+    phones = [f"7999{uid}{n:03d}" for n in range(sms)]
+    for phone in phones:
+        await h.send(uid, f"/send {phone} Hello {phone}")
+        await h.press(uid, "Any device")
+        await h.press(uid, "📤 Send")
+    sms_ids = [s["id"] for s in reversed(gosms.sms_of(gosms_token(uid)))]
+    assert len(sms_ids) == sms
+    return Watched(uid, rent["id"], device, sms_ids, phones)
+
+
+def seen(tg: FakeTelegram, uid: int, needle: str) -> int:
+    """How many of the bot's messages in the chat hold `needle` (edits count once)."""
+    return sum(1 for m in tg.bot_messages(uid) if needle in m.text)
+
+
+async def test_every_push_once_through_faults(
+    harness: Harness, gotsms: FakeGotSMS, gosms: FakeGoSMS
+) -> None:
+    tg = harness.tg
+    users = [await watched_user(harness, gotsms, gosms, uid) for uid in (6201, 6202)]
+    faults_on(tg, gotsms, gosms, seed=71)
+    poller = fast_poller(harness, hot=1.5)
+    poller.start()
+    codes = {u.uid: [f"{u.uid % 100}{n:04d}" for n in range(5)] for u in users}
+    expected: list[tuple[int, str]] = []
+    try:
+        for n in range(5):
+            for u in users:
+                gotsms.inject_message(u.rent_id, f"Your code is {codes[u.uid][n]}")
+                expected.append((u.uid, f"\n{codes[u.uid][n]}\n"))
+            if n == 1:
+                for u in users:
+                    gosms.set_device(
+                        u.device_id, last_online=datetime.now(UTC) - timedelta(minutes=12)
+                    )
+                    expected.append((u.uid, f"Phone{u.uid} is offline"))
+            if n == 2:
+                for u in users:
+                    gosms.set_status(u.sms_ids[0], 2)
+                    gosms.set_status(u.sms_ids[1], 5)
+                    expected.append((u.uid, f"SMS to {u.phones[1]} failed"))
+            if n == 3:
+                for u in users:
+                    gosms.set_status(u.sms_ids[0], 4)
+                    expected.append((u.uid, f"SMS to {u.phones[0]} was delivered"))
+            await asyncio.sleep(0.7)
+        await tg.wait_for(lambda: all(seen(tg, uid, e) for uid, e in expected), timeout=40)
+        for u in users:
+            gosms.set_device(u.device_id, last_online=datetime.now(UTC))
+            expected.append((u.uid, f"Phone{u.uid} is back online"))
+        await tg.wait_for(lambda: all(seen(tg, uid, e) for uid, e in expected), timeout=30)
+        await asyncio.sleep(2.0)  # a duplicate would show up by now
+    finally:
+        await poller.stop()
+    counts = Counter({(uid, e): seen(tg, uid, e) for uid, e in expected})
+    assert counts == Counter(dict.fromkeys(expected, 1)), "every push exactly once"
+    for u in users:
+        others = [m.text for m in tg.bot_messages(u.uid)]
+        strangers = [f"\n{c}\n" for v in users if v.uid != u.uid for c in codes[v.uid]]
+        assert not any(c in t for c in strangers for t in others), "pushes reach their own chat"
+        cards = [m for m in tg.bot_messages(u.uid) if u.sms_ids[0] in m.text]
+        assert len(cards) == 1, "the card follows in place"
+        assert "delivered" in cards[0].text
+    failed = [c for c in tg.calls if not c.ok]
+    assert any(c.method == "sendMessage" for c in failed), "Telegram faults were felt"
+    assert any(r.status >= 500 for r in gotsms.requests), "GotSMS faults were felt"
+    assert any(r.status >= 500 for r in gosms.requests), "GoSMS faults were felt"
+
+
+# ---------------------------------------------------------------- an API that stays down
+
+HOT = 0.7
+OUTAGE = 7.0
+
+
+def polls(times: list[float]) -> list[float]:
+    """Start times of polls: requests closer than 0.5 s are one poll and its retries."""
+    starts: list[float] = []
+    for at in sorted(times):
+        if not starts or at - starts[-1] > 0.5:
+            starts.append(at)
+    return starts
+
+
+async def arrival(tg: FakeTelegram, uid: int, needle: str, within: float) -> float:
+    """Seconds until a bot message holding `needle` is in the chat."""
+    start = time.monotonic()
+    await tg.wait_for(lambda: seen(tg, uid, needle) > 0, timeout=within)
+    return time.monotonic() - start
+
+
+async def test_an_api_down_is_backed_off_per_user_and_recovered_from(
+    harness: Harness, gotsms: FakeGotSMS, gosms: FakeGoSMS
+) -> None:
+    tg = harness.tg
+    user = await watched_user(harness, gotsms, gosms, 6301, sms=1)
+    broken = await watched_user(harness, gotsms, gosms, 6302, sms=0)
+    gotsms.forbid(gotsms_token(broken.uid))  # its token was revoked in the GotSMS panel
+    poller = fast_poller(harness, hot=HOT, every=HOT)
+    poller.start()
+    try:
+        gotsms.inject_message(user.rent_id, "Your code is 510001")
+        before = await arrival(tg, user.uid, "\n510001\n", within=10)
+        assert before <= HOT + 2, "a broken account does not slow a healthy user's codes"
+        refused = len(gotsms.requests_for(gotsms_token(broken.uid)))
+        assert refused <= 2, "a refused token is not hammered"
+
+        gotsms.set_down(True)
+        gosms.set_down(True)
+        down_at = time.monotonic()
+        gotsms.inject_message(user.rent_id, "Your code is 510002")
+        gosms.set_status(user.sms_ids[0], 4)
+        await asyncio.sleep(OUTAGE)
+        gotsms.set_down(False)
+        gosms.set_down(False)
+        up_at = time.monotonic()
+
+        watched = {
+            "codes": [r.at for r in gotsms.requests_for(gotsms_token(user.uid), "/messages")],
+            "sms": [r.at for r in gosms.requests_for(gosms_token(user.uid), "/sms")],
+            "devices": [r.at for r in gosms.requests_for(gosms_token(user.uid), "/devices")],
+        }
+        for job, times in watched.items():
+            starts = polls([at for at in times if down_at <= at < up_at])
+            gaps = [round(b - a, 1) for a, b in itertools.pairwise(starts)]
+            print(f"{job} during the outage: {len(starts)} polls, gaps {gaps} s")
+            assert len(starts) <= OUTAGE / HOT / 2, f"{job}: not backed off: {gaps}"
+            assert gaps == sorted(gaps), f"{job}: the polls do not thin out: {gaps}"
+            assert gaps[-1] >= 3 * HOT, f"{job}: the polls do not thin out: {gaps}"
+        assert len(gotsms.requests_for(gotsms_token(broken.uid))) == refused
+
+        after = await arrival(tg, user.uid, "\n510002\n", within=30)
+        await arrival(tg, user.uid, f"SMS to {user.phones[0]} was delivered", within=30)
+        gotsms.inject_message(user.rent_id, "Your code is 510003")
+        again = await arrival(tg, user.uid, "\n510003\n", within=10)
+        await asyncio.sleep(1.5)
+    finally:
+        await poller.stop()
+    print(f"code before {before:.1f} s, after the outage {after:.1f} s, then {again:.1f} s")
+    assert after <= 16 * HOT + 2, "recovered by itself within the backoff"
+    assert again <= HOT + 2, "back to the normal pace"
+    for needle in ("\n510001\n", "\n510002\n", "\n510003\n", "was delivered"):
+        assert seen(tg, user.uid, needle) == 1, needle
+    assert not tg.bot_messages(broken.uid)[1:], "nothing pushed to the broken account"
