@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -193,3 +194,34 @@ async def test_two_senders_send_each_push_once(harness: Harness) -> None:
         await asyncio.sleep(0.05)
     assert len(harness.tg.bot_messages(U1)) == 3
     assert len(harness.tg.bot_messages(U2)) == 3
+
+
+async def until(condition: Callable[[], object], seconds: float) -> float:
+    """Waits for `condition`; returns how long it took (fails after `seconds`)."""
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    while True:
+        if condition():
+            return loop.time() - began
+        assert loop.time() - began < seconds, "not in time"
+        await asyncio.sleep(0.02)
+
+
+async def test_a_send_waiting_out_a_429_does_not_hold_up_other_chats(harness: Harness) -> None:
+    await add_user(harness, U1)
+    await add_user(harness, U2)
+    harness.tg.fail_next("sendMessage", 429, "Too Many Requests: retry after 3", retry_after=3)
+    await enqueue(harness, U1, "msg-1")
+    out, stop = sender(harness), asyncio.Event()
+    running = asyncio.create_task(out.run(stop))
+    try:
+        await until(lambda: harness.tg.calls_of("sendMessage"), 5)
+        await enqueue(harness, U2, "msg-2")
+        out.wake()
+        assert await until(lambda: harness.tg.bot_messages(U2), 2) < 1.5
+        assert not harness.tg.bot_messages(U1), "U1's send is still waiting out its 429"
+        await until(lambda: harness.tg.bot_messages(U1), 8)
+    finally:
+        stop.set()
+        await running
+    assert [len(harness.tg.bot_messages(u)) for u in (U1, U2)] == [1, 1]

@@ -113,44 +113,62 @@ class OutboxSender:
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Delivers until `stop` is set; a send under way is finished, not cut off."""
-        while not stop.is_set():
-            try:
-                delivered = await self.drain_once()
-            except Exception:
-                log.exception("outbox round failed")
-                delivered = 0
-            if delivered == 0:
-                self._wake.clear()
-                waits = [asyncio.ensure_future(e.wait()) for e in (self._wake, stop)]
-                await asyncio.wait(waits, timeout=self.idle, return_when=asyncio.FIRST_COMPLETED)
-                for waiter in waits:
-                    waiter.cancel()
+        """Delivers until `stop` is set; a send under way is finished, not cut off.
+
+        Sends run as tasks: one slow send (Telegram's 429 wait, a retried 5xx) never holds up the
+        pushes of other chats. A user's next push goes only after the one before it is settled.
+        """
+        sending: set[asyncio.Task[bool]] = set()
+        try:
+            while not stop.is_set():
+                try:
+                    started = await self._start_due()
+                except Exception:
+                    log.exception("outbox round failed")
+                    started = []
+                for task in started:
+                    sending.add(task)
+                    task.add_done_callback(lambda done: self._settled(sending, done))
+                if not started:
+                    await self._sleep(stop)
+        finally:
+            await asyncio.gather(*sending, return_exceptions=True)
+
+    def _settled(self, sending: set[asyncio.Task[bool]], task: asyncio.Task[bool]) -> None:
+        sending.discard(task)
+        self._wake.set()  # the user's next push may go now
+
+    async def _sleep(self, stop: asyncio.Event) -> None:
+        self._wake.clear()
+        waits = [asyncio.ensure_future(e.wait()) for e in (self._wake, stop)]
+        await asyncio.wait(waits, timeout=self.idle, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in waits:
+            waiter.cancel()
 
     async def drain_once(self) -> int:
+        """Sends what is due now and waits for it: the number delivered (tests)."""
+        return sum(await asyncio.gather(*await self._start_due()))
+
+    async def _start_due(self) -> list[asyncio.Task[bool]]:
         async with self.session_factory() as session:
             due = await OutboxRepo(session).due(utcnow(), self.batch)
         now = time.monotonic()
         waiting = [d for d in due if d.item.id not in self._in_flight]
         ready = [d for d in waiting if self.pace.allows(d.chat_id, now)]
         if not ready:
-            return 0
+            return []
         async with self.lock, self.session_factory() as session:
             ids = [d.item.id for d in ready]
             claimed = await OutboxRepo(session).claim_many(ids, utcnow(), self.claim_hold)
         mine = [d for d in ready if d.item.id in claimed]
-        results = await asyncio.gather(*(self._bounded(d) for d in mine))
-        return sum(results)
+        self._in_flight.update(d.item.id for d in mine)
+        return [asyncio.create_task(self._bounded(d)) for d in mine]
 
     async def _bounded(self, due: Due) -> bool:
-        async with self._slots:  # each delivery holds a database connection while it sends
-            return await self._deliver_once(due)
-
-    async def _deliver_once(self, due: Due) -> bool:
         """A slow send may outlive its claim; this process never sends the same row twice."""
-        self._in_flight.add(due.item.id)
         try:
-            return await self._deliver(due)
+            async with self._slots:  # each delivery holds a database connection while it sends
+                return await self._deliver(due)
         finally:
             self._in_flight.discard(due.item.id)
 
