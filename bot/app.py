@@ -15,7 +15,6 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramAPIError
 from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
-from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.types import BotCommand, BotCommandScopeDefault
 from aiogram.utils.i18n import I18n
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -26,7 +25,7 @@ from bot.commands import COMMANDS
 from bot.config import Settings, load_settings
 from bot.db.crypto import TokenCipher
 from bot.db.engine import create_engine, create_session_factory
-from bot.db.fsm import SqlStorage
+from bot.db.fsm import DialogIsolation, SqlStorage
 from bot.db.migrate import upgrade_to_head
 from bot.db.models import utcnow
 from bot.handlers import get_routers
@@ -96,7 +95,8 @@ def _storage(deps: Deps) -> tuple[BaseStorage, BaseEventIsolation]:
 
         storage = RedisStorage.from_url(deps.settings.redis_url)
         return storage, RedisEventIsolation(storage.redis)
-    return SqlStorage(deps.session_factory), SimpleEventIsolation()
+    sql = SqlStorage(deps.session_factory)
+    return sql, DialogIsolation(sql)
 
 
 def create_dispatcher(deps: Deps) -> Dispatcher:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -15,6 +16,12 @@ from sqlalchemy.ext.asyncio import (
 )
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# A file SQLite connection is cheap (a file handle and aiosqlite's thread) and readers never
+# block each other in WAL mode, so the pool is sized for aiogram's 100 updates in flight rather
+# than SQLAlchemy's 5 + 10: an update may use two at once (its session, and the dialog storage
+# or a service's own session), and an update waiting for a connection waits for someone's API call.
+SQLITE_POOL_SIZE = 20
+SQLITE_POOL_OVERFLOW = 80
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -37,10 +44,33 @@ def create_engine(database_url: str) -> AsyncEngine:
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
         return create_async_engine(url, pool_pre_ping=True)
-    engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+    pool: dict[str, Any] = {}
+    if url.database not in (None, "", ":memory:"):  # a memory database has a single connection
+        pool = {"pool_size": SQLITE_POOL_SIZE, "max_overflow": SQLITE_POOL_OVERFLOW}
+    engine = create_async_engine(
+        url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **pool
+    )
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def lock_for_writing(session: AsyncSession | AsyncConnection) -> None:
+    """Before a transaction that reads and then writes: on SQLite, take the write lock first.
+
+    Python's sqlite3 begins a transaction only at the first write, or at a SAVEPOINT
+    (`begin_nested`). A transaction opened by a savepoint that reads and then writes cannot
+    write if another connection committed in between: SQLite fails it at once with "database
+    is locked", without waiting out the busy timeout. Begun with BEGIN IMMEDIATE it waits its
+    turn instead. Call it first; when a transaction is already open (a write took the lock, or
+    the caller locked already) it does nothing. PostgreSQL needs none of this: a no-op there.
+    """
+    connection = await session.connection() if isinstance(session, AsyncSession) else session
+    if connection.dialect.name != "sqlite":
+        return
+    raw = await connection.get_raw_connection()
+    if not getattr(raw.driver_connection, "in_transaction", False):
+        await connection.execute(text("BEGIN IMMEDIATE"))

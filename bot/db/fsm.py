@@ -1,24 +1,27 @@
 """aiogram FSM storage in the bot's database: a dialog survives a restart of the bot.
 
 One row per FSM key (bot, chat, thread, user, business connection, destiny) with the state name
-and the data as JSON; a row whose state and data are both empty is deleted. Each call is its own
-short transaction on a session of its own. Nothing secret belongs in FSM data: the /token dialog
-keeps only the name of the service, never the token.
+and the data as JSON; no row is no dialog (a row whose state and data are both empty is deleted).
+Each write is one statement in a short transaction of its own, never inside a handler's
+session. Nothing secret belongs in FSM data: the /token dialog keeps only the name of the
+service, never the token.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple, cast
 
 from aiogram.exceptions import DataNotDictLikeError
 from aiogram.fsm.state import State
-from aiogram.fsm.storage.base import BaseStorage, StateType, StorageKey
-from sqlalchemy import String, Text, delete, select, update
+from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage, StateType, StorageKey
+from aiogram.fsm.storage.memory import SimpleEventIsolation
+from sqlalchemy import String, Text, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.db.models import Base, UTCDateTime, utcnow
@@ -31,6 +34,15 @@ class FsmRecord(Base):
     state: Mapped[str | None] = mapped_column(String(128))
     data: Mapped[str] = mapped_column(Text, default="{}")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+EMPTY = "{}"
+_UNREAD = object()
+
+
+class _Row(NamedTuple):
+    state: str | None
+    data: str
 
 
 def storage_key(key: StorageKey) -> str:
@@ -46,18 +58,41 @@ def storage_key(key: StorageKey) -> str:
 
 
 class SqlStorage(BaseStorage):
+    """Dialog state in the database, read once per update and written only when it changes.
+
+    aiogram reads the state of every update (FSMContextMiddleware) and handlers often read the
+    data too or clear a dialog that does not exist: while an update holds its dialog's lock
+    (`DialogIsolation`), the row read at its start is remembered, so the update costs one read
+    at most, a clear of no dialog writes nothing, and each change is one statement. The memory
+    lasts only as long as that update: the next update reads the row again, so the database
+    stays the truth.
+    """
+
     def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
         self.session_factory = session_factory
+        bind = session_factory.kw.get("bind")
+        assert isinstance(bind, AsyncEngine), "the session factory must be bound to an engine"
+        self.engine = bind
+        # storage key -> the row while an update holds that dialog (None: no row; _UNREAD)
+        self._held: dict[str, _Row | object | None] = {}
+
+    @contextlib.contextmanager
+    def held(self, key: StorageKey) -> Iterator[None]:
+        """The dialog is locked for one update: remember its row until the update is done."""
+        name = storage_key(key)
+        self._held[name] = _UNREAD
+        try:
+            yield
+        finally:
+            self._held.pop(name, None)
 
     async def set_state(self, key: StorageKey, state: StateType = None) -> None:
         name = state.state if isinstance(state, State) else state
         await self._write(storage_key(key), state=name)
 
     async def get_state(self, key: StorageKey) -> str | None:
-        async with self.session_factory() as session:
-            return await session.scalar(
-                select(FsmRecord.state).where(FsmRecord.key == storage_key(key))
-            )
+        row = await self._row(storage_key(key))
+        return None if row is None else row.state
 
     async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
         if not isinstance(data, dict):
@@ -66,34 +101,77 @@ class SqlStorage(BaseStorage):
         await self._write(storage_key(key), data=json.dumps(data, ensure_ascii=False))
 
     async def get_data(self, key: StorageKey) -> dict[str, Any]:
-        async with self.session_factory() as session:
-            raw = await session.scalar(
-                select(FsmRecord.data).where(FsmRecord.key == storage_key(key))
-            )
-        loaded = json.loads(raw) if raw else {}
+        row = await self._row(storage_key(key))
+        loaded = json.loads(row.data) if row is not None and row.data else {}
         return loaded if isinstance(loaded, dict) else {}
 
     async def close(self) -> None:
         """The engine belongs to the bot and is disposed with it."""
 
+    async def _row(self, key: str) -> _Row | None:
+        known = self._held.get(key, _UNREAD)
+        if known is not _UNREAD:
+            return cast(_Row | None, known)
+        query = select(FsmRecord.state, FsmRecord.data).where(FsmRecord.key == key)
+        async with self.engine.connect() as connection:
+            found = (await connection.execute(query)).first()
+        row = None if found is None else _Row(found.state, found.data or EMPTY)
+        if key in self._held:
+            self._held[key] = row
+        return row
+
     async def _write(self, key: str, **values: Any) -> None:
-        """Update the row, or insert it; a row left with no state and no data is removed."""
-        values["updated_at"] = utcnow()
-        async with self.session_factory() as session:
-            result = await session.execute(
-                update(FsmRecord).where(FsmRecord.key == key).values(**values)
-            )
-            if getattr(result, "rowcount", 0) == 0:
-                try:
-                    async with session.begin_nested():
-                        session.add(FsmRecord(key=key, **values))
-                except IntegrityError:  # written by a concurrent call a moment ago
-                    await session.execute(
-                        update(FsmRecord).where(FsmRecord.key == key).values(**values)
-                    )
-            await session.execute(
-                delete(FsmRecord).where(
-                    FsmRecord.key == key, FsmRecord.state.is_(None), FsmRecord.data == "{}"
+        """One statement: update the row, insert it, or delete it when the dialog is empty.
+
+        Nothing at all when the values are what the row already holds (a clear of no dialog).
+        """
+        old = await self._row(key)
+        new = _Row(
+            values.get("state", None if old is None else old.state),
+            values.get("data", EMPTY if old is None else old.data),
+        )
+        if new == (old or _Row(None, EMPTY)):
+            return
+        stamp = {"updated_at": utcnow()}
+        async with self.engine.begin() as connection:
+            if new.state is None and new.data == EMPTY:
+                await connection.execute(delete(FsmRecord).where(FsmRecord.key == key))
+            elif old is not None:
+                changed = await connection.execute(
+                    update(FsmRecord).where(FsmRecord.key == key).values(**values, **stamp)
                 )
-            )
-            await session.commit()
+                if getattr(changed, "rowcount", 1) == 0:  # gone meanwhile (another instance)
+                    await self._insert(connection, key, new, stamp)
+            else:
+                await self._insert(connection, key, new, stamp)
+        if key in self._held:
+            self._held[key] = None if new.state is None and new.data == EMPTY else new
+
+    @staticmethod
+    async def _insert(
+        connection: AsyncConnection, key: str, row: _Row, stamp: dict[str, Any]
+    ) -> None:
+        values = {"state": row.state, "data": row.data, **stamp}
+        try:
+            async with connection.begin_nested():
+                await connection.execute(insert(FsmRecord).values(key=key, **values))
+        except IntegrityError:  # written by another instance a moment ago
+            await connection.execute(update(FsmRecord).where(FsmRecord.key == key).values(**values))
+
+
+class DialogIsolation(BaseEventIsolation):
+    """aiogram's in-process lock per dialog (one update of a dialog at a time), which also
+    tells the storage when an update holds a dialog so that it reads the row only once."""
+
+    def __init__(self, storage: SqlStorage) -> None:
+        self.storage = storage
+        self.inner = SimpleEventIsolation()
+
+    @contextlib.asynccontextmanager
+    async def lock(self, key: StorageKey) -> AsyncIterator[None]:
+        async with self.inner.lock(key):
+            with self.storage.held(key):
+                yield
+
+    async def close(self) -> None:
+        await self.inner.close()

@@ -12,6 +12,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.db.engine import lock_for_writing
 from bot.db.models import User, locale_of, utcnow
 from bot.db.outbox import OutboxItem, PollState
 
@@ -31,6 +32,7 @@ class OutboxRepo:
 
     async def remember(self, user_id: int, kind: str, keys: Sequence[str], reason: str) -> None:
         """Records keys as handled without pushing them (what was there before watching began)."""
+        await lock_for_writing(self.session)  # reads, then writes
         for key in set(keys) - await self.known_keys(user_id, kind, keys):
             row = OutboxItem(user_id=user_id, kind=kind, dedupe_key=key, dropped=reason)
             try:
@@ -41,6 +43,7 @@ class OutboxRepo:
 
     async def enqueue(self, user_id: int, kind: str, key: str, payload: dict[str, Any]) -> bool:
         """Queues a push once: False when the same (user, kind, key) was queued before."""
+        await lock_for_writing(self.session)  # reads, then writes
         exists = await self.session.scalar(
             select(OutboxItem.id).where(
                 OutboxItem.user_id == user_id, OutboxItem.kind == kind, OutboxItem.dedupe_key == key

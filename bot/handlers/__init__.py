@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
 from aiogram import Router
+from aiogram.dispatcher.event.handler import FilterObject
 
 from bot.handlers import common, gosms, gotsms, groups, language, notify, tokens
 
 
 def get_routers() -> list[Router]:
-    return [
+    routers = [
         groups.router(),  # first: in groups almost nothing is answered
         common.router(),
         language.router(),
@@ -18,3 +23,40 @@ def get_routers() -> list[Router]:
         *gosms.get_routers(),
         common.fallback_router(),
     ]
+    for router in routers:
+        run_filters_inline(router)
+    return routers
+
+
+def run_filters_inline(router: Router) -> int:
+    """Every plain-function filter of the router tree runs on the event loop; how many changed.
+
+    aiogram runs a filter that is not a coroutine (a magic filter such as `F.text`, a `State`,
+    a plain predicate) through `asyncio.to_thread`: a thread hop for each one it tries, on every
+    update, which cost more than the handlers themselves. Ours are all cheap pure checks of the
+    event, so they are called in place instead.
+    """
+    changed = 0
+    for each in router.chain_tail:
+        for observer in each.observers.values():
+            handlers = [*observer.handlers, observer._handler]  # _handler: the router's own filters
+            changed += _inline(f for h in handlers for f in h.filters or ())
+    return changed
+
+
+def _inline(filters: Iterable[FilterObject]) -> int:
+    changed = 0
+    for item in filters:
+        if not item.awaitable:
+            item.callback = _in_place(item.callback)
+            item.awaitable = True
+            changed += 1
+    return changed
+
+
+def _in_place(check: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+    @functools.wraps(check)
+    async def call(*args: Any, **kwargs: Any) -> Any:
+        return check(*args, **kwargs)
+
+    return call

@@ -13,9 +13,8 @@ from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.commands import COMMANDS
-from bot.db.crypto import TokenCipher
 from bot.db.models import Service, User
-from bot.db.repo import CredentialRepo, UserRepo
+from bot.db.repo import UserRepo
 from bot.handlers.confirm import close_open
 from bot.handlers.util import delete_quietly
 from bot.keyboards.callbacks import MenuCb
@@ -61,10 +60,6 @@ def start_text(first_name: str, connected: set[Service]) -> str:
     )
 
 
-async def _connected(session: AsyncSession, cipher: TokenCipher, user: User) -> set[Service]:
-    return await CredentialRepo(session, cipher).services(user.id)
-
-
 def looks_like_stray_token(text: str) -> bool:
     """A lone long word of letters and digits: most likely a pasted API token."""
     word = text.strip()
@@ -80,12 +75,17 @@ def router() -> Router:
 
     @r.message(CommandStart())
     async def start(
-        message: Message, session: AsyncSession, cipher: TokenCipher, user: User, state: FSMContext
+        message: Message,
+        session: AsyncSession,
+        user: User,
+        sealed_tokens: dict[Service, bytes],
+        state: FSMContext,
     ) -> None:
         await state.clear()
         if not user.is_active:
             await UserRepo(session).set_active(user.id, True)
-        connected = await _connected(session, cipher, user)
+            await session.commit()  # not holding SQLite's write lock through the API call
+        connected = set(sealed_tokens)  # loaded with the user (UserMiddleware)
         first_name = message.from_user.first_name if message.from_user else ""
         await message.answer(start_text(first_name, connected), reply_markup=main_menu(connected))
 

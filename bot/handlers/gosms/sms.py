@@ -192,6 +192,7 @@ def router() -> Router:
             return
         except ApiNotFound:
             await SentSmsRepo(session).forget(user.id, sms_id)
+            await session.commit()  # SQLite's write lock is not held through the API call
             await show(
                 message,
                 _("GoSMS has no such SMS: it may have been deleted."),
@@ -199,6 +200,7 @@ def router() -> Router:
             )
             return
         await SentSmsRepo(session).forget(user.id, sms_id)
+        await session.commit()
         await show(message, _("🗑 The SMS is deleted."), after_delete(page, q))
 
     return r
@@ -240,6 +242,7 @@ async def show_card(
         device = await SavedDeviceRepo(session).by_device_id(user.id, sms.device_id.lower())
         name = device.name if device is not None else None
     await SentSmsRepo(session).set_status(user.id, sms.id, sms.status)
+    await session.commit()  # SQLite's write lock is not held through the API call
     text = card_of(sms, name)
     if note:
         text = note + "\n\n" + text
