@@ -236,10 +236,24 @@ async def bot_main(cfg: dict[str, Any]) -> None:
         failing = await session.scalar(
             select(func.count()).select_from(PollState).where(PollState.failures > 0)
         )
+        queued = (
+            await session.execute(
+                select(OutboxItem.created_at, OutboxItem.sent_at).where(
+                    OutboxItem.kind == "code", OutboxItem.sent_at.is_not(None)
+                )
+            )
+        ).all()
     outbox = [{"kind": k, "sent": bool(s), "dropped": d, "n": n} for k, s, d, n in rows]
     say("stopped", {"end": end, "outbox": outbox, "failing_states": failing})
     if sql_stats is not None:
         _print_sql(sql_stats)
+        waits = sorted((sent - made).total_seconds() for made, sent in queued)
+        if waits:
+            print(
+                f"code rows, queued -> sent: p50 {_pct(waits, 50):.2f} s,"
+                f" p95 {_pct(waits, 95):.2f} s, max {waits[-1]:.2f} s",
+                file=sys.stderr,
+            )
     await bot.session.close()
     await deps.close()
 

@@ -108,7 +108,7 @@ async def test_hot_users_are_polled_every_interval_and_cold_ones_rarely(
     await rig.cycle()
     now = utcnow()
     state = await rig.state()
-    assert timedelta(seconds=45) < state.next_at - now < timedelta(seconds=55)
+    assert timedelta(seconds=39) < state.next_at - now <= timedelta(seconds=50)
     async with harness.deps.session_factory() as session:
         await PollStateRepo(session).heat(USER, JOB, now + timedelta(minutes=30))
         await session.commit()
@@ -224,3 +224,14 @@ async def test_hot_users_are_taken_first_when_many_are_due(harness: Harness) -> 
         await session.commit()
         due = await repo.due(JOB, now, 2)
     assert [s.user_id for s in due] == [7601, 7603]
+
+
+def test_cold_intervals_are_spread_so_users_polled_together_drift_apart(
+    harness: Harness,
+) -> None:
+    deps = harness.deps
+    job = CodesJob(deps.session_factory, deps.cipher, deps.clients, timing=TIMING)
+    cold = [job.spread(50.0) for _ in range(200)]
+    assert all(40.0 <= s <= 50.0 for s in cold), "never later than the cold interval"
+    assert max(cold) - min(cold) > 5.0, "spread, not bunched"
+    assert job.spread(3.0) == 3.0, "hot users keep POLL_INTERVAL exactly"

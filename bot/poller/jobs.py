@@ -10,6 +10,7 @@ others), a 429 waits what the service asked, a refused token is retried rarely.
 from __future__ import annotations
 
 import logging
+import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF = 300.0
 BROKEN_TOKEN_RETRY = timedelta(hours=1)
 GOTSMS_RESERVE = 8
+SPREAD, SPREAD_FROM = 0.2, 10.0
 Client = GotSMSClient | GoSMSClient
 
 
@@ -80,6 +82,7 @@ class Job(ABC):
         self.clients = clients
         self.on_queued = on_queued
         self.writes = writes or Writes(session_factory)
+        self.rng = random.Random()  # noqa: S311 (spreading poll times, not a secret)
         if every is not None:
             self.every = every
 
@@ -186,7 +189,14 @@ class Job(ABC):
             )
             return now + timedelta(seconds=delay)
         state.failures = 0
-        return now + timedelta(seconds=self.interval(state, now))
+        return now + timedelta(seconds=self.spread(self.interval(state, now)))
+
+    def spread(self, seconds: float) -> float:
+        """A long interval shortened by up to a fifth at random: users who were all polled at
+        once (a start, a restart) drift apart instead of bunching their pushes every round."""
+        if seconds < SPREAD_FROM:
+            return seconds
+        return seconds * (1 - SPREAD * self.rng.random())
 
 
 def default_settings(user_id: int) -> NotificationSettings:
