@@ -317,3 +317,19 @@ async def test_the_refusal_is_localized(world: World) -> None:
     assert second.show_alert
     assert "уже использовано" in (second.text or "")
     assert await token_forgotten(world) == 1
+
+
+async def test_when_telegram_fails_after_yes_the_user_is_not_told_to_simply_try_again(
+    world: World,
+) -> None:
+    action = ACTIONS["rent"]
+    await action.setup(world)
+    await ask(world, action)
+    world.harness.tg.fail_next("editMessageText", 500, "Internal Server Error", times=20)
+    press = world.harness.press_update(USER, action.yes)
+    await world.harness.feed(press)
+    assert await action.runs(world) == 1
+    answer(world, press)
+    told = world.harness.last(USER).text
+    assert "may have been done" in told
+    assert "/rents" in told

@@ -11,6 +11,7 @@ from aiogram.types import CallbackQuery, TelegramObject, Update
 from aiogram.utils.i18n import gettext as _
 
 from bot.api.errors import ApiError
+from bot.keyboards.callbacks import ConfirmCb
 from bot.middlewares.context import Handler
 from bot.texts import api_error_text
 
@@ -47,12 +48,12 @@ class ErrorGuardMiddleware(BaseMiddleware):
             await self._tell(event, data, api_error_text(exc), ack)
         except TelegramAPIError as exc:
             log.warning("update %s: Telegram refused a call: %s", event.update_id, exc.message)
-            await self._tell(event, data, _("Telegram refused that action. Please try again."), ack)
+            text = _("Telegram refused that action. Please try again.")
+            await self._tell(event, data, _after_yes(event) or text, ack)
         except Exception:
             log.exception("update %s failed", event.update_id)
-            await self._tell(
-                event, data, _("Something went wrong on my side. Please try again."), ack
-            )
+            text = _("Something went wrong on my side. Please try again.")
+            await self._tell(event, data, _after_yes(event) or text, ack)
         finally:
             if ack is not None:
                 await ack()
@@ -71,3 +72,20 @@ class ErrorGuardMiddleware(BaseMiddleware):
             await bot.send_message(chat.id, text)
         except TelegramAPIError as exc:
             log.warning("update %s: could not tell the user: %s", event.update_id, exc.message)
+
+
+def _after_yes(event: Update) -> str | None:
+    """After a Yes, "try again" could pay twice: the action may have run before the failure."""
+    query = event.callback_query
+    if query is None or not query.data or not query.data.startswith(f"{ConfirmCb.__prefix__}:"):
+        return None
+    try:
+        confirmed = ConfirmCb.unpack(query.data).ok
+    except (TypeError, ValueError):
+        return None
+    if not confirmed:
+        return None
+    return _(
+        "I could not show the result, but what you confirmed may have been done. "
+        "Look at /rents, /sms or /devices before you try it again."
+    )
