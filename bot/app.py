@@ -104,13 +104,15 @@ def create_dispatcher(deps: Deps) -> Dispatcher:
     dp = Dispatcher(
         storage=storage,
         events_isolation=isolation,
+        disable_fsm=True,  # registered below, after UserMiddleware (which preloads the dialog)
         settings=deps.settings,
         cipher=deps.cipher,
         clients=deps.clients,
         deps=deps,
     )
     dp.update.outer_middleware(DbSessionMiddleware(deps.session_factory))
-    dp.update.outer_middleware(UserMiddleware())
+    dp.update.outer_middleware(UserMiddleware(dp.fsm))
+    dp.update.outer_middleware(dp.fsm)  # the dialog's lock and state
     dp.update.outer_middleware(LocaleMiddleware(deps.i18n))
     dp.update.outer_middleware(ErrorGuardMiddleware())
     dp.include_routers(*get_routers())

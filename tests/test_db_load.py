@@ -18,8 +18,9 @@ from sqlalchemy.exc import OperationalError
 
 from bot.db.engine import lock_for_writing
 from bot.db.fsm import FsmRecord
-from bot.db.models import Confirmation, utcnow
-from tests.conftest import Harness
+from bot.db.models import Confirmation, Service, utcnow
+from bot.db.repo import CredentialRepo
+from tests.conftest import GOTSMS_TOKEN, Harness
 
 BASE = 3_000_000
 
@@ -99,6 +100,8 @@ async def test_start_without_a_dialog_reads_the_dialog_once_and_writes_nothing(
     assert "I'm SMS Desk" in harness.last(uid).text
     assert statements.fsm() == Counter({"SELECT": 1})
     assert statements.writes() == [], "a /start of a known user with no dialog writes nothing"
+    reads = [s for s in statements.seen if s.startswith("SELECT")]
+    assert len(reads) == 1, "the user, their tokens and their dialog: one query"
 
 
 async def test_a_dialog_costs_one_read_per_update_and_one_statement_per_change(
@@ -119,6 +122,22 @@ async def test_a_dialog_costs_one_read_per_update_and_one_statement_per_change(
     assert statements.fsm() == Counter({"SELECT": 1})
     async with harness.deps.session_factory() as session:
         assert await session.scalar(select(func.count()).select_from(FsmRecord)) == 0
+
+
+async def test_a_dialog_begun_while_the_next_message_waits_is_seen_by_that_message(
+    harness: Harness,
+) -> None:
+    """The dialog is read with the user before the update waits for the dialog's lock; when
+    the update before it changes the dialog meanwhile, the waiting one reads it again."""
+    uid = BASE + 4
+    harness.tg.user(uid, language_code="en")
+    await harness.send(uid, "/help")
+    ask = harness.tg.message_update(uid, "/token gotsms")
+    answer = harness.tg.message_update(uid, GOTSMS_TOKEN)
+    await asyncio.gather(harness.feed(ask), harness.feed(answer))
+    assert "GotSMS is connected" in harness.last(uid).text
+    async with harness.deps.session_factory() as session:
+        assert await CredentialRepo(session, harness.deps.cipher).services(uid) == {Service.GOTSMS}
 
 
 async def test_no_filter_runs_in_a_thread(

@@ -75,12 +75,33 @@ class SqlStorage(BaseStorage):
         self.engine = bind
         # storage key -> the row while an update holds that dialog (None: no row; _UNREAD)
         self._held: dict[str, _Row | object | None] = {}
+        # storage key -> a row read with the user before the lock (`preload`), `writes` then,
+        # and whose it is (of two updates of one dialog in flight, the later one's)
+        self._preloaded: dict[str, tuple[_Row | None, int, object]] = {}
+        self.writes = 0  # counts up before and after every write of this process
+
+    def preload(self, key: str, row: tuple[str | None, str | None] | None, writes: int) -> object:
+        """A row read (with the user, in one query) before the update took the dialog's lock;
+        `writes` is this storage's count when that read began. The row is used only if no
+        dialog was written since: otherwise it is read again under the lock."""
+        found = None
+        if row is not None and (row[0] is not None or row[1] is not None):
+            found = _Row(row[0], row[1] or EMPTY)
+        owner = object()
+        self._preloaded[key] = (found, writes, owner)
+        return owner
+
+    def drop_preload(self, key: str, owner: object) -> None:
+        """The update is over: its preload, if unused, goes (another update's stays)."""
+        if self._preloaded.get(key, (None, 0, None))[2] is owner:
+            del self._preloaded[key]
 
     @contextlib.contextmanager
     def held(self, key: StorageKey) -> Iterator[None]:
         """The dialog is locked for one update: remember its row until the update is done."""
         name = storage_key(key)
-        self._held[name] = _UNREAD
+        row, writes, _owner = self._preloaded.pop(name, (_UNREAD, -1, None))
+        self._held[name] = row if writes == self.writes else _UNREAD
         try:
             yield
         finally:
@@ -133,19 +154,27 @@ class SqlStorage(BaseStorage):
         if new == (old or _Row(None, EMPTY)):
             return
         stamp = {"updated_at": utcnow()}
+        self.writes += 1
+        try:
+            await self._apply(key, old, new, values | stamp)
+        finally:
+            self.writes += 1
+        if key in self._held:
+            self._held[key] = None if new.state is None and new.data == EMPTY else new
+
+    async def _apply(self, key: str, old: _Row | None, new: _Row, values: dict[str, Any]) -> None:
+        stamp = {"updated_at": values["updated_at"]}
         async with self.engine.begin() as connection:
             if new.state is None and new.data == EMPTY:
                 await connection.execute(delete(FsmRecord).where(FsmRecord.key == key))
             elif old is not None:
                 changed = await connection.execute(
-                    update(FsmRecord).where(FsmRecord.key == key).values(**values, **stamp)
+                    update(FsmRecord).where(FsmRecord.key == key).values(**values)
                 )
                 if getattr(changed, "rowcount", 1) == 0:  # gone meanwhile (another instance)
                     await self._insert(connection, key, new, stamp)
             else:
                 await self._insert(connection, key, new, stamp)
-        if key in self._held:
-            self._held[key] = None if new.state is None and new.data == EMPTY else new
 
     @staticmethod
     async def _insert(

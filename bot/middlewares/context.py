@@ -6,11 +6,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware
+from aiogram.fsm.middleware import FSMContextMiddleware
 from aiogram.types import Chat, TelegramObject
 from aiogram.types import User as TgUser
 from aiogram.utils.i18n import I18nMiddleware
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.db.fsm import SqlStorage, storage_key
 from bot.db.models import User
 from bot.db.repo import ConfirmationRepo, UserRepo
 
@@ -42,21 +44,43 @@ class UserMiddleware(BaseMiddleware):
     Commits at once: writes keep their locks short, and the connection goes back to the pool
     instead of being held through the handler's API calls (a handler that queries again takes
     one for that moment).
+
+    With `dialogs` (aiogram's FSM middleware over a SqlStorage, which runs after this one),
+    the same query reads the update's dialog row too, and hands it to the storage: aiogram's
+    read of the state then costs nothing unless a dialog was written meanwhile.
     """
+
+    def __init__(self, dialogs: FSMContextMiddleware | None = None) -> None:
+        self.dialogs = dialogs
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         tg_user: TgUser | None = data.get("event_from_user")
-        if tg_user is not None and not tg_user.is_bot:
-            session: AsyncSession = data["session"]
-            chat: Chat | None = data.get("event_chat")
-            chat_id = chat.id if chat is not None and chat.type == "private" else tg_user.id
-            user, sealed = await UserRepo(session).seen_with_tokens(
-                tg_user.id, chat_id, tg_user.language_code
-            )
-            await session.commit()
-            data["user"] = user
-            data["sealed_tokens"] = sealed
-        return await handler(event, data)
+        if tg_user is None or tg_user.is_bot:
+            return await handler(event, data)
+        session: AsyncSession = data["session"]
+        chat: Chat | None = data.get("event_chat")
+        chat_id = chat.id if chat is not None and chat.type == "private" else tg_user.id
+        storage, key = self._dialog(data)
+        writes = storage.writes if storage is not None else 0
+        user, sealed, dialog = await UserRepo(session).seen_with_tokens(
+            tg_user.id, chat_id, tg_user.language_code, key
+        )
+        await session.commit()
+        data["user"] = user
+        data["sealed_tokens"] = sealed
+        if storage is None or key is None or dialog is None:
+            return await handler(event, data)
+        owner = storage.preload(key, dialog, writes)
+        try:
+            return await handler(event, data)
+        finally:
+            storage.drop_preload(key, owner)
+
+    def _dialog(self, data: dict[str, Any]) -> tuple[SqlStorage | None, str | None]:
+        if self.dialogs is None or not isinstance(self.dialogs.storage, SqlStorage):
+            return None, None
+        context = self.dialogs.resolve_event_context(data["bot"], data)
+        return self.dialogs.storage, None if context is None else storage_key(context.key)
 
 
 class LocaleMiddleware(I18nMiddleware):
