@@ -146,7 +146,7 @@ class Job(ABC):
             targets = [] if state is None else await self.load(session, [state], [state.next_at])
         for target in targets:
             await self.run(target)
-        await self.writes.flush()
+        await self.writes.settle()
 
     async def run(self, target: Target) -> None:
         state, now = target.state, utcnow()

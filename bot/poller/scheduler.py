@@ -97,4 +97,4 @@ class Scheduler:
         """Waits until no poll is running and their writes are done (tests, a clean stop)."""
         while self._running:
             await asyncio.gather(*list(self._running.values()), return_exceptions=True)
-        await self.writes.flush()
+        await self.writes.settle()

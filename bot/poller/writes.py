@@ -27,6 +27,7 @@ from bot.db.outbox import PollState
 from bot.db.outbox_repo import OutboxRepo
 
 log = logging.getLogger(__name__)
+SOON = 0.02  # seconds a find waits for others to share its transaction
 Step = Callable[[AsyncSession], Awaitable[object]]
 
 
@@ -93,6 +94,7 @@ class Writes:
         self.lock = asyncio.Lock()
         self._finished: dict[tuple[int, str], Finished] = {}
         self._gone: set[tuple[int, str]] = set()
+        self._soon: asyncio.Task[None] | None = None
 
     def add(
         self,
@@ -107,6 +109,26 @@ class Writes:
         if previous is not None:  # polled twice before a flush (a test, a nudge): keep both
             pending = Pending([*previous.pending.steps, *pending.steps])
         self._finished[key] = Finished(state.user_id, state.job, pending, change, notify)
+        if pending and self._soon is None:
+            self._soon = asyncio.create_task(self._flush_soon())
+
+    async def _flush_soon(self) -> None:
+        """Something to push was found: write it now, not at the scheduler's next round (which
+        may be busy leasing the next batch), gathering what other polls find meanwhile."""
+        try:
+            await asyncio.sleep(SOON)
+        finally:
+            self._soon = None  # what is found from now on schedules its own
+        try:
+            await self.flush()
+        except Exception:
+            log.exception("writing the polls' finds failed; the next round tries again")
+
+    async def settle(self) -> None:
+        """Writes everything handed over (a clean stop, tests)."""
+        if self._soon is not None:
+            await asyncio.gather(self._soon, return_exceptions=True)
+        await self.flush()
 
     def forget(self, user_id: int, job: str) -> None:
         """The user's token is gone: stop polling them for this job."""
