@@ -65,9 +65,11 @@ ERRORS = (
     "is not answering right now",
     "Too many requests to",
     "Telegram refused that action",
+    "may have been done",  # after a Yes: "look at /rents before you try it again"
     "сейчас не отвечает",
     "Слишком много запросов к",
     "Telegram отклонил это действие",
+    "возможно, уже выполнено",
 )
 NEVER = ("Traceback", "Exception", "Something went wrong", "I don't understand")
 
@@ -197,7 +199,7 @@ class Person:
         for shown in texts:
             assert not any(bad in shown for bad in NEVER), f"{what}: {shown!r}"
         self.steps.append(what)
-        if any("may have gone through" in t for t in texts):
+        if any("may have gone through" in t or "may have been done" in t for t in texts):
             await asyncio.sleep(SLOW)  # "check before repeating": let a late request land
         for message in reversed(changed):
             if any(e in message.text for e in expect):
