@@ -1,4 +1,4 @@
-"""aiogram's types are built when first used (bot/lazy_types.py), and every one of them still can be."""
+"""aiogram's types are built when first used (bot/lazy_types.py), and every one still can be."""
 
 from __future__ import annotations
 
