@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, text, update
+from sqlalchemy import bindparam, delete, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.db.engine import lock_for_writing
 from bot.db.outbox import PollState
 from bot.db.outbox_repo import OutboxRepo
 
@@ -145,7 +146,7 @@ class Writes:
         finished, self._finished = list(self._finished.values()), {}
         gone, self._gone = self._gone, set()
         async with self.lock, self.session_factory() as session:
-            await _lock_for_writing(session)
+            await lock_for_writing(session)  # the steps read, then write
             written = [f for f in finished if await _steps(session, f)]
             connection = await session.connection()
             rows = [_row(f) for f in written]
@@ -159,19 +160,6 @@ class Writes:
         for notify in {f.notify for f in written if f.pending}:
             notify()
         return len(rows) + len(gone)
-
-
-async def _lock_for_writing(session: AsyncSession) -> None:
-    """SQLite: take the write lock before the steps read anything (BEGIN IMMEDIATE).
-
-    The steps read, then write, inside one transaction (a savepoint opens it). If a handler
-    writes between the first read and the first write, SQLite cannot let this transaction write
-    on its older snapshot and fails at once with "database is locked", without the busy wait:
-    the polls' finds were dropped until their lease ran out. Locked first, it waits its turn.
-    """
-    connection = await session.connection()
-    if connection.dialect.name == "sqlite":
-        await connection.execute(text("BEGIN IMMEDIATE"))
 
 
 async def _steps(session: AsyncSession, finished: Finished) -> bool:
