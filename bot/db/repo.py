@@ -161,6 +161,18 @@ class DeviceRepo:
         await self.session.execute(delete(Device).where(Device.user_id == user_id))
 
 
+def default_settings(user_id: int) -> NotificationSettings:
+    """What a user gets before they change anything in /notify (contract, section 4)."""
+    return NotificationSettings(
+        user_id=user_id,
+        codes=True,
+        sms_status=True,
+        devices=True,
+        rent_expiry=True,
+        low_balance=False,
+    )
+
+
 class NotificationRepo:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -170,14 +182,7 @@ class NotificationRepo:
         settings = await self.session.get(NotificationSettings, user_id)
         if settings is not None:
             return settings
-        settings = NotificationSettings(
-            user_id=user_id,
-            codes=True,
-            sms_status=True,
-            devices=True,
-            rent_expiry=True,
-            low_balance=False,
-        )
+        settings = default_settings(user_id)
         try:
             async with self.session.begin_nested():
                 self.session.add(settings)

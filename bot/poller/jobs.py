@@ -28,6 +28,7 @@ from bot.db.crypto import TokenCipher
 from bot.db.models import Credential, NotificationSettings, Service, utcnow
 from bot.db.outbox import PollState
 from bot.db.outbox_repo import PollStateRepo
+from bot.db.repo import default_settings
 from bot.poller.writes import Pending, Writes
 
 log = logging.getLogger(__name__)
@@ -197,17 +198,6 @@ class Job(ABC):
         if seconds < SPREAD_FROM:
             return seconds
         return seconds * (1 - SPREAD * self.rng.random())
-
-
-def default_settings(user_id: int) -> NotificationSettings:
-    return NotificationSettings(
-        user_id=user_id,
-        codes=True,
-        sms_status=True,
-        devices=True,
-        rent_expiry=True,
-        low_balance=False,
-    )
 
 
 async def read_many_settings(
