@@ -411,6 +411,8 @@ def report(which: str, r: dict[str, Any]) -> str:
 
 
 async def driver(args: argparse.Namespace) -> None:
+    from bench._procs import run_setup, start_bot
+
     began = time.monotonic()
     print(
         f"bench/handlers.py: {args.updates} updates per phase, {args.users} users,"
@@ -430,27 +432,11 @@ async def driver(args: argparse.Namespace) -> None:
         "users_file": str(work / "users.json"),
     }
     Path(cfg["users_file"]).write_text(json.dumps(users))
-    env = os.environ | {"PYTHONPATH": str(ROOT)}
     t = time.monotonic()
-    setup = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "--_setup", json.dumps(cfg), cwd=ROOT, env=env
-    )
-    if await setup.wait() != 0:
-        raise RuntimeError("setup failed")
+    await run_setup(__file__, cfg)
     print(f"setup: {len(users)} users with a GotSMS token in {time.monotonic() - t:.1f} s")
     errlog = open(work / "bot.stderr", "wb")  # noqa: SIM115
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        __file__,
-        "--_bot",
-        json.dumps(cfg),
-        cwd=ROOT,
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=errlog,
-        limit=2**26,
-    )
+    proc = await start_bot(__file__, cfg, errlog, 2**26)
     bot = BotProcess(proc)
     log_copy = Path(tempfile.gettempdir()) / "bench-handlers-bot.log"
     try:

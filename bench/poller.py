@@ -361,6 +361,7 @@ async def run_one(
     codes_per_hot: int = 1,
 ) -> RunResult:
     from bench._fakes import MeasuringTelegram, ScaledGotSMS
+    from bench._procs import run_setup, start_bot
     from tests.fakes.gosms import FakeGoSMS
 
     rng = random.Random(seed + n_users)
@@ -397,27 +398,11 @@ async def run_one(
         tg.register_chat(uid)
         users.append({"id": uid, "token": token, "hot": hot})
     Path(cfg["users_file"]).write_text(json.dumps(users))
-    env = os.environ | {"PYTHONPATH": str(ROOT)}
-    setup = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "--_setup", json.dumps(cfg), cwd=ROOT, env=env
-    )
-    if await setup.wait() != 0:
-        raise RuntimeError("setup failed")
+    await run_setup(__file__, cfg)
     setup_s = time.monotonic() - t_setup
 
     errlog = open(work / "bot.stderr", "wb")  # noqa: SIM115
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        __file__,
-        "--_bot",
-        json.dumps(cfg),
-        cwd=ROOT,
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=errlog,
-        limit=2**20,
-    )
+    proc = await start_bot(__file__, cfg, errlog, 2**20)
     assert proc.stdout is not None
     assert proc.stdin is not None
     ready = await _read_json(proc.stdout, "ready", 120)

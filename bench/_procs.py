@@ -1,0 +1,44 @@
+"""What both benchmarks do to start their two child processes: a setup run, then the bot."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import IO, Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def child_env() -> dict[str, str]:
+    return os.environ | {"PYTHONPATH": str(ROOT)}
+
+
+async def run_setup(script: str, cfg: dict[str, Any]) -> None:
+    """`script --_setup CFG` to its end (fills the database)."""
+    setup = await asyncio.create_subprocess_exec(
+        sys.executable, script, "--_setup", json.dumps(cfg), cwd=ROOT, env=child_env()
+    )
+    if await setup.wait() != 0:
+        raise RuntimeError("setup failed")
+
+
+async def start_bot(
+    script: str, cfg: dict[str, Any], stderr: IO[bytes], limit: int
+) -> asyncio.subprocess.Process:
+    """`script --_bot CFG`, talking JSON lines on stdout and reading orders on stdin."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        script,
+        "--_bot",
+        json.dumps(cfg),
+        cwd=ROOT,
+        env=child_env(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        limit=limit,
+    )
