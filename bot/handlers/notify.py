@@ -10,7 +10,6 @@ from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.commands import N_
@@ -18,6 +17,7 @@ from bot.db.models import NotificationSettings, User
 from bot.db.repo import NotificationRepo
 from bot.handlers.util import show
 from bot.keyboards.callbacks import MenuCb, NotifyCb
+from bot.keyboards.grid import Keyboard
 from bot.middlewares.errors import Ack
 from bot.texts import money
 
@@ -50,7 +50,7 @@ def notify_text(settings: NotificationSettings) -> str:
 
 
 def notify_keyboard(settings: NotificationSettings) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     for kind, label in KINDS:
         mark = "✅" if getattr(settings, kind) else "⬜"
         builder.button(

@@ -7,10 +7,10 @@ from collections.abc import Callable
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.db.models import Service
 from bot.keyboards.callbacks import ConfirmCb, LangCb, LogoutCb, LogoutTarget, MenuCb, TokenCb
+from bot.keyboards.grid import Keyboard
 from bot.texts import service_name
 
 LANGUAGE_NAMES = {"en": "English", "ru": "Русский"}
@@ -18,7 +18,7 @@ LANGUAGE_NAMES = {"en": "English", "ru": "Русский"}
 
 def main_menu(connected: set[Service]) -> InlineKeyboardMarkup:
     """The service buttons of what is connected, then the general ones, two a row."""
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     buttons: list[tuple[str, str]] = []
     if Service.GOTSMS in connected:
         buttons += [
@@ -48,7 +48,7 @@ def main_menu(connected: set[Service]) -> InlineKeyboardMarkup:
 
 
 def languages(current: str) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     for code, name in LANGUAGE_NAMES.items():
         mark = "✅ " if code == current else ""
         builder.button(text=mark + name, callback_data=LangCb(code=code))
@@ -56,14 +56,14 @@ def languages(current: str) -> InlineKeyboardMarkup:
 
 
 def token_services() -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     for service in (Service.GOTSMS, Service.GOSMS):
         builder.button(text=service_name(service), callback_data=TokenCb(service=service))
     return builder.as_markup()
 
 
 def logout_targets(connected: set[Service]) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     for service in (Service.GOTSMS, Service.GOSMS):
         if service in connected:
             target = LogoutTarget(service.value)
@@ -75,7 +75,7 @@ def logout_targets(connected: set[Service]) -> InlineKeyboardMarkup:
 
 
 def confirm(action: str, confirmation_id: str, yes: str) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     builder.button(text=yes, callback_data=ConfirmCb(action=action, id=confirmation_id, ok=True))
     builder.button(
         text=_("Cancel"), callback_data=ConfirmCb(action=action, id=confirmation_id, ok=False)
@@ -84,7 +84,7 @@ def confirm(action: str, confirmation_id: str, yes: str) -> InlineKeyboardMarkup
 
 
 def pager_row(
-    builder: InlineKeyboardBuilder, page: int, pages: int, make: Callable[[int], CallbackData]
+    builder: Keyboard, page: int, pages: int, make: Callable[[int], CallbackData]
 ) -> None:
     """Adds a "‹ 2/5 ›" row; nothing when everything fits on one page."""
     if pages <= 1:

@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.api.gosms import Sms
 from bot.db.models import Device
 from bot.keyboards.common import pager_row
+from bot.keyboards.grid import Keyboard
 from bot.texts.gosms import STATUS_ICONS
 
 # A local row id fits SQLite's INTEGER; a forged button with a bigger one is refused as stale.
@@ -69,7 +69,7 @@ class DevicesCb(CallbackData, prefix="dl"):
 
 
 def sms_list(items: Sequence[Sms], page: int, pages: int, q: str) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     first = (page - 1) * 10 + 1
     for number, sms in enumerate(items, start=first):
         icon = STATUS_ICONS.get(sms.status, "")
@@ -83,7 +83,7 @@ def sms_list(items: Sequence[Sms], page: int, pages: int, q: str) -> InlineKeybo
 
 
 def sms_card(sms_id: str, *, page: int = 0, q: str = "") -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     builder.button(
         text="🔄 " + _("Refresh"), callback_data=SmsCb(action="r", id=sms_id, page=page, q=q)
     )
@@ -97,7 +97,7 @@ def sms_card(sms_id: str, *, page: int = 0, q: str = "") -> InlineKeyboardMarkup
 
 
 def send_devices(devices: Sequence[Device]) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     builder.button(text="🎲 " + _("Any device"), callback_data=SendDeviceCb(row=0))
     for device in devices:
         builder.button(
@@ -109,7 +109,7 @@ def send_devices(devices: Sequence[Device]) -> InlineKeyboardMarkup:
 
 
 def send_sims() -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     builder.button(text=_("Default SIM"), callback_data=SendSimCb(slot=0))
     builder.button(text=_("SIM 1"), callback_data=SendSimCb(slot=1))
     builder.button(text=_("SIM 2"), callback_data=SendSimCb(slot=2))
@@ -118,7 +118,7 @@ def send_sims() -> InlineKeyboardMarkup:
 
 
 def devices(saved: Sequence[Device]) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     for device in saved:
         builder.button(
             text="📱 " + (device.name or device.device_id),
@@ -130,7 +130,7 @@ def devices(saved: Sequence[Device]) -> InlineKeyboardMarkup:
 
 
 def device_card(row: int, active: bool) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     builder.button(text="🔄 " + _("Refresh"), callback_data=DeviceCb(action="r", row=row))
     if active:
         builder.button(text="⏸ " + _("Deactivate"), callback_data=DeviceCb(action="off", row=row))

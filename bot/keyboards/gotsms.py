@@ -17,11 +17,11 @@ from collections.abc import Sequence
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CopyTextButton, InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.api.gotsms import Message, Plan, Ref, Rent
 from bot.keyboards.callbacks import MenuCb
 from bot.keyboards.common import pager_row
+from bot.keyboards.grid import Keyboard
 from bot.texts import money
 from bot.texts.gotsms import length_text
 
@@ -160,14 +160,14 @@ def copy_button(label: str, value: str) -> InlineKeyboardButton:
 
 
 def balance_menu() -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     builder.button(text="📲 " + _("Rent a number"), callback_data=MenuCb(action="rent"))
     builder.button(text="📋 " + _("My rents"), callback_data=MenuCb(action="rents"))
     return builder.as_markup()
 
 
 def prices(page: int, pages: int) -> InlineKeyboardMarkup | None:
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     pager_row(builder, page, pages, lambda n: PricesCb(p=n))
     return builder.as_markup() if pages > 1 else None
 
@@ -175,7 +175,7 @@ def prices(page: int, pages: int) -> InlineKeyboardMarkup | None:
 def services(
     items: Sequence[Ref], mode: str, page: int, pages: int, q: str
 ) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     for service in items:
         if mode == PICK_MESSAGES:
             data: CallbackData = MessagesCb(p=1, s=short_id(service.id))
@@ -193,7 +193,7 @@ def plans(
     countries: Sequence[Ref],
     pages: int,
 ) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     for plan in items:
         label = f"{plan.country.name} · {duration(plan)} · {money(plan.price)}"
         builder.row(
@@ -265,20 +265,20 @@ def plans(
 
 
 def area_code() -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     builder.button(text="⏭ " + _("Any area code"), callback_data=AreaCb(a="s"))
     builder.button(text=_("Cancel"), callback_data=AreaCb(a="x"))
     return builder.as_markup()
 
 
 def low_balance() -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     builder.button(text="💰 " + _("Balance"), callback_data=MenuCb(action="balance"))
     return builder.as_markup()
 
 
 def rent_result(rent: Rent) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     builder.row(copy_button("📋 " + rent.phone, rent.phone))
     builder.row(
         InlineKeyboardButton(
@@ -290,7 +290,7 @@ def rent_result(rent: Rent) -> InlineKeyboardMarkup:
 
 
 def rents(items: Sequence[Rent], status: str, page: int, pages: int) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     for rent in items:
         icon = "🟢" if rent.status == "active" else "⚪"
         builder.row(
@@ -314,7 +314,7 @@ def rent_card(rent: Rent, status: str, page: int) -> InlineKeyboardMarkup:
     def cb(action: str) -> str:
         return RentCb(a=action, id=rid, st=status, p=page).pack()
 
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     builder.row(copy_button("📋 " + rent.phone, rent.phone))
     builder.row(
         InlineKeyboardButton(
@@ -341,7 +341,7 @@ def rent_card(rent: Rent, status: str, page: int) -> InlineKeyboardMarkup:
 
 
 def back_to_card(rent_id: str) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     builder.button(text="‹ " + _("Rent card"), callback_data=RentCb(a="o", id=short_id(rent_id)))
     return builder.as_markup()
 
@@ -349,7 +349,7 @@ def back_to_card(rent_id: str) -> InlineKeyboardMarkup:
 def rent_messages(
     rent_id: str, items: Sequence[Message], older: str | None, newest: bool
 ) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     codes_row(builder, items)
     nav = []
     if not newest:
@@ -377,7 +377,7 @@ def rent_messages(
 
 def move_options(rent: Rent, options: Sequence[tuple[str, str]]) -> InlineKeyboardMarkup:
     """`options`: (plan id, label) pairs."""
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     for plan_id, label in options:
         builder.row(
             InlineKeyboardButton(
@@ -393,7 +393,7 @@ def move_options(rent: Rent, options: Sequence[tuple[str, str]]) -> InlineKeyboa
     return builder.as_markup()
 
 
-def codes_row(builder: InlineKeyboardBuilder, items: Sequence[Message]) -> None:
+def codes_row(builder: Keyboard, items: Sequence[Message]) -> None:
     """One copy button per message that has a code, two in a row."""
     buttons = [
         copy_button(f"📋 {m.code} · {m.service.name if m.service else ''}".strip(" ·")[:60], m.code)
@@ -405,7 +405,7 @@ def codes_row(builder: InlineKeyboardBuilder, items: Sequence[Message]) -> None:
 
 
 def codes(items: Sequence[Message], fingerprint: str) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     codes_row(builder, items)
     row = []
     if items:
@@ -420,7 +420,7 @@ def codes(items: Sequence[Message], fingerprint: str) -> InlineKeyboardMarkup:
 
 
 def after_marking(items: Sequence[Message], more: bool) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     codes_row(builder, items)
     label = _("Next unread") if more else _("Check again")
     builder.row(InlineKeyboardButton(text="🔄 " + label, callback_data=CodesCb(a="l").pack()))
@@ -428,7 +428,7 @@ def after_marking(items: Sequence[Message], more: bool) -> InlineKeyboardMarkup:
 
 
 def messages(items: Sequence[Message], view: MessagesCb, pages: int) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     codes_row(builder, items)
     pager_row(builder, view.p, pages, lambda n: view.model_copy(update={"p": n}))
     row = [
@@ -464,7 +464,7 @@ def length_word(duration_type: str) -> str:
 
 def rent_ending(rent_id: str, *, can_renew: bool) -> InlineKeyboardMarkup:
     """Under a "rent ends soon" alert: open the rent, move it to a longer plan, or auto-renew."""
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     rent = short_id(rent_id)
     builder.button(text="⏫ " + _("Longer plan"), callback_data=RentCb(a="t", id=rent))
     if can_renew:

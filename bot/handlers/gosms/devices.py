@@ -10,7 +10,6 @@ from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.api.errors import ApiNotFound
@@ -21,6 +20,7 @@ from bot.handlers.confirm import question, settle
 from bot.handlers.util import show, typing
 from bot.keyboards import gosms as kb
 from bot.keyboards.callbacks import ConfirmCb, MenuCb
+from bot.keyboards.grid import Keyboard
 from bot.middlewares.errors import Ack
 from bot.middlewares.tokens import NeedsToken
 from bot.services.gosms import MAX_SAVED_DEVICES, InvalidInput, check_device_id
@@ -48,7 +48,7 @@ def ask_id_text() -> str:
 
 
 def back_to_list(row: int | None = None) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     if row is not None:
         builder.button(
             text="🧹 " + _("Forget here"), callback_data=kb.DeviceCb(action="f", row=row)

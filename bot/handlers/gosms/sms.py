@@ -9,7 +9,6 @@ from aiogram.filters import Command, CommandObject
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.api.errors import ApiNotFound, ApiRejected
@@ -20,6 +19,7 @@ from bot.handlers.confirm import question, settle
 from bot.handlers.util import show, typing
 from bot.keyboards import gosms as kb
 from bot.keyboards.callbacks import ConfirmCb, MenuCb
+from bot.keyboards.grid import Keyboard
 from bot.middlewares.errors import Ack
 from bot.middlewares.tokens import NeedsToken
 from bot.services.gosms import (
@@ -74,7 +74,7 @@ def wait_text(seconds: int) -> str:
 def after_delete(page: int, q: str) -> InlineKeyboardMarkup | None:
     if not page:
         return None
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     builder.button(text="‹ " + _("Back to the list"), callback_data=kb.SmsPageCb(page=page, q=q))
     return builder.as_markup()
 
