@@ -7,17 +7,21 @@ Two processes:
   * this one (the driver) serves the three fakes (Telegram, GotSMS, GoSMS; 20 ms latency each) on
     loopback, makes the updates (the fake Telegram stores each user message, and the presses point
     at real bot messages with the buttons the bot drew), and counts what reached the fakes;
-  * the bot process holds both bots, each with its own aiohttp session to the same fake Telegram:
+  * the bot process holds three bots, each with its own aiohttp session to the same fake Telegram:
     the real one (build_deps + create_bot + create_dispatcher, exactly what `python -m bot` runs,
-    without the poller) and a bare echo (aiogram `Bot` + `Dispatcher()` with one message handler
-    that answers the text and one callback handler that answers the query). It feeds each phase's
-    updates as aiogram's polling does with handle_as_tasks: one task per update, at most
-    `--concurrency` at once (aiogram's `tasks_concurrency_limit`; 100 = one getUpdates page).
+    without the poller); a bare echo (aiogram `Bot` + `Dispatcher()` with one message handler
+    that answers the text and one callback handler that answers the query); and a "same-calls"
+    echo, as bare, that makes for each kind of update the API calls the real bot makes (MIX) and
+    nothing else: the floor under the real bot's cost. It feeds each phase's updates as aiogram's
+    polling does with handle_as_tasks: one task per update, at most `--concurrency` at once
+    (aiogram's `tasks_concurrency_limit`; 100 = one getUpdates page).
 
 Before the measured phases: a setup process seeds the database through the real services (users
 via UserRepo.upsert_seen, GotSMS tokens via store_token), then every user sends /start and /rents
-to the real bot (unmeasured warm-up; this draws the menus and lists the presses are made on).
-Each repeat runs both bots on fresh updates of the same mix, in alternating order.
+to the real bot (this draws the menus and lists the presses are made on), and each bot gets one
+unmeasured round of the mix (one-time costs, such as pydantic building a type on first use, are
+not what a handler costs). Each repeat runs the three bots on fresh updates of the same mix, in
+alternating order. `--profile-dir` writes a pyinstrument profile of each measured real phase.
 
 Handler time: from the start of the update's task to the end of `dp.feed_update` (so it includes
 waiting for the CPU behind the other tasks in flight). The GotSMS fake's 30 requests/minute per
@@ -35,8 +39,6 @@ import logging
 import os
 import random
 import resource
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -107,6 +109,11 @@ def _cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
+def _main_thread_cpu() -> float:
+    """CPU seconds of the event loop's thread alone (the rest is aiosqlite's threads)."""
+    return time.thread_time()
+
+
 async def _feed(dp: Any, bot: Any, items: list[list[Any]], concurrency: int) -> dict[str, Any]:
     """aiogram's polling loop with handle_as_tasks and tasks_concurrency_limit, timed."""
     from aiogram.types import Update
@@ -127,7 +134,8 @@ async def _feed(dp: Any, bot: Any, items: list[list[Any]], concurrency: int) -> 
             times[kind].append(time.perf_counter() - began)
             semaphore.release()
 
-    cpu, wall = _cpu(), time.perf_counter()
+    cpu, main_cpu, wall = _cpu(), _main_thread_cpu(), time.perf_counter()
+    sys_before = resource.getrusage(resource.RUSAGE_SELF).ru_stime
     for kind, raw in items:
         await semaphore.acquire()
         update = Update.model_validate(raw, context={"bot": bot})
@@ -139,6 +147,8 @@ async def _feed(dp: Any, bot: Any, items: list[list[Any]], concurrency: int) -> 
     return {
         "wall": time.perf_counter() - wall,
         "cpu": _cpu() - cpu,
+        "main_cpu": _main_thread_cpu() - main_cpu,
+        "sys": resource.getrusage(resource.RUSAGE_SELF).ru_stime - sys_before,
         "times": times,
         "failed": dict(failed),
     }
@@ -162,10 +172,76 @@ def _echo() -> Any:
     return dp
 
 
+def _echo_same_calls(got: Any, tokens: dict[int, str]) -> Any:
+    """A bare aiogram bot that makes, for each kind of update, the API calls the real bot makes
+    (MIX) and nothing else: no middlewares, database, texts or keyboards of its own. Its answers
+    carry the main menu's ten buttons (so Telegram's answers are as big as the real bot's), and
+    GotSMS answers are only decoded from JSON. The floor under the real bot's cost per update."""
+    from aiogram import Dispatcher, F
+    from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+
+    from bot.keyboards.gotsms import RentCb, long_id
+
+    dp = Dispatcher()
+    menu = InlineKeyboardMarkup(
+        inline_keyboard=[
+            [InlineKeyboardButton(text=f"Button {2 * i + j}", callback_data=f"menu:b{i}{j}")]
+            for i in range(5)
+            for j in range(2)
+        ]
+    )
+    text = "The same calls, a text of a few lines. " * 6
+
+    async def gotsms(user_id: int, path: str) -> Any:
+        headers = {"Authorization": f"Bearer {tokens[user_id]}", "Accept": "application/json"}
+        async with got.get(path, headers=headers, params={"page": 1, "per_page": 10}) as resp:
+            return await resp.json()
+
+    @dp.message(F.text == "/start")
+    async def start(message: Message) -> None:
+        await message.answer(text, reply_markup=menu)
+
+    @dp.message(F.text.in_({"/balance", "/rents"}))
+    async def command(message: Message) -> None:
+        assert message.from_user is not None
+        await gotsms(message.from_user.id, "account" if message.text == "/balance" else "rents")
+        await message.answer(text, reply_markup=menu)
+
+    @dp.callback_query(F.data.startswith("menu:"))
+    async def menu_press(query: CallbackQuery) -> None:
+        await query.answer()
+        path = "account" if query.data == "menu:balance" else "rents"
+        await gotsms(query.from_user.id, path)
+        assert query.message is not None
+        await query.message.answer(text, reply_markup=menu)
+
+    @dp.callback_query(RentCb.filter())
+    async def card_press(query: CallbackQuery, callback_data: RentCb) -> None:
+        await query.answer()
+        await gotsms(query.from_user.id, "rents")
+        if callback_data.a == "s":
+            await gotsms(query.from_user.id, f"numbers/{long_id(callback_data.id)}/status")
+        assert isinstance(query.message, Message)
+        await query.message.edit_text(f"{text} {query.id}", reply_markup=menu)
+
+    return dp
+
+
+def _profiler() -> Any:
+    """pyinstrument on the event loop's thread: py-spy, sampling from outside, missed half of
+    its CPU time here."""
+    from pyinstrument import Profiler
+
+    profiler = Profiler(interval=0.0005, async_mode="disabled")
+    profiler.start()
+    return profiler
+
+
 async def bot_main(cfg: dict[str, Any]) -> None:
     from bot.lazy_types import import_aiogram
 
     import_aiogram()  # as `python -m bot` does
+    import aiohttp
     from aiogram import Bot
     from aiogram.client.session.aiohttp import AiohttpSession
     from aiogram.client.telegram import TelegramAPIServer
@@ -176,15 +252,17 @@ async def bot_main(cfg: dict[str, Any]) -> None:
     settings = _settings(cfg)
     setup_logging(settings.log_level, [BOT_TOKEN, SECRET_KEY])
     deps = await build_deps(settings)
+    tokens = {u["id"]: u["token"] for u in json.loads(Path(cfg["users_file"]).read_text())}
+    got = aiohttp.ClientSession(base_url=cfg["gotsms_url"].rstrip("/") + "/")
+
+    def bare() -> Any:
+        api = TelegramAPIServer.from_base(cfg["telegram_url"])
+        return Bot(BOT_TOKEN, session=AiohttpSession(api=api))
+
     bots = {
         "real": (create_bot(settings), create_dispatcher(deps)),
-        "echo": (
-            Bot(
-                BOT_TOKEN,
-                session=AiohttpSession(api=TelegramAPIServer.from_base(cfg["telegram_url"])),
-            ),
-            _echo(),
-        ),
+        "echo": (bare(), _echo()),
+        "calls": (bare(), _echo_same_calls(got, tokens)),
     }
 
     def say(kind: str, data: dict[str, Any]) -> None:
@@ -200,9 +278,17 @@ async def bot_main(cfg: dict[str, Any]) -> None:
         order = json.loads(line)
         bot, dp = bots[order["bot"]]
         items = json.loads(Path(order["file"]).read_text())
-        say("result", await _feed(dp, bot, items, order["concurrency"]))
+        profiler = _profiler() if order.get("profile") else None
+        result = await _feed(dp, bot, items, order["concurrency"])
+        if profiler is not None:
+            profiler.stop()
+            for suffix, show_all in ((".txt", False), (".all.txt", True)):
+                text = profiler.output_text(unicode=False, color=False, show_all=show_all)
+                Path(order["profile"] + suffix).write_text(text)
+        say("result", result)
     for bot, _dp in bots.values():
         await bot.session.close()
+    await got.close()
     await deps.close()
 
 
@@ -326,22 +412,18 @@ async def run_phase(
     items: list[list[Any]],
     work: Path,
     concurrency: int,
-    spy_to: Path | None = None,
+    profile_to: Path | None = None,
 ) -> dict[str, Any]:
     path = work / f"updates-{which}-{time.monotonic_ns()}.json"
     path.write_text(json.dumps(items))
     tg_before, got_before = len(world.tg.calls), len(world.got.requests)
     presses = {raw["callback_query"]["id"] for _k, raw in items if "callback_query" in raw}
     cpu = _cpu()
-    spy = None
-    if spy_to is not None:
-        spy = _py_spy(bot.proc.pid, spy_to)
-        await asyncio.sleep(1.0)  # py-spy attaches
-    await bot.order(json.dumps({"bot": which, "file": str(path), "concurrency": concurrency}))
+    order = {"bot": which, "file": str(path), "concurrency": concurrency}
+    if profile_to is not None:
+        order["profile"] = str(profile_to)
+    await bot.order(json.dumps(order))
     result = await bot.read("result")
-    if spy is not None:
-        spy.send_signal(signal.SIGINT)  # py-spy writes its output on Ctrl-C
-        await asyncio.to_thread(spy.wait, 120)
     result["fake_cpu"] = _cpu() - cpu
     path.unlink()
     tg_calls = world.tg.calls[tg_before:]
@@ -363,12 +445,6 @@ async def run_phase(
     return result
 
 
-def _py_spy(pid: int, output: Path) -> subprocess.Popen[bytes]:
-    command = [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid)]
-    command += ["--rate", "200", "--nonblocking", "--format", "raw", "--output", str(output)]
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
 def _fmt_ms(values: list[float]) -> str:
     if not values:
         return "    -      -      -"
@@ -386,7 +462,9 @@ def report(which: str, r: dict[str, Any]) -> str:
     lines = [
         f"  {which}: {r['n']} updates in {r['wall']:.2f} s = {rate:7.1f} updates/s;"
         f" bot CPU {r['cpu']:.2f} s ({100 * r['cpu'] / r['wall']:.0f} %,"
-        f" {1000 * r['cpu'] / r['n']:.2f} ms/update); fakes CPU {r['fake_cpu']:.2f} s;"
+        f" {1000 * r['cpu'] / r['n']:.2f} ms/update, of which the loop's thread"
+        f" {1000 * r['main_cpu'] / r['n']:.2f}, in the kernel {1000 * r['sys'] / r['n']:.2f});"
+        f" fakes CPU {r['fake_cpu']:.2f} s;"
         f" Telegram calls {sum(r['tg_calls'].values())} {r['tg_calls']},"
         f" GotSMS calls {r['got_calls']}"
     ]
@@ -472,28 +550,30 @@ async def measure(
     warm = await run_phase(world, bot, "real", world.warmup(), work, args.concurrency)
     print("warm-up (unmeasured):\n" + report("real", warm), flush=True)
     world.learn_buttons()
-    await run_phase(world, bot, "echo", world.updates(len(world.uids)), work, args.concurrency)
+    for which in ("echo", "calls", "real"):  # every kind once: one-time costs are not measured
+        await run_phase(world, bot, which, world.updates(len(world.uids)), work, args.concurrency)
 
     rows = []
     for repeat in range(args.repeat):
-        order = ("echo", "real") if repeat % 2 == 0 else ("real", "echo")
+        order = ("echo", "calls", "real") if repeat % 2 == 0 else ("real", "calls", "echo")
         results = {}
         for which in order:
-            spy_to = None
+            profile_to = None
             if args.profile_dir is not None and which == "real":
                 args.profile_dir.mkdir(parents=True, exist_ok=True)
-                spy_to = args.profile_dir / f"handlers-real-{repeat + 1}.txt"
+                profile_to = args.profile_dir / f"handlers-real-{repeat + 1}"
             items = world.updates(args.updates)
             results[which] = await run_phase(
-                world, bot, which, items, work, args.concurrency, spy_to
+                world, bot, which, items, work, args.concurrency, profile_to
             )
         light = world.updates(args.light_updates)
         results["light"] = await run_phase(world, bot, "real", light, work, args.light_concurrency)
         print(f"-- run {repeat + 1} ({' then '.join(order)}, then real at light load)")
-        for which in ("echo", "real"):
+        for which in ("echo", "calls", "real"):
             print(report(f"{which} at concurrency {args.concurrency}", results[which]))
-        ratio = rate_of(results["real"]) / rate_of(results["echo"])
-        print(f"  ratio real / echo: {100 * ratio:.0f} %")
+        for floor in ("echo", "calls"):
+            ratio = rate_of(results["real"]) / rate_of(results[floor])
+            print(f"  ratio real / {floor}: {100 * ratio:.0f} %")
         print(report(f"real at concurrency {args.light_concurrency}", results["light"]), flush=True)
         rows.append(results)
     return rows
@@ -505,22 +585,27 @@ def rate_of(r: dict[str, Any]) -> float:
 
 def summary(rows: list[dict[str, dict[str, Any]]], args: argparse.Namespace) -> str:
     lines = [
-        f"| run | echo updates/s | real updates/s | real / echo | real p50 / p95 ms"
+        f"| run | echo updates/s | same-calls echo updates/s | real updates/s | real / echo"
+        f" | real / same-calls echo | real p50 / p95 ms"
         f" at {args.concurrency} in flight | real p95 ms at {args.light_concurrency} in flight"
-        " (all kinds) | kinds over their p95 target | bot CPU ms/update real / echo |",
-        "|---|---|---|---|---|---|---|---|",
+        " (all kinds) | kinds over their p95 target"
+        " | bot CPU ms/update real / echo / same-calls echo |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for i, results in enumerate(rows, 1):
-        echo, real, light = results["echo"], results["real"], results["light"]
+        echo, calls, real = results["echo"], results["calls"], results["real"]
+        light = results["light"]
         loaded = [v for t in real["times"].values() for v in t]
         calm = [v for t in light["times"].values() for v in t]
         over = [k for k, t in light["times"].items() if k in MIX and _pct(t, 95) > budget_of(k)]
         lines.append(
-            f"| {i} | {rate_of(echo):.0f} | {rate_of(real):.0f} |"
+            f"| {i} | {rate_of(echo):.0f} | {rate_of(calls):.0f} | {rate_of(real):.0f} |"
             f" {100 * rate_of(real) / rate_of(echo):.0f} % |"
+            f" {100 * rate_of(real) / rate_of(calls):.0f} % |"
             f" {1000 * _pct(loaded, 50):.0f} / {1000 * _pct(loaded, 95):.0f} |"
             f" {1000 * _pct(calm, 95):.0f} | {', '.join(over) or 'none'} |"
-            f" {1000 * real['cpu'] / real['n']:.1f} / {1000 * echo['cpu'] / echo['n']:.1f} |"
+            f" {1000 * real['cpu'] / real['n']:.1f} / {1000 * echo['cpu'] / echo['n']:.1f}"
+            f" / {1000 * calls['cpu'] / calls['n']:.1f} |"
         )
     return "\n".join(lines)
 
@@ -543,7 +628,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
-        "--profile-dir", type=Path, default=None, help="py-spy record the real bot's phases"
+        "--profile-dir", type=Path, default=None, help="pyinstrument the real bot's phases"
     )
     asyncio.run(driver(parser.parse_args()))
 
