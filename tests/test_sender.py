@@ -105,6 +105,22 @@ async def test_pace_per_chat_and_in_all() -> None:
     assert sum(pace.allows(chat, 1.0) for chat in range(10, 20)) == 4, "5 a second in all"
 
 
+async def test_pace_forgets_chats_once_they_could_send_again() -> None:
+    pace = Pace(global_rate=10_000, chat_rate=1, chat_burst=2, prune_every=10)
+    for chat in range(1000):
+        assert pace.allows(chat, 0.0)
+    pace.pause(5, 100, 0.0)
+    assert [pace.allows(7, 9.9), pace.allows(7, 9.9), pace.allows(7, 9.9)] == [True, True, False]
+    assert pace.allows(8, 10.0), "a pruning call still answers"
+    assert set(pace.chats) == {7, 8}, "chat 7 is still empty, chat 8 just sent"
+    assert set(pace.paused) == {5}
+    assert not pace.allows(7, 10.0), "its pace survives the pruning"
+    assert not pace.allows(5, 50.0), "so does a pause"
+    assert pace.allows(5, 101.0)
+    assert set(pace.chats) == {5}
+    assert not pace.paused
+
+
 async def test_telegram_429_delays_without_losing(harness: Harness) -> None:
     await add_user(harness, U1)
     await enqueue(harness, U1, "msg-1")

@@ -51,6 +51,10 @@ class Bucket:
         self.tokens -= 1
         return True
 
+    def full(self, now: float) -> bool:
+        """Refilled by now: as good as a new bucket."""
+        return self.tokens + (now - self.stamp) * self.rate >= self.capacity
+
 
 @dataclass
 class Pace:
@@ -62,11 +66,15 @@ class Pace:
     everyone: Bucket = field(init=False)
     chats: dict[int, Bucket] = field(default_factory=dict)
     paused: dict[int, float] = field(default_factory=dict)
+    prune_every: float = 60.0
+    pruned_at: float = field(default=0.0, init=False)
 
     def __post_init__(self) -> None:
         self.everyone = Bucket(capacity=self.global_rate, rate=self.global_rate)
 
     def allows(self, chat_id: int, now: float) -> bool:
+        if now - self.pruned_at >= self.prune_every:
+            self.prune(now)
         if self.paused.get(chat_id, 0.0) > now:
             return False
         chat = self.chats.setdefault(chat_id, Bucket(self.chat_burst, self.chat_rate))
@@ -79,6 +87,13 @@ class Pace:
 
     def pause(self, chat_id: int, seconds: float, now: float) -> None:
         self.paused[chat_id] = now + seconds
+
+    def prune(self, now: float) -> None:
+        """Forget the chats that are as if never sent to: one bucket per chat ever pushed to
+        would otherwise grow without end."""
+        self.chats = {c: b for c, b in self.chats.items() if not b.full(now)}
+        self.paused = {c: until for c, until in self.paused.items() if until > now}
+        self.pruned_at = now
 
 
 class OutboxSender:
