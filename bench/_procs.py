@@ -13,6 +13,23 @@ from typing import IO, Any
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def bot_settings(cfg: dict[str, Any], bot_token: str, secret_key: str, **extra: Any) -> Any:
+    """The bot's Settings for a benchmark's processes: the fakes' URLs and database from cfg."""
+    from bot.config import Settings
+
+    return Settings(
+        _env_file=None,
+        bot_token=bot_token,
+        telegram_api_url=cfg["telegram_url"],
+        gosms_api_url=cfg["gosms_url"],
+        gotsms_api_url=cfg["gotsms_url"],
+        database_url=cfg["database_url"],
+        secret_key=secret_key,
+        log_level="INFO",
+        **extra,
+    )
+
+
 def child_env() -> dict[str, str]:
     return os.environ | {"PYTHONPATH": str(ROOT)}
 

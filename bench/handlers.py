@@ -73,18 +73,9 @@ HANDLER_BUDGET = 0.100  # target: p95 handler time <= this + the kind's API call
 
 
 def _settings(cfg: dict[str, Any]) -> Any:
-    from bot.config import Settings
+    from bench._procs import bot_settings
 
-    return Settings(
-        _env_file=None,
-        bot_token=BOT_TOKEN,
-        telegram_api_url=cfg["telegram_url"],
-        gosms_api_url=cfg["gosms_url"],
-        gotsms_api_url=cfg["gotsms_url"],
-        database_url=cfg["database_url"],
-        secret_key=SECRET_KEY,
-        log_level="INFO",
-    )
+    return bot_settings(cfg, BOT_TOKEN, SECRET_KEY)
 
 
 async def setup_main(cfg: dict[str, Any]) -> None:

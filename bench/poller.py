@@ -54,19 +54,9 @@ SETTLE_CAP = 600.0
 
 
 def _settings(cfg: dict[str, Any]) -> Any:
-    from bot.config import Settings
+    from bench._procs import bot_settings
 
-    return Settings(
-        _env_file=None,
-        bot_token=BOT_TOKEN,
-        telegram_api_url=cfg["telegram_url"],
-        gosms_api_url=cfg["gosms_url"],
-        gotsms_api_url=cfg["gotsms_url"],
-        database_url=cfg["database_url"],
-        secret_key=SECRET_KEY,
-        poll_interval=POLL_INTERVAL,
-        log_level="INFO",
-    )
+    return bot_settings(cfg, BOT_TOKEN, SECRET_KEY, poll_interval=POLL_INTERVAL)
 
 
 async def setup_main(cfg: dict[str, Any]) -> None:
