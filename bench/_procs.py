@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import IO, Any
 
@@ -59,3 +60,21 @@ async def start_bot(
         stderr=stderr,
         limit=limit,
     )
+
+
+async def read_json(stream: asyncio.StreamReader, kind: str, within: float) -> dict[str, Any]:
+    """The next line the bot process printed as JSON with this "kind"; other output is skipped."""
+    deadline = time.monotonic() + within
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"bot process: no {kind!r} within {within:.0f} s")
+        line = await asyncio.wait_for(stream.readline(), left)
+        if not line:
+            raise RuntimeError(f"bot process ended before {kind!r}")
+        try:
+            data = json.loads(line)
+        except ValueError:
+            continue
+        if data.get("kind") == kind:
+            return data

@@ -377,18 +377,10 @@ class BotProcess:
         self.proc = proc
 
     async def read(self, kind: str, within: float = 600) -> dict[str, Any]:
+        from bench._procs import read_json
+
         assert self.proc.stdout is not None
-        deadline = time.monotonic() + within
-        while True:
-            line = await asyncio.wait_for(self.proc.stdout.readline(), deadline - time.monotonic())
-            if not line:
-                raise RuntimeError(f"bot process ended before {kind!r}")
-            try:
-                data = json.loads(line)
-            except ValueError:
-                continue
-            if data.get("kind") == kind:
-                return data
+        return await read_json(self.proc.stdout, kind, within)
 
     async def order(self, line: str) -> None:
         assert self.proc.stdin is not None

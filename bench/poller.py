@@ -16,7 +16,7 @@ Latency of a code: from inject_message in the fake to the fake Telegram's 200 an
 sendMessage that carries that code.
 """
 
-# ruff: noqa: ASYNC109, ASYNC230, ASYNC240  (a benchmark driver: blocking file I/O is fine)
+# ruff: noqa: ASYNC230, ASYNC240  (a benchmark driver: blocking file I/O is fine)
 from __future__ import annotations
 
 import argparse
@@ -316,23 +316,6 @@ def _max_in_window(times: list[float], window: float = 60.0) -> int:
     return best
 
 
-async def _read_json(stream: asyncio.StreamReader, kind: str, timeout: float) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError(f"bot process: no {kind!r} within {timeout:.0f} s")
-        line = await asyncio.wait_for(stream.readline(), left)
-        if not line:
-            raise RuntimeError(f"bot process ended before {kind!r}")
-        try:
-            data = json.loads(line)
-        except ValueError:
-            continue
-        if data.get("kind") == kind:
-            return data
-
-
 def _py_spy(pid: int, output: Path, duration: float) -> subprocess.Popen[bytes]:
     """Sample the bot process (all threads, incl. aiosqlite's) into collapsed stacks."""
     command = [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid)]
@@ -351,7 +334,7 @@ async def run_one(
     codes_per_hot: int = 1,
 ) -> RunResult:
     from bench._fakes import MeasuringTelegram, ScaledGotSMS
-    from bench._procs import run_setup, start_bot
+    from bench._procs import read_json, run_setup, start_bot
     from tests.fakes.gosms import FakeGoSMS
 
     rng = random.Random(seed + n_users)
@@ -395,13 +378,13 @@ async def run_one(
     proc = await start_bot(__file__, cfg, errlog, 2**20)
     assert proc.stdout is not None
     assert proc.stdin is not None
-    ready = await _read_json(proc.stdout, "ready", 120)
+    ready = await read_json(proc.stdout, "ready", 120)
     settle_spy = None
     if profile_dir is not None:
         profile_dir.mkdir(parents=True, exist_ok=True)
         settle_spy = _py_spy(proc.pid, profile_dir / f"poller-{n_users}-settle.txt", SETTLE_CAP)
     t_start = time.monotonic()
-    settled = await _read_json(proc.stdout, "settled", SETTLE_CAP)
+    settled = await read_json(proc.stdout, "settled", SETTLE_CAP)
     t0 = time.monotonic()
     settle_s = t0 - t_start
 
@@ -455,7 +438,7 @@ async def run_one(
 
     proc.stdin.write(b"stop\n")
     await proc.stdin.drain()
-    stopped = await _read_json(proc.stdout, "stopped", 120)
+    stopped = await read_json(proc.stdout, "stopped", 120)
     await proc.wait()
     errlog.close()
     log_dir = Path(tempfile.gettempdir()) / "bench-poller-logs"
