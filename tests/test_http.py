@@ -305,3 +305,51 @@ async def test_gosms_device_calls_send_both_id_keys_and_is_active(
     }
     assert script.seen[1][0] == "DELETE"
     assert bodies[1] == {"id": "6654a4e8f1527149588c89f2"}
+
+
+SMS_ID = "6654a4e8f1527149588c89f2"
+GOSMS_429 = {"errors": {"code": 429, "message": "Too Many Requests"}}
+
+
+@pytest.mark.parametrize("headers", [{"Retry-After": "1"}, {}], ids=["retry-after", "no-header"])
+async def test_gosms_429_waits_before_its_one_retry(
+    server: tuple[Script, str], http: HttpClient, headers: dict[str, str]
+) -> None:
+    script, url = server
+    arrivals: list[float] = []
+
+    def limited(_request: web.Request) -> web.StreamResponse:
+        arrivals.append(time.monotonic())
+        return web.json_response(GOSMS_429, status=429, headers=headers)
+
+    def ok(_request: web.Request) -> web.StreamResponse:
+        arrivals.append(time.monotonic())
+        return web.json_response({"id": SMS_ID, "status": 2})
+
+    script.replies = [limited, ok]
+    sms = await GoSMSClient(http, url, TOKEN).get_sms(SMS_ID)
+    assert sms.status == 2
+    assert len(script.seen) == 2
+    assert arrivals[1] - arrivals[0] >= 0.9, "the retry waits the Retry-After (else 1 s)"
+
+
+async def test_gosms_429_twice_is_raised_after_one_retry(
+    server: tuple[Script, str], http: HttpClient
+) -> None:
+    script, url = server
+    script.replies = [json(429, GOSMS_429, **{"Retry-After": "1"})]
+    with pytest.raises(ApiRateLimited) as caught:
+        await GoSMSClient(http, url, TOKEN).get_sms(SMS_ID)
+    assert len(script.seen) == 2, "one retry, not three requests into the same second"
+    assert caught.value.retry_after >= 0.9
+
+
+async def test_gosms_long_retry_after_is_raised_at_once(
+    server: tuple[Script, str], http: HttpClient
+) -> None:
+    script, url = server
+    script.replies = [json(429, GOSMS_429, **{"Retry-After": "20"})]
+    with pytest.raises(ApiRateLimited) as caught:
+        await GoSMSClient(http, url, TOKEN).get_sms(SMS_ID)
+    assert len(script.seen) == 1
+    assert caught.value.retry_after == 20

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import aiohttp
+from multidict import CIMultiDict
 from pydantic import BaseModel, ValidationError
 
 from bot.api.errors import ApiBadResponse, ApiError, ApiRateLimited, ApiUnavailable
@@ -122,6 +123,7 @@ class HttpClient:
     async def send(self, call: Call) -> Response:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.policy.deadline
+        limited = False
         for attempt in range(1, self.policy.attempts + 1):
             await self._respect_quota(call, deadline)
             try:
@@ -132,9 +134,12 @@ class HttpClient:
                 await self._backoff(attempt, deadline)
                 continue
             if response.status == 429:
-                if attempt < self.policy.attempts:
-                    continue  # _respect_quota waits the Retry-After or raises
-                raise ApiRateLimited(call.service, self._wait(call))
+                wait = self._wait_after_429(call, response)
+                if limited or attempt >= self.policy.attempts or not self._may_wait(wait, deadline):
+                    raise ApiRateLimited(call.service, wait)
+                limited = True  # a 429 gets one retry, after the wait it asked for
+                await asyncio.sleep(wait)
+                continue
             if response.status >= 500:
                 if call.idempotent and attempt < self.policy.attempts and loop.time() < deadline:
                     await self._backoff(attempt, deadline)
@@ -153,12 +158,20 @@ class HttpClient:
     def _wait(self, call: Call) -> float:
         return self.rate_limits.wait_time(call.quota_key, time.time())
 
+    def _wait_after_429(self, call: Call, response: Response) -> float:
+        retry_after = _int_header(response.headers, "Retry-After")
+        asked = float(retry_after) if retry_after is not None and retry_after > 0 else 1.0
+        return max(asked, self._wait(call))
+
+    def _may_wait(self, wait: float, deadline: float) -> bool:
+        remaining = deadline - asyncio.get_running_loop().time()
+        return wait <= self.policy.max_inline_wait and wait <= remaining
+
     async def _respect_quota(self, call: Call, deadline: float) -> None:
         wait = self._wait(call)
         if wait <= 0:
             return
-        remaining = deadline - asyncio.get_running_loop().time()
-        if wait > self.policy.max_inline_wait or wait > remaining:
+        if not self._may_wait(wait, deadline):
             raise ApiRateLimited(call.service, wait)
         await asyncio.sleep(wait)
 
@@ -175,7 +188,7 @@ class HttpClient:
             timeout=timeout,
         ) as raw:
             body = await raw.read()
-            headers = dict(raw.headers)
+            headers = CIMultiDict(raw.headers)
             status = raw.status
         if call.track_quota:
             self.rate_limits.observe(call.quota_key, headers, status, time.time())
