@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from aiogram import Bot
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.exceptions import TelegramMigrateToChat, TelegramNetworkError
+from aiogram.methods import SendMessage
+from sqlalchemy import select, text, update
 
 from bot.db.models import User, utcnow
 from bot.db.outbox import OutboxItem
 from bot.db.outbox_repo import OutboxRepo
 from bot.db.repo import UserRepo
 from bot.poller.pushes import RENDERERS, Push
-from bot.poller.sender import OutboxSender, Pace
+from bot.poller.sender import MAX_ATTEMPTS, OutboxSender, Pace
 from bot.telegram_retry import RetryRequests
 from tests.conftest import Harness
 
@@ -241,3 +249,113 @@ async def test_a_send_waiting_out_a_429_does_not_hold_up_other_chats(harness: Ha
         stop.set()
         await running
     assert [len(harness.tg.bot_messages(u)) for u in (U1, U2)] == [1, 1]
+
+
+class Refuse:
+    """Answers the next `times` sendMessage calls with `error` before they reach Telegram (a
+    network failure or a client-side fault the loopback fake cannot produce)."""
+
+    def __init__(self, error: Callable[[Any], Exception], times: int) -> None:
+        self.error, self.times = error, times
+
+    async def __call__(self, make_request: Any, bot: Bot, method: Any) -> Any:
+        if isinstance(method, SendMessage) and self.times > 0:
+            self.times -= 1
+            raise self.error(method)
+        return await make_request(bot, method)
+
+
+def plain_bot(harness: Harness) -> Bot:
+    """A bot without the inline retry of 5xx and network errors: each send is one try."""
+    api = TelegramAPIServer.from_base(harness.tg.url)
+    return Bot(
+        harness.bot.token,
+        session=AiohttpSession(api=api),
+        default=DefaultBotProperties(parse_mode=ParseMode.HTML),
+    )
+
+
+async def all_due_now(harness: Harness) -> None:
+    async with harness.deps.session_factory() as session:
+        await session.execute(update(OutboxItem).values(not_before=utcnow()))
+        await session.commit()
+
+
+REFUSALS: dict[str, tuple[int, str] | Callable[[Any], Exception]] = {
+    "unauthorized": (401, "Unauthorized"),
+    "not found": (404, "Not Found"),
+    "conflict": (409, "Conflict: terminated by other getUpdates request"),
+    "server error": (500, "Internal Server Error"),
+    "bad request": (400, "Bad Request: can't parse entities"),
+    "migrate": lambda m: TelegramMigrateToChat(m, "Bad Request: group migrated", -100777),
+    "network": lambda m: TelegramNetworkError(m, "ClientConnectorError: connection reset"),
+    "client bug": lambda m: RuntimeError("Session is closed"),
+}
+
+
+@pytest.mark.parametrize("refusal", list(REFUSALS))
+async def test_a_push_telegram_keeps_refusing_is_parked_and_the_next_goes(
+    harness: Harness, caplog: pytest.LogCaptureFixture, refusal: str
+) -> None:
+    await add_user(harness, U1)
+    await enqueue(harness, U1, "poison")
+    await enqueue(harness, U1, "msg-2", CODE | {"code": "222222"})
+    bot = plain_bot(harness)
+    error = REFUSALS[refusal]
+    tries = 1 if refusal == "bad request" else MAX_ATTEMPTS  # a bad request is never repeated
+    if isinstance(error, tuple):
+        harness.tg.fail_next("sendMessage", *error, times=tries)
+    else:
+        bot.session.middleware(Refuse(error, MAX_ATTEMPTS))
+    pace = Pace(chat_rate=1000, chat_burst=1000)
+    out = OutboxSender(bot, harness.deps.session_factory, harness.deps.i18n, pace=pace)
+    try:
+        for _ in range(MAX_ATTEMPTS + 1):
+            await all_due_now(harness)
+            if await out.drain_once():
+                break
+    finally:
+        await bot.session.close()
+    poison, second = await rows(harness)
+    assert poison.dropped is not None
+    assert poison.sent_at is None
+    assert poison.attempts == tries
+    assert second.sent_at is not None, "the user's next push went"
+    [pushed] = harness.tg.bot_messages(U1)
+    assert pushed.buttons[0][0].raw["copy_text"] == {"text": "222222"}
+    parked = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(parked) == 1, [r.getMessage() for r in parked]
+    assert f"push {poison.id}" in parked[0].getMessage()
+    assert parked[0].exc_info is None
+    assert harness.bot.token not in caplog.text
+
+
+async def test_a_database_error_after_a_send_does_not_block_the_user(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    await add_user(harness, U1)
+    await enqueue(harness, U1, "poison")
+    await enqueue(harness, U1, "msg-2", CODE | {"code": "222222"})
+    async with harness.deps.session_factory() as session:
+        await session.execute(
+            text(
+                "CREATE TRIGGER poison BEFORE UPDATE OF sent_at ON outbox"
+                " WHEN NEW.dedupe_key = 'poison' AND NEW.sent_at IS NOT NULL"
+                " BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END"
+            )
+        )
+        await session.commit()
+    out, stop = sender(harness, claim_hold=timedelta(seconds=0.2)), asyncio.Event()
+    running = asyncio.create_task(out.run(stop))
+    try:
+        await until(lambda: len(harness.tg.bot_messages(U1)) >= 2, 10)
+        await asyncio.sleep(0.5)  # time for a claim to run out and a duplicate to go
+    finally:
+        stop.set()
+        await running
+    pushed = harness.tg.bot_messages(U1)
+    assert [m.buttons[0][0].raw["copy_text"]["text"] for m in pushed] == ["123456", "222222"]
+    poison, second = await rows(harness)
+    assert poison.dropped is not None, "sent, and parked since it cannot be marked sent"
+    assert second.sent_at is not None
+    assert "Task exception was never retrieved" not in caplog.text

@@ -115,7 +115,8 @@ class OutboxRepo:
         return item_id in await self.claim_many([item_id], now, hold)
 
     async def claim_many(self, ids: Sequence[int], now: datetime, hold: timedelta) -> set[int]:
-        """Claims each row not sent nor claimed by another sender, in one transaction."""
+        """Claims each row not sent nor claimed by another sender, in one transaction. A claim
+        is a try: counted here, so a send that never settles (a crash, a failed write) counts."""
         claimed = set()
         for item_id in ids:
             result = await self.session.execute(
@@ -125,7 +126,7 @@ class OutboxRepo:
                     OutboxItem.sent_at.is_(None),
                     or_(OutboxItem.claimed_until.is_(None), OutboxItem.claimed_until < now),
                 )
-                .values(claimed_until=now + hold)
+                .values(claimed_until=now + hold, attempts=OutboxItem.attempts + 1)
             )
             if getattr(result, "rowcount", 0) == 1:
                 claimed.add(item_id)
@@ -147,9 +148,11 @@ class OutboxRepo:
         await self._set(item_id, sent_at=utcnow(), message_id=message_id, claimed_until=None)
 
     async def retry_later(self, item_id: int, when: datetime, *, count: bool = True) -> None:
+        """Again at `when`; `count=False` takes back the try its claim counted (Telegram's 429:
+        the call was not executed)."""
         values: dict[str, Any] = {"not_before": when, "claimed_until": None}
-        if count:
-            values["attempts"] = OutboxItem.attempts + 1
+        if not count:
+            values["attempts"] = OutboxItem.attempts - 1
         await self._set(item_id, **values)
 
     async def drop(self, item_id: int, reason: str) -> None:

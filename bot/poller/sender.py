@@ -12,13 +12,7 @@ from datetime import timedelta
 from typing import TypeVar
 
 from aiogram import Bot
-from aiogram.exceptions import (
-    TelegramBadRequest,
-    TelegramForbiddenError,
-    TelegramNetworkError,
-    TelegramRetryAfter,
-    TelegramServerError,
-)
+from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, TelegramRetryAfter
 from aiogram.types import Message
 from aiogram.utils.i18n import I18n
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -31,6 +25,7 @@ from bot.poller.pushes import RENDERERS, Push, Renderer
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 SENDING_AT_ONCE = 25  # the global pace is 25 a second anyway
+MAX_ATTEMPTS = 5  # tries of one push before it is parked (sends that never settled count too)
 GONE = ("chat not found", "user is deactivated", "bot was kicked")
 
 
@@ -151,6 +146,8 @@ class OutboxSender:
 
     def _settled(self, sending: set[asyncio.Task[bool]], task: asyncio.Task[bool]) -> None:
         sending.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.warning("a send ended with %s", self._why(error))  # _bounded lets none out
         self._wake.set()  # the user's next push may go now
 
     async def _sleep(self, stop: asyncio.Event) -> None:
@@ -169,6 +166,10 @@ class OutboxSender:
             due = await OutboxRepo(session).due(utcnow(), self.batch)
         now = time.monotonic()
         waiting = [d for d in due if d.item.id not in self._in_flight]
+        spent = [d for d in waiting if d.item.attempts >= MAX_ATTEMPTS]
+        if spent:  # tries that never settled (crashes, failed writes) count too
+            await self._park_spent(spent)
+            waiting = [d for d in waiting if d.item.attempts < MAX_ATTEMPTS]
         ready = [d for d in waiting if self.pace.allows(d.chat_id, now)]
         if not ready:
             return []
@@ -179,13 +180,43 @@ class OutboxSender:
         self._in_flight.update(d.item.id for d in mine)
         return [asyncio.create_task(self._bounded(d)) for d in mine]
 
+    async def _park_spent(self, spent: list[Due]) -> None:
+        async with self.lock, self.session_factory() as session:
+            repo = OutboxRepo(session)
+            for due in spent:
+                await repo.drop(due.item.id, f"gave up after {due.item.attempts} tries")
+                log.warning(
+                    "push %s (%s) of user %s parked: %d tries never settled",
+                    due.item.id,
+                    due.item.kind,
+                    due.item.user_id,
+                    due.item.attempts,
+                )
+
     async def _bounded(self, due: Due) -> bool:
-        """A slow send may outlive its claim; this process never sends the same row twice."""
+        """A slow send may outlive its claim; this process never sends the same row twice.
+
+        Whatever goes wrong ends here as one log line: the claim runs out and the row goes
+        again, its try counted, until it is parked after MAX_ATTEMPTS.
+        """
         try:
             async with self._slots:  # each delivery holds a database connection while it sends
                 return await self._deliver(due)
+        except Exception as exc:
+            log.warning(
+                "push %s (%s) not settled, tried again later: %s",
+                due.item.id,
+                due.item.kind,
+                self._why(exc),
+            )
+            return False
         finally:
             self._in_flight.discard(due.item.id)
+
+    def _why(self, error: BaseException) -> str:
+        """An error as one line, without the bot token (aiogram's errors may quote the URL)."""
+        first = next(iter(str(error).splitlines()), "")  # SQLAlchemy's go on with the SQL
+        return f"{type(error).__name__}: {first}".replace(self.bot.token, "<token>")
 
     async def _deliver(self, due: Due) -> bool:
         async with self.session_factory() as session:
@@ -222,16 +253,46 @@ class OutboxSender:
             log.error("push %s (%s) refused by Telegram: %s", item.id, item.kind, exc.message)
             await self._write(lambda: repo.drop(item.id, "bad request"))
             return False
-        except (TelegramServerError, TelegramNetworkError, TimeoutError) as exc:
-            delay = min(60.0, 2.0 ** min(item.attempts, 6))
-            log.info("push %s: Telegram failed (%s), retry in %.0f s", item.id, exc, delay)
-            await self._write(
-                lambda: repo.retry_later(item.id, utcnow() + timedelta(seconds=delay))
-            )
+        except Exception as exc:  # a 5xx, the network, a 401/404/409, aiogram itself
+            await self._failed(repo, due, exc)
             return False
         sent_id = message.message_id if message else push.edit_message_id
-        await self._write(lambda: repo.mark_sent(item.id, sent_id))
+        try:
+            await self._write(lambda: repo.mark_sent(item.id, sent_id))
+        except Exception as exc:
+            await session.rollback()
+            await self._sent_unrecorded(repo, due, exc)
         return True
+
+    async def _failed(self, repo: OutboxRepo, due: Due, error: Exception) -> None:
+        """Again later with backoff; parked once it had MAX_ATTEMPTS tries (its claim counted
+        this one)."""
+        item, tries = due.item, due.item.attempts + 1
+        if tries >= MAX_ATTEMPTS:
+            log.warning(
+                "push %s (%s) of user %s parked after %d tries: %s",
+                item.id,
+                item.kind,
+                item.user_id,
+                tries,
+                self._why(error),
+            )
+            await self._write(lambda: repo.drop(item.id, f"failed {tries} times"))
+            return
+        delay = min(60.0, 2.0 ** min(item.attempts, 6))
+        log.info("push %s: Telegram failed (%s), retry in %.0f s", item.id, self._why(error), delay)
+        await self._write(lambda: repo.retry_later(item.id, utcnow() + timedelta(seconds=delay)))
+
+    async def _sent_unrecorded(self, repo: OutboxRepo, due: Due, error: Exception) -> None:
+        """Delivered, but the database refused to record it: parked, so it is not sent again
+        (its message id is lost: a later edit of it sends anew)."""
+        log.warning(
+            "push %s (%s) was sent but not marked sent (%s); parked",
+            due.item.id,
+            due.item.kind,
+            self._why(error),
+        )
+        await self._write(lambda: repo.drop(due.item.id, "sent, not recorded"))
 
     async def _write(self, write: Callable[[], Awaitable[T]]) -> T:
         """One write at a time with the poller's: SQLite's busy wait is slow under load."""
