@@ -87,20 +87,26 @@ def create_bot(settings: Settings, session: BaseSession | None = None) -> Bot:
     return bot
 
 
-def _storage(deps: Deps) -> tuple[BaseStorage, BaseEventIsolation]:
+REDIS_PREFIX = "fsm"  # of the dialogs' keys in Redis
+
+
+def _storage(deps: Deps, redis_prefix: str) -> tuple[BaseStorage, BaseEventIsolation]:
     """Dialogs live in Redis when several instances share it, else in the database: either way
     a dialog goes on where it was after a restart."""
     if deps.settings.redis_url:
-        from aiogram.fsm.storage.redis import RedisEventIsolation, RedisStorage
+        from aiogram.fsm.storage.base import DefaultKeyBuilder
+        from aiogram.fsm.storage.redis import RedisStorage
 
-        storage = RedisStorage.from_url(deps.settings.redis_url)
-        return storage, RedisEventIsolation(storage.redis)
+        # destiny: a kept search is a second dialog of the same chat (bot/services/gotsms.py)
+        keys = DefaultKeyBuilder(prefix=redis_prefix, with_destiny=True)
+        storage = RedisStorage.from_url(deps.settings.redis_url, key_builder=keys)
+        return storage, storage.create_isolation()
     sql = SqlStorage(deps.session_factory)
     return sql, DialogIsolation(sql)
 
 
-def create_dispatcher(deps: Deps) -> Dispatcher:
-    storage, isolation = _storage(deps)
+def create_dispatcher(deps: Deps, *, redis_prefix: str = REDIS_PREFIX) -> Dispatcher:
+    storage, isolation = _storage(deps, redis_prefix)
     dp = Dispatcher(
         storage=storage,
         events_isolation=isolation,

@@ -8,7 +8,10 @@ import logging
 import os
 import signal
 import sys
+import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +19,7 @@ import pytest
 from aiogram import Bot, Dispatcher
 from aiogram.types import Update
 
-from bot.app import Deps, build_deps, create_bot, create_dispatcher
+from bot.app import REDIS_PREFIX, Deps, build_deps, create_bot, create_dispatcher
 from bot.config import Settings
 from tests.fakes.gosms import FakeGoSMS
 from tests.fakes.gotsms import FakeGotSMS
@@ -111,12 +114,76 @@ class Harness:
         return self.tg.last_bot_message(chat_id)
 
 
+class Storage(StrEnum):
+    """Where the dispatcher keeps dialogs: the bot's database, or Redis (several instances)."""
+
+    DB = "db"
+    REDIS = "redis"
+
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+# Modules whose dialogs and kept searches run once more with dialogs in a real Redis.
+BOTH_STORAGES = frozenset(
+    {"test_gotsms_catalog", "test_gosms_send", "test_tokens", "test_gotsms_rent", "test_redis_mode"}
+)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    module = metafunc.module.__name__.rpartition(".")[2]
+    if "storage" in metafunc.fixturenames and module in BOTH_STORAGES:
+        metafunc.parametrize("storage", list(Storage), indirect=True)
+
+
+@dataclass
+class RedisPlace:
+    """A Redis for one test: its own key prefix, deleted afterwards (tests run side by side)."""
+
+    url: str
+    prefix: str
+
+
 @pytest.fixture
-async def harness(settings: Settings, tg: FakeTelegram) -> AsyncIterator[Harness]:
+async def storage(request: pytest.FixtureRequest) -> AsyncIterator[RedisPlace | None]:
+    """None: dialogs in the database. In Redis when parametrized so; Redis must answer then
+    (a skip locally, a failure with CI=true)."""
+    if getattr(request, "param", Storage.DB) == Storage.DB:
+        yield None
+        return
+    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
+
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        await redis.ping()
+    except (RedisError, OSError) as exc:
+        await redis.aclose()
+        message = f"Redis at {REDIS_URL} does not answer: {exc}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    place = RedisPlace(REDIS_URL, f"test-{uuid.uuid4().hex}")
+    try:
+        yield place
+    finally:
+        keys = [key async for key in redis.scan_iter(match=f"{place.prefix}:*")]
+        if keys:
+            await redis.delete(*keys)
+        await redis.aclose()
+
+
+@pytest.fixture
+async def harness(
+    settings: Settings, tg: FakeTelegram, storage: RedisPlace | None
+) -> AsyncIterator[Harness]:
+    if storage is not None:
+        settings = settings.model_copy(update={"redis_url": storage.url})
     deps = await build_deps(settings)
     bot = create_bot(settings)
-    dp = create_dispatcher(deps)
+    prefix = storage.prefix if storage is not None else REDIS_PREFIX
+    dp = create_dispatcher(deps, redis_prefix=prefix)
     yield Harness(tg, deps, bot, dp)
+    await dp.fsm.storage.close()
+    await dp.fsm.events_isolation.close()
     await bot.session.close()
     await deps.close()
 
