@@ -116,11 +116,11 @@ def create_dispatcher(deps: Deps, *, redis_prefix: str = REDIS_PREFIX) -> Dispat
         clients=deps.clients,
         deps=deps,
     )
+    dp.update.outer_middleware(ErrorGuardMiddleware(deps.i18n))  # first: it sees every error
     dp.update.outer_middleware(DbSessionMiddleware(deps.session_factory))
     dp.update.outer_middleware(UserMiddleware(dp.fsm))
     dp.update.outer_middleware(dp.fsm)  # the dialog's lock and state
     dp.update.outer_middleware(LocaleMiddleware(deps.i18n))
-    dp.update.outer_middleware(ErrorGuardMiddleware())
     dp.include_routers(*get_routers())
     return dp
 

@@ -16,9 +16,10 @@ from aiogram.dispatcher.event.handler import FilterObject
 from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import OperationalError
 
+from bot.db import engine as engine_module
 from bot.db.engine import lock_for_writing
 from bot.db.fsm import FsmRecord
-from bot.db.models import Confirmation, Service, utcnow
+from bot.db.models import Confirmation, Service, User, utcnow
 from bot.db.repo import CredentialRepo
 from tests.conftest import GOTSMS_TOKEN, Harness
 
@@ -215,3 +216,47 @@ async def test_a_read_then_write_transaction_waits_its_turn_with_the_lock_taken_
     await read_then_write(lock_first=True)
     async with factory() as session:  # the other writer went second: its row is there
         assert await session.scalar(select(func.count()).select_from(FsmRecord)) == 1
+
+
+@pytest.fixture
+def short_busy_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite's wait for the write lock cut from 10 s to 50 ms: the lock waits that a burst of
+    a thousand new users made exceed 10 s, at the scale of a test."""
+    monkeypatch.setattr(engine_module, "SQLITE_BUSY_TIMEOUT_MS", 50)
+
+
+async def test_a_burst_of_new_users_all_answered_and_stored(
+    short_busy_timeout: None, harness: Harness
+) -> None:
+    """300 users the bot has never seen send /start at once: each is stored (one writer at a
+    time on SQLite) and each gets the greeting; no error is logged."""
+    users = [BASE + 1000 + i for i in range(300)]
+    for uid in users:
+        harness.tg.user(uid, first_name=f"U{uid}", language_code="en")
+    updates = [harness.tg.message_update(uid, "/start") for uid in users]
+
+    await asyncio.gather(*(harness.feed(update) for update in updates))
+
+    for uid in users:
+        assert "I'm SMS Desk" in harness.last(uid).text
+    async with harness.deps.session_factory() as session:
+        stored = set((await session.scalars(select(User.id).where(User.id.in_(users)))).all())
+    assert stored == set(users)
+
+
+async def test_a_new_user_waits_out_a_write_lock_held_past_the_busy_timeout(
+    short_busy_timeout: None, harness: Harness
+) -> None:
+    """Another connection holds SQLite's write lock six times the busy timeout: the new user's
+    INSERT tries again until it gets through; the user is stored and answered."""
+    uid = BASE + 2000
+    harness.tg.user(uid, language_code="en")
+    async with harness.deps.engine.connect() as holder:
+        await lock_for_writing(holder)
+        start = asyncio.create_task(harness.send(uid, "/start"))
+        await asyncio.sleep(0.3)
+        await holder.rollback()
+    await start
+    assert "I'm SMS Desk" in harness.last(uid).text
+    async with harness.deps.session_factory() as session:
+        assert await session.get(User, uid) is not None

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -22,6 +26,14 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 # or a service's own session), and an update waiting for a connection waits for someone's API call.
 SQLITE_POOL_SIZE = 20
 SQLITE_POOL_OVERFLOW = 80
+# A write that waited out the busy timeout tries again after a pause. The pauses are random
+# (up to a cap that doubles each time): a burst of writers that all timed out at once must
+# not all come back at once.
+LOCKED_ATTEMPTS = 6
+LOCKED_FIRST_PAUSE_S = 0.05
+LOCKED_MAX_PAUSE_S = 2.0
+
+T = TypeVar("T")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -74,3 +86,25 @@ async def lock_for_writing(session: AsyncSession | AsyncConnection) -> None:
     raw = await connection.get_raw_connection()
     if not getattr(raw.driver_connection, "in_transaction", False):
         await connection.execute(text("BEGIN IMMEDIATE"))
+
+
+def database_locked(exc: OperationalError) -> bool:
+    """SQLite's "database is locked" (or "busy"): another connection held the write lock for
+    the whole busy timeout."""
+    message = str(exc.orig).lower()
+    return "database is locked" in message or "database is busy" in message
+
+
+async def retry_locked(write: Callable[[], Awaitable[T]], undo: Callable[[], Awaitable[None]]) -> T:
+    """Runs `write` (a short transaction, committed) until SQLite lets it through; `undo` rolls
+    a failed attempt back. Other errors, and the last attempt's lock error, are raised."""
+    for attempt in range(LOCKED_ATTEMPTS):
+        try:
+            return await write()
+        except OperationalError as exc:
+            await undo()
+            if not database_locked(exc) or attempt == LOCKED_ATTEMPTS - 1:
+                raise
+        cap = min(LOCKED_MAX_PAUSE_S, LOCKED_FIRST_PAUSE_S * 2**attempt)
+        await asyncio.sleep(random.uniform(cap / 2, cap))  # noqa: S311 - not a secret
+    raise AssertionError("unreachable")

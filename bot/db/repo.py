@@ -9,10 +9,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Executable, Update, bindparam, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.crypto import TokenCipher
+from bot.db.engine import retry_locked
 from bot.db.fsm import FsmRecord
 from bot.db.models import (
     Confirmation,
@@ -48,6 +50,25 @@ def _seen_query(with_dialog: bool) -> Executable:
 SEEN = {False: _seen_query(False), True: _seen_query(True)}
 
 
+def _new_user_query(dialect: str) -> Executable:
+    """INSERT of a user that does nothing when the user is there already (another update or
+    instance created it a moment ago); bound: `id`, `chat_id`, `language_code`."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        insert(User)
+        .values(
+            id=bindparam("id"),
+            chat_id=bindparam("chat_id"),
+            language_code=bindparam("language_code"),
+            is_active=True,
+        )
+        .on_conflict_do_nothing(index_elements=[User.id])
+    )
+
+
+NEW_USER = {dialect: _new_user_query(dialect) for dialect in ("sqlite", "postgresql")}
+
+
 class UserRepo:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -56,7 +77,10 @@ class UserRepo:
         return await self.session.get(User, user_id)
 
     async def upsert_seen(self, user_id: int, chat_id: int, language_code: str | None) -> User:
-        """The user of an update, created on first sight; chat id and language kept fresh."""
+        """The user of an update, created on first sight; chat id and language kept fresh.
+
+        A new user is written and committed at once (see `_insert`): call it first in a session.
+        """
         user = await self.get(user_id)
         if user is None:
             return await self._insert(user_id, chat_id, language_code)
@@ -92,14 +116,21 @@ class UserRepo:
             user.chat_id = chat_id
 
     async def _insert(self, user_id: int, chat_id: int, language_code: str | None) -> User:
-        user = User(id=user_id, chat_id=chat_id, language_code=language_code, is_active=True)
-        try:
-            async with self.session.begin_nested():
-                self.session.add(user)
-        except IntegrityError:  # another instance created it a moment ago
-            found = await self.get(user_id)
-            assert found is not None
-            return found
+        """Writes a new user as a statement of its own, in autocommit mode: SQLite's write lock
+        is held for that statement alone, not until the event loop gets round to a COMMIT.
+        While the lock is taken all the same (a burst of new users), it tries again."""
+        query = NEW_USER[self.session.get_bind().dialect.name]
+        params = {"id": user_id, "chat_id": chat_id, "language_code": language_code}
+        await self.session.commit()  # the autocommit mode is set as a transaction begins
+
+        async def write() -> None:
+            await self.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            await self.session.execute(query, params)
+            await self.session.commit()
+
+        await retry_locked(write, self.session.rollback)
+        user = await self.get(user_id)
+        assert user is not None
         return user
 
     async def set_language(self, user: User, language: str) -> None:

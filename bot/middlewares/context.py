@@ -13,10 +13,10 @@ from aiogram.utils.i18n import I18nMiddleware
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.fsm import SqlStorage, storage_key
-from bot.db.models import User
 from bot.db.repo import ConfirmationRepo, UserRepo
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+LOCALE = "locale"  # data key: the user's locale
 
 
 class DbSessionMiddleware(BaseMiddleware):
@@ -67,6 +67,7 @@ class UserMiddleware(BaseMiddleware):
         )
         await session.commit()
         data["user"] = user
+        data[LOCALE] = user.locale
         data["sealed_tokens"] = sealed
         if storage is None or key is None or dialog is None:
             return await handler(event, data)
@@ -83,11 +84,17 @@ class UserMiddleware(BaseMiddleware):
         return self.dialogs.storage, None if context is None else storage_key(context.key)
 
 
+def update_locale(data: dict[str, Any]) -> str:
+    """The user's language (noted as the user was read: after a rollback the row is gone),
+    else their Telegram's."""
+    locale = data.get(LOCALE)
+    if isinstance(locale, str):
+        return locale
+    tg_user: TgUser | None = data.get("event_from_user")
+    code = (tg_user.language_code if tg_user else None) or ""
+    return "ru" if code.lower().startswith("ru") else "en"
+
+
 class LocaleMiddleware(I18nMiddleware):
     async def get_locale(self, event: TelegramObject, data: dict[str, Any]) -> str:
-        user: User | None = data.get("user")
-        if user is not None:
-            return user.locale
-        tg_user: TgUser | None = data.get("event_from_user")
-        code = (tg_user.language_code if tg_user else None) or ""
-        return "ru" if code.lower().startswith("ru") else "en"
+        return update_locale(data)

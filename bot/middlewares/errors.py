@@ -1,4 +1,9 @@
-"""The innermost update middleware: every callback query answered, every error a short reply."""
+"""The outermost update middleware: every callback query answered, every error a short reply.
+
+Outermost, so that it also answers when a middleware fails before the handler (the database,
+the dialog storage), and so that an error reaches DbSessionMiddleware, which rolls the
+update's session back.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,12 @@ from typing import Any
 from aiogram import BaseMiddleware, Bot
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
 from aiogram.types import CallbackQuery, TelegramObject, Update
+from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 from bot.api.errors import ApiError
 from bot.keyboards.callbacks import ConfirmCb
-from bot.middlewares.context import Handler
+from bot.middlewares.context import Handler, update_locale
 from bot.texts import api_error_text
 
 log = logging.getLogger(__name__)
@@ -36,6 +42,9 @@ class Ack:
 
 
 class ErrorGuardMiddleware(BaseMiddleware):
+    def __init__(self, i18n: I18n) -> None:
+        self.i18n = i18n  # the locale middleware's context is gone when an error gets here
+
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         assert isinstance(event, Update)
         ack = Ack(event.callback_query) if event.callback_query else None
@@ -43,17 +52,10 @@ class ErrorGuardMiddleware(BaseMiddleware):
             data["ack"] = ack
         try:
             return await handler(event, data)
-        except ApiError as exc:
-            log.warning("update %s: %s", event.update_id, exc)
-            await self._tell(event, data, api_error_text(exc), ack)
-        except TelegramAPIError as exc:
-            log.warning("update %s: Telegram refused a call: %s", event.update_id, exc.message)
-            text = _("Telegram refused that action. Please try again.")
-            await self._tell(event, data, _after_yes(event) or text, ack)
-        except Exception:
-            log.exception("update %s failed", event.update_id)
-            text = _("Something went wrong on my side. Please try again.")
-            await self._tell(event, data, _after_yes(event) or text, ack)
+        except Exception as exc:
+            with self.i18n.context(), self.i18n.use_locale(update_locale(data)):
+                text = _report(event, exc)
+            await self._tell(event, data, text, ack)
         finally:
             if ack is not None:
                 await ack()
@@ -72,6 +74,20 @@ class ErrorGuardMiddleware(BaseMiddleware):
             await bot.send_message(chat.id, text)
         except TelegramAPIError as exc:
             log.warning("update %s: could not tell the user: %s", event.update_id, exc.message)
+
+
+def _report(event: Update, exc: Exception) -> str:
+    """Logs the error; returns what the user is told."""
+    if isinstance(exc, ApiError):
+        log.warning("update %s: %s", event.update_id, exc)
+        return api_error_text(exc)
+    if isinstance(exc, TelegramAPIError):
+        log.warning("update %s: Telegram refused a call: %s", event.update_id, exc.message)
+        text = _("Telegram refused that action. Please try again.")
+    else:
+        log.error("update %s failed", event.update_id, exc_info=exc)
+        text = _("Something went wrong on my side. Please try again.")
+    return _after_yes(event) or text
 
 
 def _after_yes(event: Update) -> str | None:
