@@ -1,12 +1,12 @@
 # syntax=docker/dockerfile:1
-# Build: install the dependencies into a virtual environment.
+# Build: install the dependencies, at the versions in requirements.lock, into a virtual environment.
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.lock ./
 COPY bot bot
 COPY migrations migrations
-RUN python -m venv /venv && /venv/bin/pip install . && /venv/bin/pip uninstall -y sms-desk
+RUN python -m venv /venv && /venv/bin/pip install -c requirements.lock . && /venv/bin/pip uninstall -y sms-desk
 
 # Run: the source tree (with locales/) on top of that environment, as a non-root user.
 FROM python:3.11-slim
