@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from bot.db.models import utcnow
 from bot.db.outbox import PollState
 from bot.db.outbox_repo import PollStateRepo
@@ -235,3 +237,55 @@ def test_cold_intervals_are_spread_so_users_polled_together_drift_apart(
     assert all(40.0 <= s <= 50.0 for s in cold), "never later than the cold interval"
     assert max(cold) - min(cold) > 5.0, "spread, not bunched"
     assert job.spread(3.0) == 3.0, "hot users keep POLL_INTERVAL exactly"
+
+
+NOTE_OF_3 = (
+    "📥 You have 3 unread codes in GotSMS — see /codes. New ones will come here by themselves."
+)
+
+
+async def test_codes_switched_on_again_are_summed_up_not_flooded(
+    harness: Harness, gotsms: FakeGotSMS
+) -> None:
+    rig = Rig(harness, gotsms)
+    rent = rig.rent()
+    await rig.connect()
+    assert await rig.cycle() == []
+    await harness.send(USER, "/notify")
+    assert (await harness.press(USER, "New codes")).text == "Off"
+    earlier = datetime.now(UTC) - timedelta(minutes=2)
+    for n in range(3):
+        gotsms.inject_message(rent["id"], f"Your code is 00000{n}", received_at=earlier)
+    assert await rig.cycle() == [], "switched off"
+    assert (await harness.press(USER, "New codes")).text == "On"
+    assert await rig.cycle() == [NOTE_OF_3], "one note, none of the three codes"
+    assert await rig.cycle() == []
+    gotsms.inject_message(rent["id"], "Your code is 444444", code="444444")
+    [pushed] = await rig.cycle()
+    assert "444444" in pushed, "new codes come one by one again"
+
+
+@pytest.mark.parametrize("told", [False, True], ids=["start only", "unblocked, then start"])
+async def test_a_user_back_after_blocking_gets_one_note_for_what_came_meanwhile(
+    harness: Harness, gotsms: FakeGotSMS, told: bool
+) -> None:
+    rig = Rig(harness, gotsms)
+    rent = rig.rent()
+    await rig.connect()
+    assert await rig.cycle() == []
+    harness.tg.block(USER)
+    gotsms.inject_message(rent["id"], "Your code is 999999", code="999999")
+    assert await rig.cycle() == [], "the push finds the bot blocked"
+    earlier = datetime.now(UTC) - timedelta(minutes=2)
+    for n in range(3):
+        gotsms.inject_message(rent["id"], f"Your code is 00000{n}", received_at=earlier)
+    async with harness.deps.session_factory() as session:
+        due = await PollStateRepo(session).due(JOB, utcnow() + timedelta(days=1), 10)
+    assert not due, "a blocked user is not polled"
+    unblocked = harness.tg.unblock(USER)
+    if told:  # Telegram's my_chat_member update, before the user's /start
+        assert unblocked is not None
+        await harness.feed(unblocked)
+    await harness.send(USER, "/start")
+    assert await rig.cycle() == [NOTE_OF_3]
+    assert await rig.cycle() == []

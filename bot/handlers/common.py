@@ -20,6 +20,7 @@ from bot.handlers.util import delete_quietly
 from bot.keyboards.callbacks import MenuCb
 from bot.keyboards.common import main_menu
 from bot.middlewares.errors import Ack
+from bot.poller.codes import catch_up
 from bot.texts import service_name
 
 STRAY_TOKEN = re.compile(r"[A-Za-z0-9._|=-]{20,512}")
@@ -84,6 +85,7 @@ def router() -> Router:
         await state.clear()
         if not user.is_active:
             await UserRepo(session).set_active(user.id, True)
+            await catch_up(session, user.id)
             await session.commit()  # not holding SQLite's write lock through the API call
         connected = set(sealed_tokens)  # loaded with the user (UserMiddleware)
         first_name = message.from_user.first_name if message.from_user else ""
@@ -117,6 +119,7 @@ def router() -> Router:
     @r.my_chat_member(ChatMemberUpdatedFilter(MEMBER), F.chat.type == "private")
     async def unblocked(event: ChatMemberUpdated, session: AsyncSession) -> None:
         await UserRepo(session).set_active(event.from_user.id, True)
+        await catch_up(session, event.from_user.id)
 
     return r
 

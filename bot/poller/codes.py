@@ -4,6 +4,8 @@ Messages are read with `GET /messages` (newest first) and never marked as read, 
 still read them in the GotSMS panel. A message is new when its id was never queued: the outbox's
 unique key is the memory. On the first poll after a token is connected, the messages already there
 are recorded as known (never pushed) and a single "N unread codes — /codes" note is queued.
+When pushes of codes come back (switched on again in /notify, the bot unblocked), the poll after
+that does the same with the codes that came while they were off (`catch_up`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -28,6 +30,7 @@ KIND = "code"
 PAGE_SIZE = 20
 MAX_PAGES = 5
 WATCHING = "watching"
+RESUMED = "resumed:"  # + when pushes came back: what came before is summed up, not pushed
 RENTS_JOB = "rents"
 CLOCK_SKEW = timedelta(seconds=10)  # GotSMS's clock may be a little behind ours
 
@@ -83,7 +86,9 @@ class CodesJob(Job):
         watch: Watch = poll.extra or Watch(None, None)
         if state.cursor == WATCHING and self._nothing_to_watch(state, watch.active_rents):
             return
-        if state.cursor != WATCHING:
+        if state.cursor is not None and state.cursor.startswith(RESUMED):
+            await self._resume(poll, client, datetime.fromisoformat(state.cursor[len(RESUMED) :]))
+        elif state.cursor != WATCHING:
             await self._begin(poll, client, watch.connected_at)
         else:
             await self._queue_new(poll, client)
@@ -118,7 +123,29 @@ class CodesJob(Job):
             pending.enqueue(user_id, KIND, message.id, _payload(message))
         poll.state.cursor = WATCHING
 
+    async def _resume(self, poll: Poll, client: GotSMSClient, since: datetime) -> None:
+        """The first poll after pushes came back: the codes that came while they were off are
+        recorded as known and counted in one note; what came after is pushed one by one."""
+        user_id, pending = poll.state.user_id, poll.pending
+        baseline = since - CLOCK_SKEW
+        found = await self._unqueued(poll, client)
+        missed = [m.id for m in found if _older(m, baseline)]
+        pending.remember(user_id, KIND, missed, "while pushes were off")
+        if missed:
+            key = f"resumed:{baseline.isoformat()}"
+            pending.enqueue(user_id, "unread_note", key, {"count": len(missed)})
+        for message in reversed([m for m in found if m.id not in missed]):
+            pending.enqueue(user_id, KIND, message.id, _payload(message))
+        poll.state.cursor = WATCHING
+
     async def _queue_new(self, poll: Poll, client: GotSMSClient) -> int:
+        found = await self._unqueued(poll, client)
+        for message in reversed(found):  # oldest first: pushes keep the order of arrival
+            poll.pending.enqueue(poll.state.user_id, KIND, message.id, _payload(message))
+        return len(found)
+
+    async def _unqueued(self, poll: Poll, client: GotSMSClient) -> list[Message]:
+        """The messages never queued, newest first (at most MAX_PAGES pages of them)."""
         user_id = poll.state.user_id
         outbox = OutboxRepo(poll.session)
         found: list[Message] = []
@@ -126,7 +153,7 @@ class CodesJob(Job):
             page = await client.messages(page=page_number, per_page=PAGE_SIZE)
             ids = [m.id for m in page.data]
             if page_number == 1 and self._seen.get(user_id) == hash(tuple(ids)):
-                return 0
+                return []
             known = await outbox.known_keys(user_id, KIND, ids)
             if page_number == 1 and len(known) == len(ids):
                 self._seen[user_id] = hash(tuple(ids))
@@ -134,9 +161,18 @@ class CodesJob(Job):
             found += new
             if len(new) < len(page.data) or page_number >= page.meta.last_page:
                 break
-        for message in reversed(found):  # oldest first: pushes keep the order of arrival
-            poll.pending.enqueue(user_id, KIND, message.id, _payload(message))
-        return len(found)
+        return found
+
+
+async def catch_up(session: AsyncSession, user_id: int) -> None:
+    """Pushes of codes come back (switched on again, the bot unblocked): the next poll sums up
+    what came meanwhile in one note instead of pushing every code (the caller commits)."""
+    now = utcnow()
+    await session.execute(
+        update(PollState)
+        .where(PollState.user_id == user_id, PollState.job == JOB, PollState.cursor == WATCHING)
+        .values(cursor=RESUMED + now.isoformat(), next_at=now)
+    )
 
 
 def _older(message: Message, baseline: datetime) -> bool:
