@@ -46,10 +46,6 @@ async def test_migrations_create_the_schema_and_wal(engine: AsyncEngine) -> None
     assert timeout == 10_000
 
 
-async def test_migrations_are_idempotent(engine: AsyncEngine) -> None:
-    await upgrade_to_head(engine)
-
-
 async def test_user_is_created_once_and_kept_fresh(
     factory: async_sessionmaker[AsyncSession],
 ) -> None:

@@ -17,11 +17,12 @@ from sqlalchemy import (
     MetaData,
     Numeric,
     String,
+    Text,
     TypeDecorator,
     UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Mapped, mapped_column
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -56,6 +57,31 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+class Clipped(TypeDecorator[str]):
+    """A VARCHAR(length) for names that come from users or APIs: a longer value is cut to fit.
+
+    SQLite stores any length, PostgreSQL refuses a longer value with a DataError. Clipping in
+    the column type covers every write, ORM and Core alike; Python and PostgreSQL both count
+    characters (code points), not bytes.
+    """
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, length: int) -> None:
+        super().__init__(length)
+        self.length = length
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else value[: self.length]
+
+
+def clip(column: InstrumentedAttribute[str], value: str) -> str:
+    """`value` as its column stores it: to compare a fresh name with the stored one."""
+    length: int | None = getattr(column.type, "length", None)
+    return value if length is None else value[:length]
+
+
 def locale_of(language: str | None, language_code: str | None) -> str:
     """The chosen language, else Telegram's (`ru*` → ru, anything else → en)."""
     if language:
@@ -78,7 +104,7 @@ class User(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     chat_id: Mapped[int] = mapped_column(BigInteger)
     language: Mapped[str | None] = mapped_column(String(8))
-    language_code: Mapped[str | None] = mapped_column(String(16))
+    language_code: Mapped[str | None] = mapped_column(Clipped(16))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -106,7 +132,7 @@ class Device(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     device_id: Mapped[str] = mapped_column(String(64))
-    name: Mapped[str] = mapped_column(String(128), default="")
+    name: Mapped[str] = mapped_column(Clipped(128), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -132,7 +158,7 @@ class Confirmation(Base):
     id: Mapped[str] = mapped_column(String(24), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     action: Mapped[str] = mapped_column(String(32))
-    payload: Mapped[str] = mapped_column(String(2048), default="")
+    payload: Mapped[str] = mapped_column(Text, default="")  # JSON, as long as its SMS text
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # set with consumed_at by a "yes", cleared once the update that ran the action is done: a
@@ -154,7 +180,7 @@ class SentSms(Base):
     phone: Mapped[str] = mapped_column(String(32))
     text: Mapped[str] = mapped_column(String(1024))
     device_id: Mapped[str] = mapped_column(String(64), default="")
-    device_name: Mapped[str] = mapped_column(String(128), default="")
+    device_name: Mapped[str] = mapped_column(Clipped(128), default="")
     to_sim: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

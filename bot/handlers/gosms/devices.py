@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.api.errors import ApiNotFound
 from bot.api.gosms import GoSMSClient
-from bot.db.models import Device, Service, User
+from bot.db.models import Device, Service, User, clip
 from bot.db.repo import DeviceRepo, SavedDeviceRepo
 from bot.handlers.confirm import question, settle
 from bot.handlers.util import show, typing
@@ -253,7 +253,7 @@ async def add_device(
         )
         return
     await state.set_state(None)
-    device = await DeviceRepo(session).add(user.id, device_id, info.device_name[:128])
+    device = await DeviceRepo(session).add(user.id, device_id, info.device_name)
     await session.commit()
     text = _("✅ Saved: /send offers it as a sender now.") + "\n\n" + device_card(info, device_id)
     await message.answer(text, reply_markup=kb.device_card(device.id, info.is_active))
@@ -269,8 +269,9 @@ async def show_card(
     except ApiNotFound as error:
         await show(message, "❌ " + api_error_text(error), back_to_list(device.id))
         return
-    if info.device_name and info.device_name != device.name:
-        device.name = info.device_name
+    name = clip(Device.name, info.device_name)  # as stored: a long name is not written anew
+    if name and name != device.name:
+        device.name = name
         await session.commit()
     await show(
         message, device_card(info, device.device_id), kb.device_card(device.id, info.is_active)
