@@ -359,3 +359,39 @@ async def test_a_database_error_after_a_send_does_not_block_the_user(
     assert poison.dropped is not None, "sent, and parked since it cannot be marked sent"
     assert second.sent_at is not None
     assert "Task exception was never retrieved" not in caplog.text
+
+
+async def test_tries_whose_failure_cannot_be_recorded_still_count(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    await add_user(harness, U1)
+    await enqueue(harness, U1, "poison")
+    await enqueue(harness, U1, "msg-2", CODE | {"code": "222222"})
+    async with harness.deps.session_factory() as session:
+        await session.execute(
+            text(
+                "CREATE TRIGGER poison BEFORE UPDATE OF not_before ON outbox"
+                " WHEN NEW.dedupe_key = 'poison'"
+                " BEGIN SELECT RAISE(ABORT, 'database disk image is malformed'); END"
+            )
+        )
+        await session.commit()
+    harness.tg.fail_next("sendMessage", 500, "Internal Server Error", times=MAX_ATTEMPTS)
+    bot = plain_bot(harness)
+    pace = Pace(chat_rate=1000, chat_burst=1000)
+    hold = timedelta(seconds=0.05)
+    out = OutboxSender(
+        bot, harness.deps.session_factory, harness.deps.i18n, pace=pace, claim_hold=hold
+    )
+    try:
+        for _ in range(MAX_ATTEMPTS + 2):
+            await asyncio.sleep(0.1)  # the claim of a try that could not be settled runs out
+            if await out.drain_once():
+                break
+    finally:
+        await bot.session.close()
+    poison, second = await rows(harness)
+    assert poison.dropped is not None
+    assert poison.attempts == MAX_ATTEMPTS
+    assert second.sent_at is not None, "the user's next push went"
+    assert any("parked" in r.getMessage() for r in caplog.records)
