@@ -5,13 +5,24 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from bot.db.models import Device
 from bot.db.repo import DeviceRepo
 from bot.keyboards.callbacks import MenuCb
 from bot.keyboards.gosms import DeviceCb
 from tests.conftest import GOSMS_TOKEN, Harness
 from tests.fakes.gosms import FakeGoSMS
+from tests.fakes.shapes import Shape
 from tests.test_gosms_send import OTHER_TOKEN, UUID, connect, forge, save_device
+
+
+@pytest.fixture(autouse=True, params=list(Shape))
+def shape(request: pytest.FixtureRequest, gosms: FakeGoSMS) -> Shape:
+    """Every test runs once per answer shape of the fakes."""
+    gosms.shape = request.param
+    return Shape(request.param)
+
 
 EN, RU, OTHER = 6001, 6002, 6003
 
@@ -237,3 +248,20 @@ async def test_one_liner_usage_and_the_device_limit(harness: Harness, gosms: Fak
     assert not gosms.requests
     await harness.send(EN, "/devices")
     assert len(harness.last(EN).button_texts()) == 21
+
+
+async def test_fields_that_cannot_be_read_show_a_dash_and_the_card_works(
+    harness: Harness, gosms: FakeGoSMS, shape: Shape
+) -> None:
+    gosms.shape = Shape.DOCS  # the raw values below are sent as they are only in this shape
+    device_id = gosms.add_device(GOSMS_TOKEN, name="Poco")
+    gosms.set_device(device_id, battery="", charging="perhaps", active={"on": "?"})
+    await connect(harness, EN)
+    await save_device(harness, EN, device_id, "Poco")
+    await harness.send(EN, "/devices")
+    await harness.press(EN, "Poco")
+    card = harness.last(EN)
+    assert "Battery: — % (—)" in card.text
+    assert "State: —" in card.text
+    assert "🟢 Online: last seen just now" in card.text
+    assert card.button_texts(), "the card keeps its buttons"

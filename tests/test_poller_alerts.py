@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from bot.db.models import utcnow
 from bot.db.outbox_repo import PollStateRepo
 from bot.db.repo import DeviceRepo, NotificationRepo
@@ -16,6 +18,15 @@ from bot.poller.sender import OutboxSender, Pace
 from tests.conftest import GOSMS_TOKEN, GOTSMS_TOKEN, Harness
 from tests.fakes.gosms import FakeGoSMS
 from tests.fakes.gotsms import FakeGotSMS
+from tests.fakes.shapes import Shape
+
+
+@pytest.fixture(autouse=True, params=list(Shape))
+def shape(request: pytest.FixtureRequest, gosms: FakeGoSMS, gotsms: FakeGotSMS) -> Shape:
+    """Every test runs once per answer shape of the fakes."""
+    gosms.shape = gotsms.shape = request.param
+    return Shape(request.param)
+
 
 USER = 7201
 

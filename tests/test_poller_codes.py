@@ -16,6 +16,15 @@ from bot.poller.codes import JOB, CodesJob, CodesTiming
 from bot.poller.sender import OutboxSender, Pace
 from tests.conftest import GOTSMS_TOKEN, Harness
 from tests.fakes.gotsms import FakeGotSMS
+from tests.fakes.shapes import Shape
+
+
+@pytest.fixture(autouse=True, params=list(Shape))
+def shape(request: pytest.FixtureRequest, gotsms: FakeGotSMS) -> Shape:
+    """Every test runs once per answer shape of the fakes."""
+    gotsms.shape = request.param
+    return Shape(request.param)
+
 
 USER = 7001
 TIMING = CodesTiming(hot_interval=3, cold_interval=50)

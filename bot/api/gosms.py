@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import IntEnum
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bot.api.errors import (
     ApiAuthError,
@@ -17,6 +17,7 @@ from bot.api.errors import (
     ApiUnavailable,
 )
 from bot.api.http import JSON, ApiClient
+from bot.api.lenient import Count, Flag, Id, Moment, OptText, Text, Whole
 
 MAX_LIMIT = 100
 AUTH_CODES = frozenset({1002, 1003, 3000})
@@ -42,21 +43,21 @@ class _Model(BaseModel):
 
 
 class Sms(_Model):
-    id: str
-    message: str = ""
+    id: Id
+    message: Text = ""
     status: int
-    callback_id: str | None = ""
-    device_id: str | None = ""
-    phone_number: str = ""
-    message_status: str = ""
-    time_create: int = 0
-    to_sim: int | None = None
+    callback_id: OptText = ""
+    device_id: OptText = ""
+    phone_number: Text = ""
+    message_status: Text = ""
+    time_create: Whole = 0
+    to_sim: Count = None
 
 
 class Pagination(_Model):
-    total_records: int = 0
-    limit: int = 0
-    offset: int = 1
+    total_records: Whole = 0
+    limit: Whole = 0
+    offset: Whole = 1
 
 
 class SmsPage(_Model):
@@ -65,18 +66,27 @@ class SmsPage(_Model):
 
 
 class SentSms(_Model):
-    id: str
+    id: Id
 
 
 class DeviceInfo(_Model):
-    id: str
-    device_id: str = ""
-    device_battery_state: str = ""
-    device_name: str = ""
-    is_active: bool = False
-    is_charging: bool = False
-    last_online_date: datetime | None = None
-    console_data: str = ""
+    """Older docs name the device `id`, newer ones only `device_id`; either is read."""
+
+    id: Id
+    device_id: Text = ""
+    device_battery_state: Text = ""
+    device_name: Text = ""
+    is_active: Flag = None
+    is_charging: Flag = None
+    last_online_date: Moment = None
+    console_data: Text = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _either_id(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("id") and data.get("device_id"):
+            return data | {"id": data["device_id"]}
+        return data
 
 
 def _device_body(device_id: str) -> dict[str, str]:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from bot.api.errors import (
     ApiAuthError,
@@ -19,6 +17,7 @@ from bot.api.errors import (
     ApiUnavailable,
 )
 from bot.api.http import JSON, ApiClient
+from bot.api.lenient import Amount, Bool, Count, Id, Moment, Money, OptText, Text, Whole, to_flag
 
 MAX_PER_PAGE = 100
 ItemT = TypeVar("ItemT")
@@ -56,100 +55,105 @@ class _Model(BaseModel):
 
 
 class Ref(_Model):
-    id: str
-    name: str
+    id: Id
+    name: Text = ""
 
 
 class PricePlan(_Model):
-    service_name: str
-    period: int
-    period_type: str
-    period_type_label: str = ""
-    duration_translation: str = ""
-    price: Decimal
-    renew_price: Decimal | None = None
-    country: str = ""
-    billing_type: str = ""
+    service_name: Text = ""
+    period: Whole = 0
+    period_type: Text = ""
+    period_type_label: Text = ""
+    duration_translation: Text = ""
+    price: Money = None
+    renew_price: Money = None
+    country: Text = ""
+    billing_type: Text = ""
 
 
 class PriceGroup(_Model):
-    name: str
+    name: Text = ""
     plans: list[PricePlan]
 
 
 class Account(_Model):
-    balance: Decimal
+    balance: Amount
 
 
 class Plan(_Model):
-    id: str
+    id: Id
     service: Ref
     country: Ref
-    billing_type: str
-    duration_type: str
-    duration_in_type: int
-    duration_in_minutes: int | None = None
-    duration_translation: str = ""
-    price: Decimal
-    renew_price: Decimal | None = None
-    is_monthly_supported: bool = False
+    billing_type: Text = ""
+    duration_type: Text = ""
+    duration_in_type: Whole = 0
+    duration_in_minutes: Count = None
+    duration_translation: Text = ""
+    price: Amount
+    renew_price: Money = None
+    is_monthly_supported: Bool = False
 
 
 class RentPlan(_Model):
-    id: str
-    billing_type: str
-    duration_type: str
-    duration_in_type: int
-    duration_translation: str = ""
-    price: Decimal
-    renew_price: Decimal | None = None
+    id: Id
+    billing_type: Text = ""
+    duration_type: Text = ""
+    duration_in_type: Whole = 0
+    duration_translation: Text = ""
+    price: Money = None
+    renew_price: Money = None
 
 
 class Rent(_Model):
-    id: str
+    id: Id
     service: Ref
     plan: RentPlan
-    phone: str
-    price: Decimal
-    status: str
-    is_included_for_next_renewal: bool = False
-    active_from: datetime | None = None
-    active_till: datetime | None = None
-    wake_from: datetime | None = None
-    wake_till: datetime | None = None
-    can_wake_up: bool = False
+    phone: Text = ""
+    price: Money = None
+    status: Text = ""
+    is_included_for_next_renewal: Bool = False
+    active_from: Moment = None
+    active_till: Moment = None
+    wake_from: Moment = None
+    wake_till: Moment = None
+    can_wake_up: Bool = False
     transition_options: list[Any] = Field(default_factory=list)
+
+    @field_validator("transition_options", mode="before")
+    @classmethod
+    def _options(cls, value: Any) -> Any:
+        return value if isinstance(value, list) else []
 
 
 class RentChange(_Model):
-    id: str
-    status: str | None = None
-    is_included_for_next_renewal: bool | None = None
+    id: Id
+    status: OptText = None
+    is_included_for_next_renewal: Annotated[bool | None, BeforeValidator(to_flag)] = None
 
 
 class Message(_Model):
-    id: str
-    rent_id: str | None = None
+    id: Id
+    rent_id: OptText = None
     service: Ref | None = None
-    phone: str | None = None
-    sender: str | None = Field(default=None, alias="from")
-    to: str | None = None
-    body: str = ""
-    code: str | None = None
-    received_at: datetime | None = None
+    phone: OptText = None
+    sender: OptText = Field(default=None, alias="from")
+    to: OptText = None
+    body: Text = ""
+    code: OptText = None
+    received_at: Moment = None
 
 
 class NumberStatus(_Model):
-    rent_id: str
-    status: str
-    active_from: datetime | None = None
-    active_till: datetime | None = None
-    wake_from: datetime | None = None
-    wake_till: datetime | None = None
-    online_till: datetime | None = None
-    wakeup_time_left_seconds: int | None = None
-    online_time_left_seconds: int | None = None
-    can_wake_up: bool = False
+    rent_id: Id
+    status: Text = ""
+    active_from: Moment = None
+    active_till: Moment = None
+    wake_from: Moment = None
+    wake_till: Moment = None
+    online_till: Moment = None
+    wakeup_time_left_seconds: Count = None
+    online_time_left_seconds: Count = None
+    can_wake_up: Bool = False
 
 
 class PageMeta(_Model):

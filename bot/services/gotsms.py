@@ -13,6 +13,7 @@ from decimal import Decimal
 from aiogram.fsm.context import FSMContext
 
 from bot.api.gotsms import GotSMSClient, Message, Plan, Ref, Rent
+from bot.api.lenient import to_count, to_money, to_text
 from bot.keyboards.gotsms import BILLINGS, DURATIONS, FINISHED, PlansCb, short_id
 
 PLANS_PAGE = 8
@@ -150,24 +151,31 @@ class MoveOption:
 
 async def move_options(client: GotSMSClient, rent: Rent) -> list[MoveOption]:
     """The 1/3/6/12-month plans a daily rent can move to: the rent's own `transition_options`
-    when the API lists them, else the month plans of its service (one call)."""
-    options: list[MoveOption] = []
-    for raw in rent.transition_options:
-        if not isinstance(raw, dict):
-            continue
-        try:
-            months = int(raw.get("duration_in_type", 0))
-            price = Decimal(str(raw.get("price")))
-        except (TypeError, ValueError, ArithmeticError):
-            continue
-        if raw.get("duration_type") == "month" and months in MONTH_LENGTHS and raw.get("id"):
-            options.append(MoveOption(str(raw["id"]), months, price))
-    if options or rent.transition_options:
-        return sorted(options, key=lambda o: o.months)
-    found = await client.plans(service_id=rent.service.id, duration_type="month", per_page=100)
-    for plan in found.data:
-        if plan.duration_in_type in MONTH_LENGTHS and plan.billing_type == "duration":
-            options.append(
-                MoveOption(plan.id, plan.duration_in_type, plan.price, plan.country.name)
-            )
+    when any of them can be read, else the month plans of its service and country (one call)."""
+    listed = [option for raw in rent.transition_options if (option := _listed(raw)) is not None]
+    if listed:
+        return sorted(listed, key=lambda o: o.months)
+    found = await client.plans(service_id=rent.service.id, per_page=ALL_PLANS)
+    own = next((plan for plan in found.data if plan.id == rent.plan.id), None)
+    options = [
+        MoveOption(plan.id, plan.duration_in_type, plan.price, "" if own else plan.country.name)
+        for plan in found.data
+        if plan.duration_type == "month"
+        and plan.duration_in_type in MONTH_LENGTHS
+        and plan.billing_type == "duration"
+        and (own is None or plan.country.id == own.country.id)
+    ]
     return sorted(options, key=lambda o: (o.months, o.country))
+
+
+def _listed(raw: object) -> MoveOption | None:
+    """One entry of `transition_options`, named by `id` or `plan_id`; None when its plan or
+    length cannot be read (some answers give the length only as a translated text)."""
+    if not isinstance(raw, dict):
+        return None
+    plan_id = to_text(raw.get("id") or raw.get("plan_id"))
+    months = to_count(raw.get("duration_in_type"))
+    price = to_money(raw.get("price"))
+    if not plan_id or price is None or raw.get("duration_type") != "month":
+        return None
+    return MoveOption(plan_id, months, price) if months in MONTH_LENGTHS else None

@@ -169,11 +169,18 @@ def console_block(console: str) -> str:
     return _("Console:") + f"\n<pre>{escape(data)}</pre>"
 
 
+def _either(flag: bool | None, yes: str, no: str) -> str:
+    """A yes/no field of an answer; "—" when the API sent a value that could not be read."""
+    if flag is None:
+        return "—"
+    return yes if flag else no
+
+
 def device_card(info: DeviceInfo, device_id: str, now: datetime | None = None) -> str:
     name = info.device_name or _("Unnamed device")
-    battery = escape(info.device_battery_state or "?")
-    charging = _("charging") if info.is_charging else _("not charging")
-    active = _("✅ active") if info.is_active else _("⏸ switched off")
+    battery = escape(info.device_battery_state or "—")
+    charging = _either(info.is_charging, _("charging"), _("not charging"))
+    active = _either(info.is_active, _("✅ active"), _("⏸ switched off"))
     return "\n".join(
         [
             f"📱 <b>{escape(name)}</b>",

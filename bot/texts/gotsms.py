@@ -13,6 +13,14 @@ from aiogram.utils.i18n import ngettext
 from bot.api.gotsms import Message, NumberStatus, Plan, PriceGroup, PricePlan, Rent
 from bot.texts import money
 
+UNREADABLE = "—"
+
+
+def amount(value: Decimal | None) -> str:
+    """An amount, or "—" when the API sent one that could not be read."""
+    return UNREADABLE if value is None else money(value)
+
+
 PAGE_LIMIT = 3500  # characters of one price-list page, well inside Telegram's 4096
 BODY_LIMIT = 200
 
@@ -59,7 +67,7 @@ def _price_line(plan: PricePlan) -> str:
         escape(plan.country or "—"),
         length_text(plan.period, plan.period_type),
         billing_text(plan.billing_type) if plan.billing_type else "",
-        f"<b>{money(plan.price)}</b>",
+        f"<b>{amount(plan.price)}</b>",
     ]
     return "• " + " · ".join(p for p in parts if p)
 
@@ -182,7 +190,7 @@ def rent_done(rent: Rent) -> str:
             _("Active: {start} — {end}").format(
                 start=when(rent.active_from), end=when(rent.active_till)
             ),
-            _("Paid: {price}").format(price=money(rent.price)),
+            _("Paid: {price}").format(price=amount(rent.price)),
             "",
             _("Codes sent to this number will arrive here by themselves."),
         ]
@@ -276,7 +284,7 @@ def refund_question(rent: Rent) -> str:
     return _(
         "↩️ Refund the rent of {phone} ({service})? {price} goes back to your balance and the "
         "number stops working for you."
-    ).format(phone=escape(rent.phone), service=escape(rent.service.name), price=money(rent.price))
+    ).format(phone=escape(rent.phone), service=escape(rent.service.name), price=amount(rent.price))
 
 
 # ---------------------------------------------------------------- messages

@@ -73,6 +73,8 @@ from typing import Any, Final, Self
 
 from aiohttp import web
 
+from tests.fakes.shapes import Shape
+
 __all__ = [
     "PERMISSIONS",
     "STATUS_TEXT",
@@ -197,6 +199,19 @@ class _Device:
     last_online: datetime
     console: str
     sims: int
+
+    def to_api_alt(self) -> dict[str, Any]:
+        """The newer doc's device: only `device_id`, a numeric battery, booleans as 1/0 and
+        strings, no console when it is empty, one field we do not know."""
+        return {
+            "device_id": self.id,
+            "device_battery_state": self.battery,
+            "device_name": self.name,
+            "is_active": 1 if self.active else 0,
+            "is_charging": "true" if self.charging else "false",
+            "last_online_date": _iso_millis(self.last_online),
+            "sim_count": self.sims,
+        } | ({"console_data": self.console} if self.console else {})
 
     def to_api(self) -> dict[str, Any]:
         return {
@@ -398,6 +413,7 @@ class FakeGoSMS:
 
     def __init__(self, *, per_endpoint_rps: int = 10) -> None:
         self.per_endpoint_rps = per_endpoint_rps
+        self.shape = Shape.DOCS
         self.requests: list[RecordedRequest] = []
         self._accounts: dict[str, _Account] = {}
         self._devices: dict[str, _Device] = {}
@@ -888,7 +904,8 @@ class FakeGoSMS:
         return device
 
     def _device_info(self, account: _Account, body: Body, _query: Query) -> web.Response:
-        return _json(self._own_device(account, body).to_api())
+        device = self._own_device(account, body)
+        return _json(device.to_api_alt() if self.shape is Shape.ALT else device.to_api())
 
     def _device_edit(self, account: _Account, body: Body, _query: Query) -> web.Response:
         is_active = body.get("is_active")

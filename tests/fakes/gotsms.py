@@ -43,6 +43,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.shapes import Shape
+
 __all__ = ["FakeGotSMS", "RecordedRequest", "extract_code"]
 
 JSON = dict[str, Any]
@@ -508,6 +510,7 @@ class FakeGotSMS:
         self, *, rate_limit: int = 30, window: float = 60.0, seed_catalog: bool = True
     ) -> None:
         self.url = ""
+        self.shape = Shape.DOCS
         self.requests: list[RecordedRequest] = []
         self.errors: list[BaseException] = []  # unexpected exceptions inside the fake
         self._limiter = _SlidingWindow(rate_limit, window)
@@ -962,7 +965,10 @@ class FakeGotSMS:
             reply = self._dispatch(record, full_path)
         except _ApiError as exc:
             reply = exc.reply()
-        return web.json_response(reply.body, status=reply.status, headers=headers)
+        body = reply.body
+        if self.shape is Shape.ALT and reply.status < 300:
+            body = alt_shape(body)
+        return web.json_response(body, status=reply.status, headers=headers)
 
     def _dispatch(self, record: RecordedRequest, full_path: str) -> _Reply:
         route, params = self._resolve(record.method, full_path)
@@ -1487,3 +1493,37 @@ def _status_message(status: int) -> str:
         422: "The given data was invalid.",
         429: MSG_TOO_MANY,
     }.get(status, MSG_SERVER_ERROR if status >= 500 else "Error")
+
+
+# ---------------------------------------------------------------- the other shape (Shape.ALT)
+
+_AMOUNTS = frozenset({"price", "renew_price", "balance"})
+_NULLED = frozenset({"duration_translation", "period_type_label", "to"})
+_UTC_SUFFIX = "+00:00"
+
+
+def alt_shape(value: Any, key: str = "") -> Any:
+    """The same answer as other clients and docs show it: amounts as strings, timestamps
+    without an offset (meaning UTC), null in optional texts, an unknown field in every object,
+    and transition options that name `plan_id` and give their length only as a text."""
+    if isinstance(value, dict):
+        if key == "transition_options_item":
+            return {
+                "plan_id": value["id"],
+                "duration_translation": value["duration_translation"],
+                "price": str(value["price"]),
+                "note": {"unknown": True},
+            }
+        out: dict[str, Any] = {k: alt_shape(v, k) for k, v in value.items()}
+        out["x_unknown"] = {"nested": [1, "two"]}
+        return out
+    if isinstance(value, list):
+        item_key = "transition_options_item" if key == "transition_options" else key
+        return [alt_shape(v, item_key) for v in value]
+    if key in _AMOUNTS and isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value:.2f}"
+    if key in _NULLED:
+        return None
+    if isinstance(value, str) and value.endswith(_UTC_SUFFIX) and "T" in value:
+        return value.removesuffix(_UTC_SUFFIX)
+    return value

@@ -256,7 +256,7 @@ async def add_device(
     device = await DeviceRepo(session).add(user.id, device_id, info.device_name)
     await session.commit()
     text = _("✅ Saved: /send offers it as a sender now.") + "\n\n" + device_card(info, device_id)
-    await message.answer(text, reply_markup=kb.device_card(device.id, info.is_active))
+    await message.answer(text, reply_markup=kb.device_card(device.id, info.is_active is not False))
 
 
 async def show_card(
@@ -274,5 +274,7 @@ async def show_card(
         device.name = name
         await session.commit()
     await show(
-        message, device_card(info, device.device_id), kb.device_card(device.id, info.is_active)
+        message,
+        device_card(info, device.device_id),
+        kb.device_card(device.id, info.is_active is not False),
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from html import escape
 
 from aiogram import F, Router
@@ -13,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.api.errors import ApiError, ApiRejected
 from bot.api.gotsms import GotSMSClient, NumberStatus, Rent
+from bot.api.lenient import to_money
 from bot.db.models import Service, User
 from bot.handlers.confirm import question, settle
 from bot.handlers.gotsms.common import busy, stale, target, unpack
@@ -25,6 +25,7 @@ from bot.services.gotsms import MESSAGES_PAGE, RENTS_PAGE, find_rent, move_optio
 from bot.services.watch import watch_fresh_rent
 from bot.texts import api_error_text, money
 from bot.texts.gotsms import (
+    amount,
     length_text,
     move_question,
     move_text,
@@ -178,7 +179,7 @@ def router() -> Router:
             return
         if action == kb.REFUND:
             text = _("✅ Refunded: {price} is back on your balance.").format(
-                price=money(Decimal(str(payload["price"])))
+                price=amount(to_money(payload.get("price")))
             )
         else:
             text = _("✅ Done: {phone} is now on the {plan} plan.").format(
@@ -305,6 +306,7 @@ class Card:
             rent = await self._rent()
         if rent is None:
             return
-        payload = {"rent_id": rent.id, "price": str(rent.price), "phone": rent.phone}
+        price = "" if rent.price is None else str(rent.price)
+        payload = {"rent_id": rent.id, "price": price, "phone": rent.phone}
         asked = await question(session, user.id, kb.REFUND, payload, "↩️ " + _("Yes, refund"))
         await show(self.message, refund_question(rent), asked.keyboard)
