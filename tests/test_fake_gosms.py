@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 
 from tests.fakes.gosms import STATUS_TEXT, FakeGoSMS
+from tests.fakes.shapes import Shape
 
 TOKEN = "token-main"
 OTHER = "token-other"
@@ -583,3 +584,15 @@ async def test_requests_are_recorded(api: Api, fake: FakeGoSMS) -> None:
     assert fake.requests_for(TOKEN) == [send, listing]
     assert fake.requests_for(TOKEN, "/sms/send") == [send]
     assert fake.requests_for(OTHER) == []
+
+
+async def test_device_info_in_the_newer_docs_shape(api: Api, fake: FakeGoSMS) -> None:
+    fake.shape = Shape.ALT
+    reply = await api.call("POST", "/devices/get/info", {"id": DEVICE, "device_id": DEVICE})
+    body = reply.body
+    assert "id" not in body
+    assert body["device_id"] == DEVICE, "the newer doc names the device by device_id alone"
+    assert (body["device_battery_state"], body["is_active"], body["is_charging"]) == (57, 1, "true")
+    assert "console_data" not in body, "an empty console is left out"
+    fake.shape = Shape.DOCS
+    assert "console_data" in (await api.call("POST", "/devices/get/info", {"id": DEVICE})).body

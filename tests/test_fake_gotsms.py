@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 
 from tests.fakes.gotsms import FakeGotSMS
+from tests.fakes.shapes import Shape
 
 TOKEN = "token-alice"
 OTHER = "token-bob"
@@ -598,3 +599,18 @@ async def test_random_faults_and_latency(client: Client) -> None:
     assert (await client.get("/account")).status == 200
     assert time.monotonic() - started >= 0.2
     assert fake.max_calls_in_window(TOKEN) == 3
+
+
+async def test_the_other_shape_of_answers(client: Client) -> None:
+    client.fake.shape = Shape.ALT
+    assert (await client.get("/account")).body["data"]["balance"] == "100.00"
+    daily = await rent(client)
+    assert isinstance(daily["price"], str)
+    assert "+" not in daily["active_till"], "no offset: UTC"
+    assert daily["plan"]["duration_translation"] is None
+    assert "x_unknown" in daily
+    assert "x_unknown" in daily["service"]
+    [option, *_] = daily["transition_options"]
+    assert set(option) == {"plan_id", "duration_translation", "price", "note"}
+    refused = await client.post("/rents", {"plan_id": "nope"})
+    assert "x_unknown" not in refused.body, "errors keep their documented shape"

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bot.db.models import Service
 from bot.db.repo import CredentialRepo
 from tests.conftest import GOTSMS_TOKEN, Harness
 from tests.fakes.gotsms import FakeGotSMS
+from tests.fakes.shapes import Shape
 from tests.fakes.telegram import StoredMessage
+
+
+@pytest.fixture(autouse=True, params=list(Shape))
+def shape(request: pytest.FixtureRequest, gotsms: FakeGotSMS) -> Shape:
+    """Every test runs once per answer shape of the fakes."""
+    gotsms.shape = request.param
+    return Shape(request.param)
+
 
 EN, RU, NEW = 3101, 3102, 3103
 

@@ -9,7 +9,16 @@ from aiogram.fsm.storage.base import StorageKey
 
 from tests.conftest import GOTSMS_TOKEN, Harness
 from tests.fakes.gotsms import FakeGotSMS
+from tests.fakes.shapes import Shape
 from tests.test_gotsms_catalog import connect, copy_texts
+
+
+@pytest.fixture(autouse=True, params=list(Shape))
+def shape(request: pytest.FixtureRequest, gotsms: FakeGotSMS) -> Shape:
+    """Every test runs once per answer shape of the fakes."""
+    gotsms.shape = request.param
+    return Shape(request.param)
+
 
 EN, RU = 3201, 3202
 
