@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 from dataclasses import dataclass
 
 from aiogram import Bot, Dispatcher
@@ -13,8 +14,15 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.session.base import BaseSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.exceptions import TelegramAPIError
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+    TelegramUnauthorizedError,
+)
 from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
+from aiogram.methods import GetMe
 from aiogram.types import BotCommand, BotCommandScopeDefault
 from aiogram.utils.i18n import I18n
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -22,12 +30,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.api.clients import Clients
 from bot.api.http import HttpClient, RetryPolicy
 from bot.commands import COMMANDS
-from bot.config import Settings, load_settings
+from bot.config import EXIT_CONFIG, Settings, load_settings
 from bot.db.crypto import TokenCipher
 from bot.db.engine import create_engine, create_session_factory
 from bot.db.fsm import DialogIsolation, SqlStorage
 from bot.db.migrate import upgrade_to_head
 from bot.db.models import utcnow
+from bot.db.outbox_repo import OutboxRepo
 from bot.handlers import get_routers
 from bot.i18n import LANGUAGES, create_i18n
 from bot.logs import setup_logging
@@ -38,6 +47,9 @@ from bot.poller.recovery import SHARED_GRACE, Recovery
 from bot.telegram_retry import RetryRequests
 
 log = logging.getLogger(__name__)
+# docker stop waits 10 s before SIGKILL: sends and polls under way get this long to finish
+STOP_GRACE = 5.0
+REACH_TIMEOUT = 10  # s, of one getMe at the start
 
 
 @dataclass
@@ -153,6 +165,7 @@ async def _on_startup(bot: Bot, deps: Deps, dispatcher: Dispatcher) -> None:
     )
     if not deps.settings.redis_url:  # the only instance: no claim belongs to a live process
         await recovery.release_claims()
+    poller.grace = STOP_GRACE
     poller.start()
     dispatcher["poller"] = poller
     # no update of this process has run yet: every action still marked running was cut off
@@ -160,24 +173,87 @@ async def _on_startup(bot: Bot, deps: Deps, dispatcher: Dispatcher) -> None:
     dispatcher["recovery"] = asyncio.create_task(recovery.run(utcnow(), delay), name="recovery")
 
 
-async def _on_shutdown(dispatcher: Dispatcher) -> None:
+async def _on_shutdown(dispatcher: Dispatcher, deps: Deps) -> None:
     recovery: asyncio.Task[int] | None = dispatcher.workflow_data.pop("recovery", None)
     if recovery is not None:
         recovery.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await recovery
     poller: Poller | None = dispatcher.workflow_data.pop("poller", None)
-    if poller is not None:
-        await poller.stop()
+    if poller is None:
+        return
+    await poller.stop()
+    released = 0
+    if not deps.settings.redis_url:  # the only instance: every claim left is a send cut off
+        async with deps.session_factory() as session:
+            released = await OutboxRepo(session).release_claims()
+    log.info("stopped cleanly: poller and sender done, %d push(es) cut off let go", released)
+
+
+class TokenRefused(Exception):
+    """Telegram answered 401 to the bot token."""
+
+
+def _stop_on_signals() -> asyncio.Event:
+    """SIGTERM (docker stop) and SIGINT set the event; the runner then shuts down in order."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, _signalled, stop, sig)
+    return stop
+
+
+def _signalled(stop: asyncio.Event, sig: signal.Signals) -> None:
+    log.info("%s received: stopping", sig.name)
+    stop.set()
+
+
+async def reach_telegram(
+    bot: Bot, where: str, stop: asyncio.Event, *, first: float = 1.0, most: float = 30.0
+) -> bool:
+    """Waits until Telegram answers (False: stopped first). While it cannot be reached (no
+    network yet, a wrong TELEGRAM_API_URL) one line says so and getMe is tried again, the wait
+    doubling from `first` to `most` seconds. A refused token raises TokenRefused."""
+    loop = asyncio.get_running_loop()
+    began, delay, failed = loop.time(), first, False
+    while not stop.is_set():
+        try:
+            await bot.session.make_request(bot, GetMe(), timeout=REACH_TIMEOUT)  # no retries
+        except TelegramUnauthorizedError:
+            raise TokenRefused from None
+        except (TelegramNetworkError, TelegramServerError, TelegramRetryAfter) as exc:
+            if not failed:
+                log.warning(
+                    "Telegram cannot be reached at %s (%s); trying again every %.0f s at most",
+                    where,
+                    exc.message,
+                    most,
+                )
+            failed = True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, most)
+            continue
+        if failed:
+            log.info("Telegram reached after %.0f s", loop.time() - began)
+        return True
+    return False
+
+
+def _telegram_address(settings: Settings) -> str:
+    return str(settings.telegram_api_url or "https://api.telegram.org/")
 
 
 async def run_polling(settings: Settings) -> None:
+    stop = _stop_on_signals()  # until aiogram's polling takes the signals over
     deps = await build_deps(settings)
     bot = create_bot(settings)
     dp = create_dispatcher(deps)
     dp.startup.register(_on_startup)
     dp.shutdown.register(_on_shutdown)
     try:
+        if not await reach_telegram(bot, _telegram_address(settings), stop):
+            return
         await bot.delete_webhook(drop_pending_updates=False)
         await dp.start_polling(bot, allowed_updates=dp.resolve_used_update_types())
     finally:
@@ -191,6 +267,7 @@ async def run_webhook(settings: Settings) -> None:
     from yarl import URL
 
     assert settings.webhook_url is not None
+    stop = _stop_on_signals()
     deps = await build_deps(settings)
     bot = create_bot(settings)
     dp = create_dispatcher(deps)
@@ -212,12 +289,14 @@ async def run_webhook(settings: Settings) -> None:
     setup_application(app, dp, bot=bot)
     runner = web.AppRunner(app)
     try:
-        await runner.setup()
+        if not await reach_telegram(bot, _telegram_address(settings), stop):
+            return
+        await runner.setup()  # startup: the webhook is set, the poller starts
         site = web.TCPSite(runner, settings.web_host, settings.web_port)
         await site.start()
         log.info("webhook server on %s:%s%s", settings.web_host, settings.web_port, path)
-        await asyncio.Event().wait()
-    finally:
+        await stop.wait()
+    finally:  # the server stops taking updates, then the dispatcher's shutdown runs
         await runner.cleanup()
         await bot.session.close()
         await deps.close()
@@ -230,5 +309,8 @@ def main(settings: Settings | None = None) -> None:
         secrets.append(settings.secret_key.get_secret_value())
     setup_logging(settings.log_level, secrets)
     runner = run_webhook if settings.webhook_url else run_polling
-    with contextlib.suppress(KeyboardInterrupt):
+    try:
         asyncio.run(runner(settings))
+    except TokenRefused:
+        log.error("Telegram refused BOT_TOKEN (401 Unauthorized): check it with @BotFather")
+        raise SystemExit(EXIT_CONFIG) from None

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import stat
 from pathlib import Path
 
 from tests.conftest import GOSMS_TOKEN, GOTSMS_TOKEN, BotProcess
 from tests.fakes.telegram import FakeTelegram
+from tests.test_webhook import free_port
 
 EN, RU = 3001, 3002
 
@@ -53,3 +55,52 @@ async def test_start_token_reply_restart(
     finally:
         assert await again.stop() == 0, again.log
     assert "Traceback" not in again.log
+
+
+async def logged(bot: BotProcess, text: str) -> None:
+    """Waits (up to 30 s) until the running bot logged `text`."""
+    async with asyncio.timeout(30):
+        while text not in bot.log:
+            assert bot.process is not None
+            assert bot.process.returncode is None, bot.log
+            await asyncio.sleep(0.1)
+
+
+async def test_waits_for_telegram_to_come_up(bot_env: dict[str, str], tmp_path: Path) -> None:
+    """A container that starts before its network: one line says what cannot be reached, the
+    bot keeps trying (with backoff) and serves as soon as Telegram answers."""
+    port = free_port()
+    env = bot_env | {"TELEGRAM_API_URL": f"http://127.0.0.1:{port}/", "LOG_LEVEL": "INFO"}
+    bot = BotProcess(env, tmp_path)
+    late = FakeTelegram()
+    await bot.start()
+    try:
+        await logged(bot, f"Telegram cannot be reached at http://127.0.0.1:{port}")
+        await asyncio.sleep(2)  # a few more tries fail
+        await late.start(port)
+        await late.wait_for(lambda: bool(late.calls_of("getUpdates")), timeout=60)
+        late.user(EN, first_name="Eve", language_code="en")
+        late.send_text(EN, "/start")
+        await late.wait_for_bot_message(EN, "Hi, Eve!", timeout=15)
+    finally:
+        code = await bot.stop()
+        await late.close()
+    assert code == 0, bot.log
+    assert "Traceback" not in bot.log, bot.log
+    assert bot.log.count("Telegram cannot be reached") == 1, bot.log
+    assert "Telegram reached" in bot.log, bot.log
+
+
+async def test_a_wrong_bot_token_stops_at_once(
+    bot_env: dict[str, str], tmp_path: Path, tg: FakeTelegram
+) -> None:
+    env = bot_env | {"BOT_TOKEN": "42:not-the-token-of-this-bot"}
+    bot = BotProcess(env, tmp_path)
+    await bot.start()
+    assert bot.process is not None
+    code = await asyncio.wait_for(bot.process.wait(), 30)
+    await bot.stop()
+    assert code == 2, bot.log
+    assert "Telegram refused BOT_TOKEN" in bot.log, bot.log
+    assert "Traceback" not in bot.log, bot.log
+    assert not tg.calls_of("getUpdates")

@@ -1018,8 +1018,9 @@ class FakeTelegram:
 
     # ---------------------------------------------------------------- lifecycle
 
-    async def start(self) -> None:
-        """Listen on ``127.0.0.1`` on a free port and set :attr:`url` (no trailing slash)."""
+    async def start(self, port: int = 0) -> None:
+        """Listen on ``127.0.0.1`` on ``port`` (0: a free one) and set :attr:`url` (no trailing
+        slash)."""
         app = web.Application()
         app.router.add_route("GET", "/bot{token}/{method}", self._entry)
         app.router.add_route("POST", "/bot{token}/{method}", self._entry)
@@ -1027,7 +1028,7 @@ class FakeTelegram:
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
+        sock.bind(("127.0.0.1", port))
         port = sock.getsockname()[1]
         await web.SockSite(self._runner, sock).start()
         self._closing = False
