@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
@@ -21,7 +22,12 @@ from aiogram.exceptions import (
     TelegramServerError,
     TelegramUnauthorizedError,
 )
-from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
+from aiogram.fsm.storage.base import (
+    DEFAULT_DESTINY,
+    BaseEventIsolation,
+    BaseStorage,
+    DefaultKeyBuilder,
+)
 from aiogram.methods import GetMe
 from aiogram.types import BotCommand, BotCommandScopeDefault
 from aiogram.utils.i18n import I18n
@@ -45,6 +51,9 @@ from bot.middlewares.errors import ErrorGuardMiddleware
 from bot.poller import Poller, create_poller
 from bot.poller.recovery import SHARED_GRACE, Recovery
 from bot.telegram_retry import RetryRequests
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 log = logging.getLogger(__name__)
 # docker stop waits 10 s before SIGKILL: sends and polls under way get this long to finish
@@ -106,7 +115,6 @@ def _storage(deps: Deps, redis_prefix: str) -> tuple[BaseStorage, BaseEventIsola
     """Dialogs live in Redis when several instances share it, else in the database: either way
     a dialog goes on where it was after a restart."""
     if deps.settings.redis_url:
-        from aiogram.fsm.storage.base import DefaultKeyBuilder
         from aiogram.fsm.storage.redis import RedisStorage
 
         # destiny: a kept search is a second dialog of the same chat (bot/services/gotsms.py)
@@ -115,6 +123,29 @@ def _storage(deps: Deps, redis_prefix: str) -> tuple[BaseStorage, BaseEventIsola
         return storage, storage.create_isolation()
     sql = SqlStorage(deps.session_factory)
     return sql, DialogIsolation(sql)
+
+
+async def upgrade_dialog_keys(redis: Redis, prefix: str = REDIS_PREFIX) -> int:
+    """Dialogs kept in Redis before the keys carried a destiny (`fsm:chat:user:state`) get the
+    default one (`fsm:chat:user:default:state`), so they go on after the upgrade. Safe to run
+    again and on several instances at once; returns how many keys moved."""
+    from redis.exceptions import ResponseError
+
+    moved = 0
+    async for raw in redis.scan_iter(match=f"{prefix}:*"):
+        key = raw.decode() if isinstance(raw, bytes) else str(raw)
+        *head, owner, part = key.split(":")
+        if part not in ("state", "data") or not owner.lstrip("-").isdigit():
+            continue  # a new key (its destiny before the part), or a lock
+        new = ":".join([*head, owner, DEFAULT_DESTINY, part])
+        try:
+            if await redis.renamenx(key, new):
+                moved += 1
+            else:  # written anew since: the old one is stale
+                await redis.delete(key)
+        except ResponseError:  # moved by another instance a moment ago
+            continue
+    return moved
 
 
 def create_dispatcher(deps: Deps, *, redis_prefix: str = REDIS_PREFIX) -> Dispatcher:
@@ -148,6 +179,14 @@ async def set_commands(bot: Bot, i18n: I18n) -> None:
 
 
 async def _on_startup(bot: Bot, deps: Deps, dispatcher: Dispatcher) -> None:
+    if deps.settings.redis_url:
+        from aiogram.fsm.storage.redis import RedisStorage
+
+        storage = dispatcher.storage
+        assert isinstance(storage, RedisStorage)
+        assert isinstance(storage.key_builder, DefaultKeyBuilder)
+        if moved := await upgrade_dialog_keys(storage.redis, storage.key_builder.prefix):
+            log.info("%d dialog key(s) in Redis given their destiny", moved)
     try:
         await set_commands(bot, deps.i18n)
     except TelegramAPIError as exc:

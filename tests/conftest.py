@@ -130,7 +130,8 @@ BOTH_STORAGES = frozenset(
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     module = metafunc.module.__name__.rpartition(".")[2]
-    if "storage" in metafunc.fixturenames and module in BOTH_STORAGES:
+    chosen = any("storage" in m.args[0] for m in metafunc.definition.iter_markers("parametrize"))
+    if "storage" in metafunc.fixturenames and module in BOTH_STORAGES and not chosen:
         metafunc.parametrize("storage", list(Storage), indirect=True)
 
 

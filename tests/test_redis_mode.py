@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+from aiogram.fsm.storage.base import DefaultKeyBuilder, StorageKey
 from redis.asyncio import Redis
 
-from tests.conftest import Harness, RedisPlace
+from bot.app import upgrade_dialog_keys
+from tests.conftest import GOTSMS_TOKEN, Harness, RedisPlace, Storage
 from tests.fakes.gotsms import FakeGotSMS
 from tests.test_gotsms_catalog import connect
 
@@ -40,3 +43,25 @@ async def test_a_dialog_goes_on(harness: Harness) -> None:
     assert "Send your GotSMS token" in harness.last(EN).text
     await harness.send(EN, "not-a-token")
     assert "Something went wrong" not in harness.last(EN).text
+
+
+@pytest.mark.parametrize("storage", [Storage.REDIS], indirect=True)
+async def test_dialogs_kept_before_the_upgrade_go_on(harness: Harness, storage: RedisPlace) -> None:
+    """Keys written by the release without destinies (`fsm:chat:user:state`) are moved at the
+    start, and the user's dialog goes on."""
+    harness.tg.user(EN, language_code="en")
+    await harness.send(EN, "/token")
+    await harness.press(EN, "GotSMS")
+    redis = Redis.from_url(storage.url)
+    try:
+        old = DefaultKeyBuilder(prefix=storage.prefix)  # the former key builder
+        key = StorageKey(bot_id=harness.bot.id, chat_id=EN, user_id=EN)
+        for part in ("state", "data"):
+            new = DefaultKeyBuilder(prefix=storage.prefix, with_destiny=True).build(key, part)
+            assert await redis.rename(new, old.build(key, part))
+        assert await upgrade_dialog_keys(redis, storage.prefix) == 2
+        assert await upgrade_dialog_keys(redis, storage.prefix) == 0
+    finally:
+        await redis.aclose()
+    await harness.send(EN, GOTSMS_TOKEN)
+    assert "GotSMS is connected" in harness.last(EN).text
