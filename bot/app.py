@@ -56,8 +56,9 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 log = logging.getLogger(__name__)
-# docker stop waits 10 s before SIGKILL: sends and polls under way get this long to finish
-STOP_GRACE = 5.0
+# docker stop waits 10 s before SIGKILL: at a stop, the updates being handled get this long,
+# then the poller's polls and sends under way as long again
+STOP_GRACE = 4.0
 REACH_TIMEOUT = 10  # s, of one getMe at the start
 
 
@@ -326,7 +327,7 @@ async def run_webhook(settings: Settings) -> None:
     path = URL(settings.webhook_url).path or "/"
     SimpleRequestHandler(dispatcher=dp, bot=bot, secret_token=secret).register(app, path=path)
     setup_application(app, dp, bot=bot)
-    runner = web.AppRunner(app)
+    runner = web.AppRunner(app, shutdown_timeout=STOP_GRACE)
     try:
         if not await reach_telegram(bot, _telegram_address(settings), stop):
             return

@@ -122,3 +122,38 @@ async def test_webhook_process_stops_cleanly_on_sigterm(
     assert "stopped cleanly" in bot.log, bot.log
     assert "Traceback" not in bot.log, bot.log
     assert claimed_pushes(tmp_path) == 0, "the cut-off push goes again at the next start"
+
+
+async def test_an_update_under_way_at_sigterm_is_answered(
+    bot_env: dict[str, str], tmp_path: Path, tg: FakeTelegram, gotsms: FakeGotSMS
+) -> None:
+    port = free_port()
+    env = bot_env | {
+        "WEBHOOK_URL": "https://bot.example.test/telegram/hook",
+        "WEB_HOST": "127.0.0.1",
+        "WEB_PORT": str(port),
+    }
+    bot = BotProcess(env, tmp_path)
+    await bot.start()
+    hook = f"http://127.0.0.1:{port}/telegram/hook"
+    try:
+        await tg.wait_for(lambda: bool(tg.calls_of("setWebhook")), timeout=60)
+        await wait_listening(port)
+        tg.user(USER, language_code="en")
+        async with aiohttp.ClientSession() as http:
+            connect = tg.message_update(USER, f"/token gotsms {GOTSMS_TOKEN}")
+            assert (await http.post(hook, json=connect)).status == 200
+            await tg.wait_for_bot_message(USER, "GotSMS is connected", timeout=15)
+            asked = len(gotsms.requests)
+            gotsms.set_latency(2.0)
+            balance = asyncio.create_task(http.post(hook, json=tg.message_update(USER, "/balance")))
+            await tg.wait_for(lambda: len(gotsms.requests) > asked, timeout=15)
+            assert bot.process is not None
+            bot.process.send_signal(signal.SIGTERM)
+            assert (await balance).status == 200
+        await tg.wait_for_bot_message(USER, "Your GotSMS balance", timeout=15)
+        code = await asyncio.wait_for(bot.process.wait(), 30)
+    finally:
+        await bot.stop()
+    assert code == 0, bot.log
+    assert "Traceback" not in bot.log, bot.log
