@@ -284,6 +284,13 @@ def _telegram_address(settings: Settings) -> str:
     return str(settings.telegram_api_url or "https://api.telegram.org/")
 
 
+async def _close(bot: Bot, dp: Dispatcher, deps: Deps) -> None:
+    await dp.fsm.storage.close()  # the Redis connections, when dialogs live there
+    await dp.fsm.events_isolation.close()
+    await bot.session.close()
+    await deps.close()
+
+
 async def run_polling(settings: Settings) -> None:
     stop = _stop_on_signals()  # until aiogram's polling takes the signals over
     deps = await build_deps(settings)
@@ -297,8 +304,7 @@ async def run_polling(settings: Settings) -> None:
         await bot.delete_webhook(drop_pending_updates=False)
         await dp.start_polling(bot, allowed_updates=dp.resolve_used_update_types())
     finally:
-        await bot.session.close()
-        await deps.close()
+        await _close(bot, dp, deps)
 
 
 async def run_webhook(settings: Settings) -> None:
@@ -338,8 +344,7 @@ async def run_webhook(settings: Settings) -> None:
         await stop.wait()
     finally:  # the server stops taking updates, then the dispatcher's shutdown runs
         await runner.cleanup()
-        await bot.session.close()
-        await deps.close()
+        await _close(bot, dp, deps)
 
 
 def main(settings: Settings | None = None) -> None:
