@@ -62,7 +62,7 @@ async def test_prices_in_russian(harness: Harness) -> None:
     await harness.send(RU, "/prices")
     text = harness.last(RU).text
     assert text.startswith("💲 Цены GotSMS")
-    assert "USA · 1 день · за время · 1.00" in text
+    assert "USA · 1 день · за время · 1,00" in text
     assert "7 дней" in text
 
 
@@ -79,7 +79,23 @@ async def test_balance_with_and_without_a_token(harness: Harness, gotsms: FakeGo
     await connect(harness, RU, "ru")
     gotsms.set_balance(GOTSMS_TOKEN, 1234.5)
     await harness.send(RU, "/balance")
-    assert harness.last(RU).text == "💰 Ваш баланс GotSMS: 1 234.50"
+    assert harness.last(RU).text == "💰 Ваш баланс GotSMS: 1\u00a0234,50"
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        ("en", "💰 Your GotSMS balance: 1,234.50"),
+        ("ru", "💰 Ваш баланс GotSMS: 1\u00a0234,50"),
+    ],
+)
+async def test_balance_is_formatted_for_the_locale(
+    harness: Harness, gotsms: FakeGotSMS, language: str, expected: str
+) -> None:
+    await connect(harness, EN, language)
+    gotsms.set_balance(GOTSMS_TOKEN, 1234.5)
+    await harness.send(EN, "/balance")
+    assert harness.last(EN).text == expected
 
 
 async def test_menu_entry_points(harness: Harness) -> None:
@@ -177,7 +193,7 @@ async def test_plans_without_a_service_pick_one(harness: Harness) -> None:
     await harness.press(RU, "WhatsApp")
     view = harness.last(RU)
     assert view.text.startswith("📋 Тарифы WhatsApp")
-    assert "USA · 1 день · 1.20" in view.button_texts()
+    assert "USA · 1 день · 1,20" in view.button_texts()
 
 
 async def test_forged_gotsms_buttons_are_refused(harness: Harness) -> None:

@@ -75,13 +75,13 @@ async def test_rent_step_by_step(harness: Harness, gotsms: FakeGotSMS) -> None:
 async def test_rent_in_russian_without_area_code(harness: Harness, gotsms: FakeGotSMS) -> None:
     await connect(harness, RU, "ru")
     await harness.send(RU, "/rent Telegram")
-    await harness.press(RU, "USA · 1 день · 1.00")
+    await harness.press(RU, "USA · 1 день · 1,00")
     await harness.press(RU, "Любой код")
     confirmation = harness.last(RU)
     assert "Арендовать номер?" in confirmation.text
     assert "Код города: любой" in confirmation.text
-    assert "Ваш баланс: 100.00" in confirmation.text
-    await harness.press(RU, "Арендовать за 1.00")
+    assert "Ваш баланс: 100,00" in confirmation.text
+    await harness.press(RU, "Арендовать за 1,00")
     assert "Коды на этот номер придут сюда сами." in harness.last(RU).text
     assert rent_posts(gotsms) == [{"plan_id": gotsms.rents_of(GOTSMS_TOKEN)[0]["plan"]["id"]}]
 
@@ -111,10 +111,10 @@ async def test_balance_spent_meanwhile_gets_the_422_text(
 ) -> None:
     await connect(harness, RU, "ru")
     await harness.send(RU, "/rent telegram")
-    await harness.press(RU, "USA · 1 день · 1.00")
+    await harness.press(RU, "USA · 1 день · 1,00")
     await harness.press(RU, "Любой код")
     gotsms.set_balance(GOTSMS_TOKEN, 0.2)
-    await harness.press(RU, "Арендовать за 1.00")
+    await harness.press(RU, "Арендовать за 1,00")
     assert "На балансе GotSMS недостаточно средств" in harness.last(RU).text
 
 

@@ -164,8 +164,8 @@ async def test_move_twice_gets_the_daily_only_text(harness: Harness, gotsms: Fak
     await connect(harness, RU, "ru")
     await open_card(harness, RU, made["phone"])
     await harness.press(RU, "Тариф длиннее")
-    await harness.press(RU, "1 месяц — 9.99")
-    question, _data = harness.find_button(RU, "Оплатить 9.99")
+    await harness.press(RU, "1 месяц — 9,99")
+    question, _data = harness.find_button(RU, "Оплатить 9,99")
     # meanwhile the rent is moved to 3 months on the GotSMS website
     three = gotsms.plan_by("Telegram", "month", 3)["id"]
     async with (
@@ -177,7 +177,7 @@ async def test_move_twice_gets_the_daily_only_text(harness: Harness, gotsms: Fak
         ) as response,
     ):
         assert response.status == 200
-    await harness.press(RU, "Оплатить 9.99")  # now for a monthly rent
+    await harness.press(RU, "Оплатить 9,99")  # now for a monthly rent
     refused = harness.tg.message(RU, question).text
     assert "Перевести на более длинный тариф можно только посуточную аренду." in refused
     assert posts(gotsms, "/transition") == 2

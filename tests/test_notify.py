@@ -43,9 +43,9 @@ async def test_low_balance_asks_for_a_threshold(harness: Harness) -> None:
     await harness.send(USER, "много")
     assert "положительную сумму" in harness.last(USER).text
     await harness.send(USER, "7,5")
-    assert "ниже 7.50" in harness.last(USER).text
+    assert "ниже 7,50" in harness.last(USER).text
     stored = await settings(harness)
     assert stored.low_balance
     assert stored.balance_threshold == Decimal("7.50")
     await harness.send(USER, "/notify")
-    assert "💰 Порог: 7.50" in harness.last(USER).button_texts()
+    assert "💰 Порог: 7,50" in harness.last(USER).button_texts()

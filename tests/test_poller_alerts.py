@@ -208,3 +208,20 @@ async def test_low_balance_once_until_it_recovers(harness: Harness, gotsms: Fake
     gotsms.set_balance(GOTSMS_TOKEN, 10)
     [again] = await rig.cycle(rig.balance)
     assert "10.00" in again
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        ("en", "💸 Your GotSMS balance is 1,234.50, below your threshold of 5,000.00."),
+        ("ru", "💸 Баланс GotSMS — 1\u00a0234,50, это ниже вашего порога 5\u00a0000,00."),
+    ],
+)
+async def test_the_low_balance_push_uses_the_users_locale(
+    harness: Harness, gotsms: FakeGotSMS, language: str, expected: str
+) -> None:
+    rig = Rig(harness)
+    await rig.connect("gotsms", GOTSMS_TOKEN, language)
+    await rig.settings(low_balance=True, balance_threshold=Decimal("5000"))
+    gotsms.set_balance(GOTSMS_TOKEN, 1234.5)
+    assert await rig.cycle(rig.balance) == [expected]

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from html import escape
 
+from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
+from babel import Locale, UnknownLocaleError
+from babel.numbers import format_decimal
 
 from bot.api.errors import (
     ApiAuthError,
@@ -21,14 +25,37 @@ from bot.db.models import Service
 
 SERVICE_NAMES = {Service.GOSMS: "GoSMS", Service.GOTSMS: "GotSMS"}
 GOSMS_BAD_INPUT = range(2001, 2010)
+MONEY_PATTERN = "#,##0.00"
+DEFAULT_LOCALE = "en"
 
 
 def service_name(service: Service | str) -> str:
     return SERVICE_NAMES.get(Service(service), str(service))
 
 
-def money(value: Decimal) -> str:
-    return f"{value:,.2f}".replace(",", " ")
+def current_locale() -> str:
+    """The locale of the user being answered (set by the locale middleware or the push sender)."""
+    i18n = I18n.get_current(no_error=True)
+    return i18n.current_locale if i18n is not None else DEFAULT_LOCALE
+
+
+def _number_locale(code: str) -> Locale:
+    try:
+        return Locale.parse(code.replace("-", "_"))
+    except (UnknownLocaleError, ValueError, TypeError):
+        return Locale.parse(DEFAULT_LOCALE)
+
+
+def money(value: Decimal, locale: str | None = None) -> str:
+    """An amount with two decimals in the user's locale: en "1,234.56", ru "1\u00a0234,56"."""
+    return format_decimal(value, MONEY_PATTERN, locale=_number_locale(locale or current_locale()))
+
+
+def utc_time(moment: datetime) -> str:
+    """A time shown in UTC; a naive time is taken as UTC already."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def api_error_text(error: ApiError) -> str:

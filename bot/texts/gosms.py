@@ -11,6 +11,7 @@ from aiogram.utils.i18n import gettext as _
 from bot.api.gosms import DeviceInfo, Sms, SmsStatus
 from bot.db.models import Device
 from bot.services.gosms import OFFLINE_AFTER, PAGE_SIZE, seconds_since
+from bot.texts import utc_time
 
 CONSOLE_MAX = 600
 PREVIEW_MAX = 40
@@ -58,7 +59,7 @@ def duration(seconds: int) -> str:
 
 
 def when(unix: int) -> str:
-    return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return utc_time(datetime.fromtimestamp(unix, UTC))
 
 
 def sms_card(

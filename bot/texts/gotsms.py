@@ -11,7 +11,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
 
 from bot.api.gotsms import Message, NumberStatus, Plan, PriceGroup, PricePlan, Rent
-from bot.texts import money
+from bot.texts import money, utc_time
 
 UNREADABLE = "—"
 
@@ -43,7 +43,7 @@ def billing_text(billing_type: str) -> str:
 
 
 def when(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "—"
+    return utc_time(moment) if moment else "—"
 
 
 def seconds_text(seconds: int | None) -> str:
