@@ -11,6 +11,8 @@ from bot.db.models import SentSms, Service
 from bot.db.repo import CredentialRepo, DeviceRepo
 from bot.keyboards.callbacks import MenuCb
 from bot.keyboards.gosms import SendDeviceCb
+from bot.poller.sender import OutboxSender, Pace
+from bot.poller.sms import SmsJob
 from tests.conftest import GOSMS_TOKEN, Harness
 from tests.fakes.gosms import FakeGoSMS
 from tests.fakes.telegram import CallbackQueryRecord
@@ -379,3 +381,47 @@ async def test_a_send_that_may_have_gone_through_is_not_called_failed(
     assert "may have gone through" in text
     assert "Look at /sms before sending it again." in text
     assert len(gosms.requests_for(GOSMS_TOKEN, "/sms/send")) == 1, "a send is never retried"
+
+
+async def test_a_sent_sms_is_tracked_even_when_the_card_edit_fails(
+    harness: Harness, gosms: FakeGoSMS
+) -> None:
+    gosms.add_device(GOSMS_TOKEN)
+    harness.tg.user(EN, language_code="en")
+    await harness.send(EN, f"/token gosms {GOSMS_TOKEN}")  # as a user connects: pushes on
+    await harness.send(EN, "/send 79991234567 Hi")
+    question = harness.last(EN)
+    # The first edit ("Sending…") passes; Telegram refuses the one that shows the card.
+    harness.tg.fail_next("editMessageText", 400, "Bad Request: MESSAGE_EDIT_REFUSED", skip=1)
+    await harness.press(EN, "Send")
+    [sms] = gosms.sms_of(GOSMS_TOKEN)
+    edits = harness.tg.calls_of("editMessageText")
+    assert [c.http_status for c in edits[-2:]] == [200, 400], "the card edit was refused"
+    assert sms["id"] in str(edits[-1].params.get("text")), "refused after the SMS went out"
+    [row] = await sent_rows(harness)
+    assert (row.sms_id, row.chat_id, row.message_id) == (sms["id"], EN, question.message_id)
+    deps = harness.deps
+    job = SmsJob(deps.session_factory, deps.cipher, deps.clients)
+    sender = OutboxSender(harness.bot, deps.session_factory, deps.i18n, pace=Pace(100, 100))
+    gosms.set_status(str(sms["id"]), 4)
+    before = len(harness.tg.bot_messages(EN))
+    await job.poll(EN)
+    while await sender.drain_once():
+        pass
+    pushed = [m.text for m in harness.tg.bot_messages(EN)[before:]]
+    assert "✅ Your SMS to 79991234567 was delivered." in pushed
+    assert "delivered" in harness.tg.message(EN, question.message_id).text, "the card caught up"
+
+
+async def test_a_card_sent_anew_is_the_one_tracked(harness: Harness, gosms: FakeGoSMS) -> None:
+    gosms.add_device(GOSMS_TOKEN)
+    await connect(harness, EN)
+    await harness.send(EN, "/send 79991234567 Hi")
+    question = harness.last(EN)
+    harness.tg.fail_next("editMessageText", 400, "Bad Request: message can't be edited", skip=1)
+    await harness.press(EN, "Send")
+    card = harness.last(EN)
+    assert card.message_id != question.message_id
+    assert card.text.startswith("📤 SMS ")
+    [row] = await sent_rows(harness)
+    assert (row.chat_id, row.message_id) == (EN, card.message_id)

@@ -724,6 +724,7 @@ class _Fault:
     description: str
     retry_after: int | None
     times: int
+    skip: int = 0
 
 
 @dataclass
@@ -1081,12 +1082,15 @@ class FakeTelegram:
         *,
         retry_after: int | None = None,
         times: int = 1,
+        skip: int = 0,
     ) -> None:
         """Answer the next ``times`` calls of ``method`` with that error (nothing else happens).
 
         The body is Telegram's error envelope; ``retry_after`` adds ``parameters.retry_after``.
+        The first ``skip`` calls of ``method`` pass untouched before the faults begin.
         """
-        self._faults.append(_Fault(method.lower(), error_code, description, retry_after, times))
+        fault = _Fault(method.lower(), error_code, description, retry_after, times, skip)
+        self._faults.append(fault)
 
     def set_fault_rates(
         self,
@@ -1604,6 +1608,9 @@ class FakeTelegram:
 
     def _injected_fault(self, method: str) -> None:
         for fault in self._faults:
+            if fault.method == method and fault.skip > 0:
+                fault.skip -= 1
+                break
             if fault.method == method:
                 fault.times -= 1
                 if fault.times <= 0:

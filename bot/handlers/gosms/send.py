@@ -315,12 +315,12 @@ async def deliver(
         device_id=device_id,
         to_sim=to_sim,
     )
-    shown = await show(message, card, kb.sms_card(sms_id)) or message
-    await SentSmsRepo(session).add(
+    # Tracked before the card is shown: a refused edit must not leave a sent SMS without pushes.
+    row = await SentSmsRepo(session).add(
         user_id=user.id,
         sms_id=sms_id,
-        chat_id=shown.chat.id,
-        message_id=shown.message_id,
+        chat_id=message.chat.id,
+        message_id=message.message_id,
         phone=payload["phone"],
         text=payload["text"],
         device_id=device_id or "",
@@ -329,3 +329,7 @@ async def deliver(
     )
     await PollStateRepo(session).poke(user.id, SMS_JOB, utcnow() + FIRST_STATUS_CHECK)
     await session.commit()
+    shown = await show(message, card, kb.sms_card(sms_id)) or message
+    if shown.message_id != row.message_id:  # the question could not be edited: a new card
+        row.chat_id, row.message_id = shown.chat.id, shown.message_id
+        await session.commit()
