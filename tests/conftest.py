@@ -194,7 +194,8 @@ def no_tracebacks_or_secrets(caplog: pytest.LogCaptureFixture) -> Iterator[None]
     """No test may log an unexpected exception, or a token."""
     caplog.set_level(logging.INFO)
     yield
-    for record in caplog.records:
+    records = [r for phase in ("setup", "call") for r in caplog.get_records(phase)]
+    for record in [*records, *caplog.records]:
         assert record.exc_info is None or record.levelno < logging.ERROR, record.getMessage()
         text = record.getMessage()
         for secret in (GOTSMS_TOKEN, GOSMS_TOKEN, SECRET_KEY):

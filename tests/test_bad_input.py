@@ -4,7 +4,9 @@ Every input is fed in a dialog state that matters (idle, in the middle of /token
 code, each step of /send, the /notify threshold, /devices add), with both tokens connected. For
 each one: every Bot API call the bot made is valid (no "can't parse entities", no "message is too
 long", no BUTTON_DATA_INVALID, nothing else refused), nothing is logged at ERROR, a text gets an
-answer (or its token-looking message is deleted) and a press is answered.
+answer (or its token-looking message is deleted) and a press is answered. Every kind of message
+that is not text (photo, sticker, file, voice, location, contact, poll...) gets, in every state, the
+short answer of that state, and leaves the dialog where it was.
 
 The inputs come from `hypothesis` strategies, drawn once with a fixed seed (`derandomize`), so a
 run is deterministic and a failure names the input that caused it.
@@ -18,19 +20,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from aiogram.fsm.storage.base import StorageKey
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from bot.commands import COMMANDS
 from bot.db.models import Service
-from bot.db.repo import ConfirmationRepo, CredentialRepo, DeviceRepo
+from bot.db.repo import ConfirmationRepo, CredentialRepo, DeviceRepo, NotificationRepo
 from bot.keyboards import gosms as gkb
 from bot.keyboards import gotsms as tkb
 from bot.keyboards.callbacks import ConfirmCb
 from tests.conftest import GOSMS_TOKEN, GOTSMS_TOKEN, Harness
 from tests.fakes.gosms import FakeGoSMS
 from tests.fakes.gotsms import FakeGotSMS
-from tests.fakes.telegram import Call, buttons_of
+from tests.fakes.telegram import CONTENT_KINDS, SERVICE_KINDS, Call, buttons_of
 
 EN, RU, OTHER = 9101, 9102, 9103
 OTHER_GOSMS = "gosms-other-key-0c1d2e3f4a5b6c7d"
@@ -696,3 +699,185 @@ async def test_a_threshold_that_rounds_to_zero_is_refused(
         assert "Send a positive amount like 5 or 2.50" in harness.last(EN).text
     assert not await feed_text(world, EN, notify_threshold, "0.006", "special")
     assert "Low balance alert below 0.01." in harness.last(EN).text
+
+
+# ---------------------------------------------------------------- messages that are not text
+
+BUTTONS_HINT = "Please choose with the buttons above, or /cancel."
+# What each dialog step answers a photo, a sticker, a file, a voice note, a location...: what it
+# understands there. The English text is the gettext id; the Russian one comes from the catalog.
+NOT_TEXT_HINTS: dict[Setup, str] = {
+    idle: "I understand commands and text messages. /help lists what I can do.",
+    token_flow: "Send the token as text, or /cancel.",
+    rent_area_code: "Send the area code as digits, or /cancel.",
+    send_phone: "Send the phone number as text, or /cancel.",
+    send_text: "An SMS carries only text: type it as a message, or /cancel.",
+    send_device: BUTTONS_HINT,
+    send_sim: BUTTONS_HINT,
+    send_confirm: BUTTONS_HINT,
+    notify_threshold: "Send the amount as text, like 5 or 2.50, or /cancel.",
+    devices_add: "Please send the device id as text, or /cancel.",
+}
+OTHER_STEP_HINT = "I'm waiting for your answer as text or a button press, or /cancel."
+LANGUAGES = {EN: "en", RU: "ru"}
+
+
+def localized(world: World, user_id: int, message_id: str) -> str:
+    text = world.harness.deps.i18n.gettext(message_id, locale=LANGUAGES[user_id])
+    if user_id == RU:
+        assert text != message_id, f"no Russian for {message_id!r}"
+    return text
+
+
+async def dialog(world: World, user_id: int) -> tuple[str | None, dict[str, Any]]:
+    """The chat's dialog step and its data, as stored."""
+    key = StorageKey(bot_id=world.harness.bot.id, chat_id=user_id, user_id=user_id)
+    storage = world.harness.dp.storage
+    return await storage.get_state(key), await storage.get_data(key)
+
+
+async def feed_kind(
+    world: World, user_id: int, where: str, kind: str, expected: str | None
+) -> list[str]:
+    """A message of `kind` (not text): answered with `expected` alone (None: not answered at
+    all), no call refused, nothing logged at ERROR, the dialog step and its data unchanged."""
+    before = await dialog(world, user_id)
+    since, since_log = len(world.tg.calls), len(world.caplog.records)
+    await world.harness.feed(world.tg.content_update(user_id, kind))
+    world.count(kind)
+    label = f"{kind} in {where} from {user_id}"
+    problems = world.problems(since, since_log, label)
+    answers = [
+        call.params.get("text")
+        for call in world.tg.calls[since:]
+        if call.ok and call.method == "sendMessage" and call.params["chat_id"] == user_id
+    ]
+    wanted = [] if expected is None else [expected]
+    if answers != wanted:
+        problems.append(f"{label}: answered {answers!r}, expected {wanted!r}")
+    if (after := await dialog(world, user_id)) != before:
+        problems.append(f"{label}: the dialog changed from {before!r} to {after!r}")
+    return problems
+
+
+async def press_where(world: World, user_id: int, wanted: Callable[[str], bool]) -> None:
+    for message in reversed(world.tg.bot_messages(user_id)):
+        for button in (b for row in message.buttons for b in row):
+            if button.callback_data is not None and wanted(button.callback_data):
+                update = world.tg.callback_update(user_id, message.message_id, button.callback_data)
+                await world.harness.feed(update)
+                return
+    raise AssertionError(f"no such button for {user_id}")
+
+
+async def wanted_input_still_works(world: World, user_id: int, setup: Setup) -> list[str]:
+    """After the photos and stickers, the input the step asked for is taken as that input."""
+    tg, label = world.tg, f"the input {setup.__name__} wanted, from {user_id}"
+    world.fresh_budget()
+    since = len(tg.calls)
+    expected_state: str | None = None
+    done = True
+    if setup is idle:
+        await world.harness.send(user_id, "/help")
+        done = "/send" in world.harness.last(user_id).text
+    elif setup is token_flow:
+        update = tg.message_update(user_id, GOTSMS_TOKEN)
+        await world.harness.feed(update)
+        done = tg.message(user_id, update["message"]["message_id"]).deleted
+    elif setup is rent_area_code:
+        await world.harness.send(user_id, "212")
+        done = any(b.startswith("cf:") for b in data_of(world.harness.last(user_id)))
+    elif setup is send_phone:
+        await world.harness.send(user_id, PHONE)
+        expected_state = "SendFlow:text"
+    elif setup is send_text:
+        await world.harness.send(user_id, "Hello")
+        expected_state = "SendFlow:device"
+    elif setup is send_device:
+        await world.press_data(user_id, f"sv:{world.rows[user_id]}")
+        expected_state = "SendFlow:sim"
+    elif setup is send_sim:
+        await world.press_data(user_id, "sm:1")
+        expected_state = "SendFlow:confirm"
+    elif setup is send_confirm:
+        sent = len(world.gosms.sms_of(GOSMS_TOKEN))
+        await press_where(world, user_id, lambda d: d.startswith("cf:") and d.endswith(":1"))
+        done = len(world.gosms.sms_of(GOSMS_TOKEN)) == sent + 1
+    elif setup is notify_threshold:
+        await world.harness.send(user_id, "5")
+        async with world.harness.deps.session_factory() as session:
+            threshold = (await NotificationRepo(session).get(user_id)).balance_threshold
+        done = threshold == 5
+    elif setup is devices_add:
+        device_id = world.gosms.add_device(GOSMS_TOKEN, name=f"New phone of {user_id}")
+        await world.harness.send(user_id, device_id)
+        async with world.harness.deps.session_factory() as session:
+            done = device_id in {d.device_id for d in await DeviceRepo(session).list(user_id)}
+    else:
+        raise AssertionError(f"no follow-up for {setup.__name__}")
+    problems = world.problems(since, len(world.caplog.records), label)  # (logs: checked later)
+    state, _data = await dialog(world, user_id)
+    if state != expected_state or not done:
+        problems.append(f"{label}: not taken (step {state!r}, done {done})")
+    return problems
+
+
+def data_of(message: Any) -> list[str]:
+    return [b.callback_data for row in message.buttons for b in row if b.callback_data]
+
+
+async def test_every_message_kind_in_every_dialog_state(
+    harness: Harness, gotsms: FakeGotSMS, gosms: FakeGoSMS, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A photo, a sticker, a file, a voice note, a location, a contact, a poll, a dice...: in
+    every dialog step, in English and in Russian, each gets the short answer of that step (what
+    it understands there), nothing fails or is logged at ERROR, the step keeps its place and
+    data, and the input the step asked for still works after all of them."""
+    assert set(NOT_TEXT_HINTS) == set(STATES)
+    world = await make_world(harness, gotsms, gosms, caplog)
+    since_log = len(caplog.records)
+    problems: list[str] = []
+    for user_id in (EN, RU):
+        for setup in STATES:
+            world.fresh_budget()
+            await setup(world, user_id)
+            expected = localized(world, user_id, NOT_TEXT_HINTS[setup])
+            for kind in CONTENT_KINDS:
+                problems += await feed_kind(world, user_id, setup.__name__, kind, expected)
+            problems += await wanted_input_still_works(world, user_id, setup)
+    problems += world.problems(0, since_log, "the whole run")
+    report(problems)
+    assert sum(world.fed.values()) == 2 * len(STATES) * len(CONTENT_KINDS) >= 250, world.fed
+
+
+async def test_a_step_without_its_own_hint_and_telegrams_own_notes(
+    harness: Harness, gotsms: FakeGotSMS, gosms: FakeGoSMS, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A step that has no hint of its own (a future dialog) gets the generic one; what Telegram
+    itself posts in the chat (a pin, the auto-delete timer) gets no answer in any step; a photo
+    in a group is not for the bot; a caption is not taken for the text a step wants."""
+    world = await make_world(harness, gotsms, gosms, caplog)
+    problems: list[str] = []
+    for user_id in (EN, RU):
+        key = StorageKey(bot_id=harness.bot.id, chat_id=user_id, user_id=user_id)
+        await harness.dp.storage.set_state(key, "FutureFlow:step")
+        expected = localized(world, user_id, OTHER_STEP_HINT)
+        for kind in ("photo", "document", "contact"):
+            problems += await feed_kind(world, user_id, "FutureFlow:step", kind, expected)
+        for setup in STATES:
+            await setup(world, user_id)
+            for kind in SERVICE_KINDS:
+                problems += await feed_kind(world, user_id, setup.__name__, kind, None)
+
+    since, since_log = len(world.tg.calls), len(caplog.records)
+    for kind in CONTENT_KINDS:
+        await harness.feed(world.tg.content_update(EN, kind, chat_id=-1009, chat_type="group"))
+    problems += world.problems(since, since_log, "in a group")
+    if world.tg.calls[since:]:
+        problems.append(f"in a group: {[c.method for c in world.tg.calls[since:]]}")
+
+    await send_phone(world, EN)
+    await harness.feed(world.tg.content_update(EN, "photo", caption=PHONE))
+    assert harness.last(EN).text == NOT_TEXT_HINTS[send_phone]
+    assert (await dialog(world, EN))[0] == "SendFlow:phone"
+    report(problems)

@@ -25,6 +25,61 @@ from bot.texts import service_name
 
 STRAY_TOKEN = re.compile(r"[A-Za-z0-9._|=-]{20,512}")
 
+# What Telegram itself posts in a chat (a pin, the auto-delete timer, a gift, a topic...): nobody
+# wrote it to the bot, so it gets no answer. Anything else that is not text gets a hint.
+SERVICE_EVENTS = frozenset(
+    {
+        "boost_added",
+        "channel_chat_created",
+        "chat_background_set",
+        "chat_owner_changed",
+        "chat_owner_left",
+        "checklist_tasks_added",
+        "checklist_tasks_done",
+        "community_chat_added",
+        "community_chat_joined",
+        "community_chat_removed",
+        "delete_chat_photo",
+        "direct_message_price_changed",
+        "forum_topic_closed",
+        "forum_topic_created",
+        "forum_topic_edited",
+        "forum_topic_reopened",
+        "general_forum_topic_hidden",
+        "general_forum_topic_unhidden",
+        "gift",
+        "gift_upgrade_sent",
+        "giveaway_completed",
+        "giveaway_created",
+        "group_chat_created",
+        "left_chat_member",
+        "managed_bot_created",
+        "message_auto_delete_timer_changed",
+        "migrate_from_chat_id",
+        "migrate_to_chat_id",
+        "new_chat_members",
+        "new_chat_photo",
+        "new_chat_title",
+        "paid_message_price_changed",
+        "pinned_message",
+        "poll_option_added",
+        "poll_option_deleted",
+        "proximity_alert_triggered",
+        "suggested_post_approval_failed",
+        "suggested_post_approved",
+        "suggested_post_declined",
+        "suggested_post_paid",
+        "suggested_post_refunded",
+        "supergroup_chat_created",
+        "unique_gift",
+        "video_chat_ended",
+        "video_chat_participants_invited",
+        "video_chat_scheduled",
+        "video_chat_started",
+        "write_access_allowed",
+    }
+)
+
 
 def help_text() -> str:
     lines = [_("<b>Commands</b>")]
@@ -61,8 +116,10 @@ def start_text(first_name: str, connected: set[Service]) -> str:
     )
 
 
-def looks_like_stray_token(text: str) -> bool:
+def looks_like_stray_token(text: str | None) -> bool:
     """A lone long word of letters and digits: most likely a pasted API token."""
+    if not text:  # a photo, a sticker, a location...
+        return False
     word = text.strip()
     return (
         STRAY_TOKEN.fullmatch(word) is not None
@@ -71,8 +128,19 @@ def looks_like_stray_token(text: str) -> bool:
     )
 
 
+def not_text_hint(state: str | None) -> str:
+    """For a message that is not text, in a dialog step that has no hint of its own."""
+    if state is None:
+        return _("I understand commands and text messages. /help lists what I can do.")
+    return _("I'm waiting for your answer as text or a button press, or /cancel.")
+
+
 def router() -> Router:
     r = Router(name="common")
+
+    @r.message(F.content_type.in_(SERVICE_EVENTS))
+    async def service_event(message: Message) -> None:
+        """Telegram's note in the chat (a pin, the auto-delete timer...), not a message to me."""
 
     @r.message(CommandStart())
     async def start(
@@ -127,6 +195,10 @@ def router() -> Router:
 def fallback_router() -> Router:
     """Last in line: whatever no other handler took gets a short hint, never silence."""
     r = Router(name="fallback")
+
+    @r.message(~F.text)  # a photo, a sticker, a file, a voice note, a location, a poll...
+    async def not_text(message: Message, state: FSMContext) -> None:
+        await message.answer(not_text_hint(await state.get_state()))
 
     @r.message(F.text.func(looks_like_stray_token))
     async def stray_token(message: Message) -> None:

@@ -133,6 +133,10 @@ def router() -> Router:
         await session.commit()
         await message.answer(notify_text(settings), reply_markup=notify_keyboard(settings))
 
+    @r.message(ThresholdFlow.waiting, ~F.text)
+    async def threshold_not_text(message: Message) -> None:
+        await message.answer(_("Send the amount as text, like 5 or 2.50, or /cancel."))
+
     return r
 
 

@@ -50,6 +50,8 @@ from aiohttp import web
 from aiohttp.web_request import FileField
 
 __all__ = [
+    "CONTENT_KINDS",
+    "SERVICE_KINDS",
     "Button",
     "Call",
     "CallbackQueryRecord",
@@ -658,6 +660,7 @@ class StoredMessage:
     deleted: bool = False
     history: list[MessageVersion] = field(default_factory=list)
     seq: int = 0
+    content: JSON | None = None  # a user's non-text message: its fields (``text`` is the caption)
 
     @property
     def html(self) -> str | None:
@@ -771,6 +774,76 @@ class _Text:
 
 
 Handler = Callable[[JSON], Awaitable[Any]]
+
+# A sample of every kind of message a user can send that is not text, as Telegram delivers it
+# (file ids are made unique per message).  See :meth:`FakeTelegram.content_update`.
+_FILE = {"file_id": "", "file_unique_id": ""}
+CONTENT_KINDS: dict[str, JSON] = {
+    "photo": {
+        "photo": [
+            {**_FILE, "width": 90, "height": 60, "file_size": 1200},
+            {**_FILE, "width": 1280, "height": 853, "file_size": 98000},
+        ]
+    },
+    "sticker": {
+        "sticker": {
+            **_FILE,
+            "type": "regular",
+            "width": 512,
+            "height": 512,
+            "is_animated": False,
+            "is_video": False,
+            "emoji": "😀",
+            "set_name": "SomeStickers",
+        }
+    },
+    "document": {
+        "document": {
+            **_FILE,
+            "file_name": "numbers.csv",
+            "mime_type": "text/csv",
+            "file_size": 321,
+        }
+    },
+    "voice": {"voice": {**_FILE, "duration": 3, "mime_type": "audio/ogg", "file_size": 5000}},
+    "audio": {"audio": {**_FILE, "duration": 200, "title": "Song", "mime_type": "audio/mpeg"}},
+    "video": {"video": {**_FILE, "width": 640, "height": 360, "duration": 5}},
+    "video_note": {"video_note": {**_FILE, "length": 240, "duration": 4}},
+    "animation": {  # Telegram also fills `document` for old clients
+        "animation": {**_FILE, "width": 320, "height": 240, "duration": 2},
+        "document": {**_FILE, "file_name": "a.mp4", "mime_type": "video/mp4"},
+    },
+    "location": {"location": {"latitude": 55.7558, "longitude": 37.6173}},
+    "venue": {
+        "location": {"latitude": 55.7558, "longitude": 37.6173},
+        "venue": {
+            "location": {"latitude": 55.7558, "longitude": 37.6173},
+            "title": "Red Square",
+            "address": "Moscow",
+        },
+    },
+    "contact": {"contact": {"phone_number": "+79991234567", "first_name": "Ann"}},
+    "poll": {
+        "poll": {
+            "id": "",
+            "question": "Which one?",
+            "options": [
+                {"persistent_id": "0", "text": "A", "voter_count": 0},
+                {"persistent_id": "1", "text": "B", "voter_count": 0},
+            ],
+            "total_voter_count": 0,
+            "is_closed": False,
+            "is_anonymous": True,
+            "type": "regular",
+            "allows_multiple_answers": False,
+            "allows_revoting": False,
+            "members_only": False,
+        }
+    },
+    "dice": {"dice": {"emoji": "🎲", "value": 4}},
+}
+# Service messages Telegram itself puts into a private chat (nobody "sent" them).
+SERVICE_KINDS: tuple[str, ...] = ("message_auto_delete_timer_changed", "pinned_message")
 
 
 def _decode_value(name: str, value: Any) -> Any:
@@ -1005,6 +1078,7 @@ class FakeTelegram:
         self._seq = 0
         self._user_seq = 0
         self._query_count = 0
+        self._file_count = 0
         self._faults: list[_Fault] = []
         self._rate_429 = 0.0
         self._rate_5xx = 0.0
@@ -1225,6 +1299,59 @@ class FakeTelegram:
             **self._message_payload(user_id, text, chat_id, chat_type),
         }
 
+    def content_update(
+        self,
+        user_id: int,
+        kind: str,
+        *,
+        caption: str | None = None,
+        chat_id: int | None = None,
+        chat_type: Literal["private", "group", "supergroup"] = "private",
+    ) -> JSON:
+        """An Update with a message from ``user_id`` that is not text, NOT queued.
+
+        ``kind`` is one of :data:`CONTENT_KINDS` (photo, sticker, document, voice, location,
+        contact, poll, dice, ...), optionally with a ``caption`` (a leading ``/command`` gets a
+        ``bot_command`` caption entity), or one of :data:`SERVICE_KINDS`: an auto-delete timer
+        change, or the pinning of the newest message of the chat.
+        """
+        target = chat_id if chat_id is not None else user_id
+        if kind in CONTENT_KINDS:
+            content = self._unique_files(CONTENT_KINDS[kind])
+        elif kind == "message_auto_delete_timer_changed":
+            content = {kind: {"message_auto_delete_time": 86400}}
+        elif kind == "pinned_message":
+            chat = self._chats.get(target)
+            newest = max(
+                (m for m in (chat.messages.values() if chat else ()) if not m.deleted),
+                key=lambda m: m.message_id,
+                default=None,
+            )
+            if newest is None:
+                raise AssertionError(f"nothing to pin in chat {target}")
+            content = {kind: self._message_dict(newest, with_reply=False)}
+        else:
+            raise ValueError(f"unknown message kind: {kind!r}")
+        if caption is not None and kind not in CONTENT_KINDS:
+            raise ValueError(f"a {kind} has no caption")
+        return {
+            "update_id": self._next_update_id(),
+            **self._message_payload(user_id, caption or "", chat_id, chat_type, content),
+        }
+
+    def _unique_files(self, value: Any) -> Any:
+        """A copy of a sample payload with fresh ``file_id``/``file_unique_id``/poll ``id``."""
+        if isinstance(value, list):
+            return [self._unique_files(item) for item in value]
+        if not isinstance(value, dict):
+            return value
+        copy = {k: self._unique_files(v) for k, v in value.items()}
+        for name in ("file_id", "file_unique_id", "id"):
+            if name in copy and copy[name] == "":
+                self._file_count += 1
+                copy[name] = f"{name[:4]}-{self._file_count:06d}"
+        return copy
+
     def send_text(
         self,
         user_id: int,
@@ -1303,7 +1430,12 @@ class FakeTelegram:
         self._notify()
 
     def _message_payload(
-        self, user_id: int, text: str, chat_id: int | None, chat_type: str
+        self,
+        user_id: int,
+        text: str,
+        chat_id: int | None,
+        chat_type: str,
+        content: JSON | None = None,
     ) -> JSON:
         target = chat_id if chat_id is not None else user_id
         if chat_type == "private" and target != user_id:
@@ -1316,6 +1448,7 @@ class FakeTelegram:
         message = self._store(
             chat, profile.id, False, _Text(text, text, None, entities), None, None
         )
+        message.content = content
         payload = self._message_dict(message)
         self._user_action()
         return {"message": payload}
@@ -1560,9 +1693,16 @@ class FakeTelegram:
                 data["reply_to_message"] = self._message_dict(replied, with_reply=False)
         if message.edit_date is not None:
             data["edit_date"] = message.edit_date
-        data["text"] = message.text
-        if message.entities:
-            data["entities"] = [dict(e) for e in message.entities]
+        if message.content is None:
+            data["text"] = message.text
+            if message.entities:
+                data["entities"] = [dict(e) for e in message.entities]
+        else:
+            data |= message.content
+            if message.text:
+                data["caption"] = message.text
+            if message.entities:
+                data["caption_entities"] = [dict(e) for e in message.entities]
         if message.reply_markup is not None:
             data["reply_markup"] = message.reply_markup
         return data

@@ -148,9 +148,12 @@ def router() -> Router:
         await ask_device(message, state, session, user)
 
     @r.message(SendFlow.phone, ~F.text)
+    async def phone_not_text(message: Message) -> None:
+        await message.answer(_("Send the phone number as text, or /cancel."))
+
     @r.message(SendFlow.text, ~F.text)
-    async def not_text(message: Message) -> None:
-        await message.answer(_("Please send it as a text message, or /cancel."))
+    async def text_not_text(message: Message) -> None:
+        await message.answer(_("An SMS carries only text: type it as a message, or /cancel."))
 
     @r.message(SendFlow.device, NOT_A_COMMAND)
     @r.message(SendFlow.sim, NOT_A_COMMAND)
