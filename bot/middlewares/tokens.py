@@ -10,11 +10,19 @@ from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.api.clients import Clients
-from bot.db.crypto import TokenCipher
+from bot.db.crypto import TokenCipher, TokenDecryptError
 from bot.db.models import Service, User
 from bot.db.repo import CredentialRepo
 from bot.middlewares.context import Handler
 from bot.texts import service_name
+
+
+def reconnect_hint(service: Service) -> str:
+    """The stored token cannot be decrypted (the key changed, the row is damaged)."""
+    return _(
+        "I can no longer read your saved {service} token. Connect it again: "
+        "<code>/token {word} YOUR_TOKEN</code>"
+    ).format(service=service_name(service), word=service.value)
 
 
 def connect_hint(service: Service) -> str:
@@ -30,7 +38,11 @@ class NeedsToken(BaseMiddleware):
         self.service = service
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        token = await self._token(data)
+        try:
+            token = await self._token(data)
+        except TokenDecryptError:
+            await self._refuse(event, data, unreadable=True)
+            return None
         if token is None:
             await self._refuse(event, data)
             return None
@@ -53,17 +65,19 @@ class NeedsToken(BaseMiddleware):
         session: AsyncSession = data["session"]
         return await CredentialRepo(session, cipher).token(user.id, self.service)
 
-    async def _refuse(self, event: TelegramObject, data: dict[str, Any]) -> None:
-        text = connect_hint(self.service)
+    async def _refuse(
+        self, event: TelegramObject, data: dict[str, Any], *, unreadable: bool = False
+    ) -> None:
+        text = reconnect_hint(self.service) if unreadable else connect_hint(self.service)
         if isinstance(event, CallbackQuery):
             ack = data.get("ack")
             if ack is not None:
-                await ack(
-                    _("Connect your {service} token first: /token").format(
-                        service=service_name(self.service)
-                    ),
-                    alert=True,
+                short = (
+                    _("I can no longer read your saved {service} token. Connect it again: /token")
+                    if unreadable
+                    else _("Connect your {service} token first: /token")
                 )
+                await ack(short.format(service=service_name(self.service)), alert=True)
             return
         if isinstance(event, Message):
             await event.answer(text)

@@ -3,8 +3,10 @@
 The scheduler loads what a batch of due polls needs in a few queries (`load`); each poll then
 only reads what it must and hands its writes to `Writes` (bot/poller/writes.py).
 
-A job never raises: an API failure backs off that user only (one broken account never slows the
-others), a 429 waits what the service asked, a refused token is retried rarely.
+A job never raises: any failure of a poll (the API, a malformed answer, the database) backs off
+that user only (one broken account never slows the others), a 429 waits what the service asked,
+a refused token is retried rarely, a token that cannot be decrypted is not polled at all: its
+user is told once to connect it again.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from bot.api.clients import Clients
 from bot.api.errors import ApiAuthError, ApiError, ApiPermissionError, ApiRateLimited
 from bot.api.gosms import GoSMSClient
 from bot.api.gotsms import GotSMSClient
-from bot.db.crypto import TokenCipher
+from bot.db.crypto import TokenCipher, TokenDecryptError
 from bot.db.models import Credential, NotificationSettings, Service, utcnow
 from bot.db.outbox import PollState
 from bot.db.outbox_repo import PollStateRepo
@@ -34,9 +36,18 @@ from bot.poller.writes import Pending, Writes
 log = logging.getLogger(__name__)
 MAX_BACKOFF = 300.0
 BROKEN_TOKEN_RETRY = timedelta(hours=1)
+UNREADABLE_RETRY = timedelta(hours=1)  # decrypting again costs no request
+TOKEN_BROKEN = "token_broken"  # the push that asks to connect the token again
 GOTSMS_RESERVE = 8
 SPREAD, SPREAD_FROM = 0.2, 10.0
 Client = GotSMSClient | GoSMSClient
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A stored token that cannot be decrypted (the key changed, the row is damaged)."""
+
+    connected_at: datetime | None
 
 
 @dataclass
@@ -129,16 +140,48 @@ class Job(ABC):
             if token is None:
                 self.writes.forget(state.user_id, self.name)
                 continue
+            if isinstance(token, Unreadable):
+                self._unreadable(state, leased, token)
+                continue
             extra = extras.get(state.user_id)
             targets.append(Target(state, token, settings[state.user_id], leased, extra))
         return targets
 
-    async def _tokens(self, session: AsyncSession, user_ids: Sequence[int]) -> dict[int, str]:
-        query = select(Credential.user_id, Credential.token_encrypted).where(
-            Credential.user_id.in_(user_ids), Credential.service == self.service.value
+    async def _tokens(
+        self, session: AsyncSession, user_ids: Sequence[int]
+    ) -> dict[int, str | Unreadable]:
+        query = select(
+            Credential.user_id, Credential.token_encrypted, Credential.connected_at
+        ).where(Credential.user_id.in_(user_ids), Credential.service == self.service.value)
+        tokens: dict[int, str | Unreadable] = {}
+        for user_id, blob, connected_at in (await session.execute(query)).all():
+            try:
+                tokens[user_id] = self.cipher.decrypt(blob)
+            except TokenDecryptError:
+                tokens[user_id] = Unreadable(connected_at)
+        return tokens
+
+    def _unreadable(self, state: PollState, leased: datetime, token: Unreadable) -> None:
+        """No poll; one push per connection of the token asks to connect it again (/token
+        starts the polls anew). Rechecked rarely, in case the old key comes back."""
+        if state.failures == 0:
+            log.warning(
+                "user %s: the stored %s token cannot be decrypted; %s polls wait for /token",
+                state.user_id,
+                self.service.value,
+                self.name,
+            )
+        state.failures += 1
+        state.next_at = utcnow() + UNREADABLE_RETRY
+        connected = token.connected_at.isoformat() if token.connected_at else ""
+        pending = Pending()
+        pending.enqueue(
+            state.user_id,
+            TOKEN_BROKEN,
+            f"{self.service.value}:{connected}",
+            {"service": self.service.value},
         )
-        rows = (await session.execute(query)).all()
-        return {user_id: self.cipher.decrypt(blob) for user_id, blob in rows}
+        self.writes.add(state, leased, pending, self.on_queued)
 
     async def poll(self, user_id: int) -> None:
         """One poll of one user now, its writes done when it returns (tests, and a nudge)."""
@@ -183,14 +226,33 @@ class Job(ABC):
             return now + BROKEN_TOKEN_RETRY
         except ApiError as exc:
             poll.pending.steps.clear()
-            state.failures += 1
-            delay = min(self.max_backoff, self.interval(state, now) * 2**state.failures)
+            delay = self._back_off(state, now)
             log.info(
                 "user %s: %s failed (%s), next in %.0f s", state.user_id, self.name, exc, delay
             )
             return now + timedelta(seconds=delay)
+        except Exception as exc:  # a malformed answer, a naive datetime, a pool timeout
+            poll.pending.steps.clear()
+            delay = self._back_off(state, now)
+            if state.failures == 1:  # one line per episode, not one per poll
+                log.warning(
+                    "user %s: %s poll failed (%s: %.200s), backing off (next in %.0f s)",
+                    state.user_id,
+                    self.name,
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                )
+            return now + timedelta(seconds=delay)
+        if state.failures:
+            log.info("user %s: %s poll works again", state.user_id, self.name)
         state.failures = 0
         return now + timedelta(seconds=self.spread(self.interval(state, now)))
+
+    def _back_off(self, state: PollState, now: datetime) -> float:
+        """Seconds until the next try after a failed poll, growing with each failure."""
+        state.failures += 1
+        return min(self.max_backoff, self.interval(state, now) * 2.0**state.failures)
 
     def spread(self, seconds: float) -> float:
         """A long interval shortened by up to a fifth at random: users who were all polled at

@@ -16,10 +16,12 @@ from aiogram.utils.i18n import ngettext
 
 from bot.api.gosms import SmsStatus
 from bot.api.gotsms import Rent
+from bot.db.models import Service
 from bot.keyboards import gosms as gosms_kb
 from bot.keyboards import gotsms as gotsms_kb
 from bot.keyboards.gosms import sms_card as sms_card_keyboard
 from bot.keyboards.gotsms import rent_ending
+from bot.middlewares.tokens import reconnect_hint
 from bot.texts import money
 from bot.texts.gosms import sms_card, status_label
 from bot.texts.gotsms import rent_done
@@ -208,6 +210,11 @@ def interrupted_push(payload: Mapping[str, Any]) -> Push:
     return Push(texts.get(action, default))
 
 
+def token_broken_push(payload: Mapping[str, Any]) -> Push:
+    """The stored token cannot be decrypted: its polls stop until it is connected again."""
+    return Push("🔑 " + reconnect_hint(Service(str(payload["service"]))))
+
+
 RENDERERS: dict[str, Renderer] = {
     "sms_card": sms_card_push,
     "sms_final": sms_final_push,
@@ -218,4 +225,5 @@ RENDERERS: dict[str, Renderer] = {
     "device_battery": device_battery_push,
     "low_balance": low_balance_push,
     "interrupted": interrupted_push,
+    "token_broken": token_broken_push,
 }

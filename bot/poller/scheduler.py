@@ -36,6 +36,7 @@ class Scheduler:
         self._running: dict[tuple[str, int], asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(concurrency)
         self._concurrency = concurrency
+        self._failing: set[str] = set()  # jobs whose batch failed to load (logged once)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Rounds until `stop` is set; then waits for the polls under way (they end quickly)."""
@@ -64,11 +65,24 @@ class Scheduler:
         await self.writes.flush()
         started = 0
         for job in self.jobs:
-            for target in await self._lease(job, now):
+            try:
+                targets = await self._lease(job, now)
+            except Exception as exc:  # the leases run out: these users are polled again then
+                self._job_failed(job, exc)
+                continue
+            self._failing.discard(job.name)
+            for target in targets:
                 key = (job.name, target.state.user_id)
                 self._running[key] = asyncio.create_task(self._run(job, target, key))
                 started += 1
         return started
+
+    def _job_failed(self, job: Job, exc: Exception) -> None:
+        if job.name not in self._failing:
+            self._failing.add(job.name)
+            log.warning(
+                "%s polls could not be started (%s: %.200s)", job.name, type(exc).__name__, exc
+            )
 
     async def _lease(self, job: Job, now: datetime) -> list[Target]:
         """The due polls of `job`, leased (the poll sets the real next time when it ends)."""

@@ -6,9 +6,9 @@ there. So a poll only reads while it runs and hands over what it wants written (
 scheduler writes all of them, outbox rows and next poll times, in one transaction per tick
 (`flush`), behind an in-process lock that the sender's writes take too.
 
-A poll's rows and its state change are written together or not at all; if the process dies before
-the flush, the lease the scheduler took runs out and the user is polled again: what a poll finds
-is keyed, so finding it twice queues it once.
+A poll's rows and its state change are written together or not at all; a flush that fails keeps
+them for the next one; if the process dies before the flush, the lease the scheduler took runs
+out and the user is polled again: what a poll finds is keyed, so finding it twice queues it once.
 """
 
 from __future__ import annotations
@@ -96,6 +96,7 @@ class Writes:
         self._finished: dict[tuple[int, str], Finished] = {}
         self._gone: set[tuple[int, str]] = set()
         self._soon: asyncio.Task[None] | None = None
+        self._failing = False  # the last flush failed (logged once per episode)
 
     def add(
         self,
@@ -120,10 +121,7 @@ class Writes:
             await asyncio.sleep(SOON)
         finally:
             self._soon = None  # what is found from now on schedules its own
-        try:
-            await self.flush()
-        except Exception:
-            log.exception("writing the polls' finds failed; the next round tries again")
+        await self.flush()
 
     async def settle(self) -> None:
         """Writes everything handed over (a clean stop, tests)."""
@@ -145,6 +143,28 @@ class Writes:
             return 0
         finished, self._finished = list(self._finished.values()), {}
         gone, self._gone = self._gone, set()
+        try:
+            written, rows = await self._write(finished, gone)
+        except Exception as exc:  # a locked or lost database: nothing was written
+            self._keep(finished, gone)
+            if not self._failing:
+                self._failing = True
+                log.warning(
+                    "writing the polls' finds failed (%s: %.200s); kept for the next flush",
+                    type(exc).__name__,
+                    exc,
+                )
+            return 0
+        if self._failing:
+            self._failing = False
+            log.info("the polls' finds are written again")
+        for notify in {f.notify for f in written if f.pending}:
+            notify()
+        return len(rows) + len(gone)
+
+    async def _write(
+        self, finished: list[Finished], gone: set[tuple[int, str]]
+    ) -> tuple[list[Finished], list[dict[str, object]]]:
         async with self.lock, self.session_factory() as session:
             await lock_for_writing(session)  # the steps read, then write
             written = [f for f in finished if await _steps(session, f)]
@@ -157,9 +177,19 @@ class Writes:
                     delete(PollState).where(PollState.user_id == user_id, PollState.job == job)
                 )
             await session.commit()
-        for notify in {f.notify for f in written if f.pending}:
-            notify()
-        return len(rows) + len(gone)
+        return written, rows
+
+    def _keep(self, finished: list[Finished], gone: set[tuple[int, str]]) -> None:
+        """A failed flush hands its writes back, before what polls handed over meanwhile (a
+        newer state change of the same poll wins; its finds add to the kept ones)."""
+        for old in finished:
+            key = (old.user_id, old.job)
+            newer = self._finished.get(key)
+            if newer is not None:
+                steps = Pending([*old.pending.steps, *newer.pending.steps])
+                old = Finished(old.user_id, old.job, steps, newer.change, newer.notify)
+            self._finished[key] = old
+        self._gone |= gone
 
 
 async def _steps(session: AsyncSession, finished: Finished) -> bool:
