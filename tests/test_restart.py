@@ -11,10 +11,10 @@ from datetime import timedelta
 from pathlib import Path
 
 from aiogram.fsm.storage.base import StorageKey
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from bot.db.fsm import FsmRecord, SqlStorage
-from bot.db.models import utcnow
+from bot.db.models import Credential, utcnow
 from bot.db.repo import ConfirmationRepo
 from bot.keyboards.gosms import SEND
 from bot.keyboards.gotsms import RENT
@@ -272,6 +272,20 @@ async def test_cut_off_actions_that_cannot_be_checked_say_where_to_look(
     await cut_off(harness, EN, "logout", {"services": ["gotsms"]})
     await recover(harness)
     assert "send /logout again if needed" in harness.last(EN).text
+
+
+async def test_cut_off_rent_of_an_unreadable_token_is_reported_not_raised(
+    harness: Harness,
+) -> None:
+    await connect_gotsms(harness, EN)
+    await cut_off(harness, EN, RENT, {"plan_id": "p", "area_code": None, "price": "1.00"})
+    async with harness.deps.session_factory() as session:
+        await session.execute(
+            update(Credential).where(Credential.user_id == EN).values(token_encrypted=b"damaged")
+        )
+        await session.commit()
+    assert await recover(harness) == 1
+    assert "could not check whether it went through. Look at /rents" in harness.last(EN).text
 
 
 async def test_dialog_storage_round_trip(harness: Harness) -> None:

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.api.clients import Clients
 from bot.api.errors import ApiError
-from bot.db.crypto import TokenCipher
+from bot.db.crypto import TokenCipher, TokenDecryptError
 from bot.db.models import Confirmation, Service
 from bot.db.outbox_repo import OutboxRepo
 from bot.db.repo import ConfirmationRepo, CredentialRepo
@@ -95,8 +95,12 @@ class Recovery:
     async def _rent_outcome(
         self, user_id: int, confirmed: dict[str, Any], since: datetime
     ) -> dict[str, Any]:
-        async with self.session_factory() as session:
-            token = await CredentialRepo(session, self.cipher).token(user_id, Service.GOTSMS)
+        try:
+            async with self.session_factory() as session:
+                token = await CredentialRepo(session, self.cipher).token(user_id, Service.GOTSMS)
+        except TokenDecryptError:
+            log.warning("rent outcome unknown for user %s: the token cannot be read", user_id)
+            return {"outcome": "unknown"}
         if token is None:
             return {"outcome": "unknown"}
         try:
