@@ -3,6 +3,7 @@ values a user or an API can produce fit into it (PostgreSQL enforces VARCHAR len
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -156,3 +157,24 @@ async def _consume(engine: AsyncEngine, confirmation_id: str) -> dict[str, Any]:
         taken = await ConfirmationRepo(session).consume(confirmation_id, 1, timedelta(minutes=5))
     assert taken is not None
     return taken[1]
+
+
+async def test_new_users_at_once_are_each_stored_once_on_postgresql(
+    postgres: AsyncEngine,
+) -> None:
+    await upgrade_to_head(postgres)
+    factory = create_session_factory(postgres)
+
+    async def first_update(user_id: int) -> tuple[int, str | None]:
+        async with factory() as session:
+            user = await UserRepo(session).upsert_seen(user_id, user_id, "ru")
+            user.language = "en"
+            await session.commit()
+            return user.id, user.language_code
+
+    ids = [7001, 7002, 7003] * 4
+    seen = await asyncio.gather(*(first_update(user_id) for user_id in ids))
+    assert sorted(set(seen)) == [(7001, "ru"), (7002, "ru"), (7003, "ru")]
+    async with postgres.connect() as conn:
+        rows = (await conn.execute(text("SELECT id, language FROM users ORDER BY id"))).all()
+    assert [tuple(row) for row in rows] == [(7001, "en"), (7002, "en"), (7003, "en")]
