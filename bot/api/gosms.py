@@ -12,7 +12,6 @@ from bot.api.errors import (
     ApiError,
     ApiNotFound,
     ApiPermissionError,
-    ApiRateLimited,
     ApiRejected,
     ApiUnavailable,
 )
@@ -103,8 +102,6 @@ class GoSMSClient(ApiClient):
         message = errors.get("message") if isinstance(errors, dict) else None
         detail = str(message) if message else f"HTTP {status}"
         code = code if isinstance(code, int) else None
-        if status == 429:
-            return ApiRateLimited(self.service, 1)
         if status >= 500:
             return ApiUnavailable(self.service, detail, status=status)
         if code in AUTH_CODES or (status == 401 and code is None):

@@ -12,7 +12,6 @@ from bot.api.errors import (
     ApiError,
     ApiNotFound,
     ApiPermissionError,
-    ApiRateLimited,
     ApiRejected,
     ApiUnavailable,
 )
@@ -209,8 +208,6 @@ class GotSMSClient(ApiClient):
             return ApiPermissionError(self.service, detail, status=status, code="forbidden")
         if status == 404:
             return ApiNotFound(self.service, detail, status=status)
-        if status == 429:
-            return ApiRateLimited(self.service, 60)
         if status >= 500:
             return ApiUnavailable(self.service, detail, status=status)
         reason = reason_of(detail)
