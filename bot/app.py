@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
-from dataclasses import dataclass
+import socket
+import uuid
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from aiogram import Bot, Dispatcher
@@ -46,6 +49,7 @@ from bot.db.outbox_repo import OutboxRepo
 from bot.handlers import get_routers
 from bot.i18n import LANGUAGES, create_i18n
 from bot.logs import setup_logging
+from bot.metrics import Metrics
 from bot.middlewares.context import DbSessionMiddleware, LocaleMiddleware, UserMiddleware
 from bot.middlewares.errors import ErrorGuardMiddleware
 from bot.poller import Poller, create_poller
@@ -72,10 +76,17 @@ class Deps:
     cipher: TokenCipher
     clients: Clients
     i18n: I18n
+    metrics: Metrics = field(default_factory=Metrics)
+    # this process among the instances sharing the database (heartbeats, leases, claims)
+    instance_id: str = field(default_factory=lambda: new_instance_id())
 
     async def close(self) -> None:
         await self.clients.close()
         await self.engine.dispose()
+
+
+def new_instance_id() -> str:
+    return f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
 async def build_deps(settings: Settings, *, api_policy: RetryPolicy | None = None) -> Deps:
@@ -199,6 +210,8 @@ async def _on_startup(bot: Bot, deps: Deps, dispatcher: Dispatcher) -> None:
         deps.clients,
         deps.i18n,
         deps.settings.poll_interval,
+        metrics=deps.metrics,
+        instance_id=deps.instance_id,
     )
     recovery = Recovery(
         deps.session_factory, deps.cipher, deps.clients, on_queued=poller.sender.wake

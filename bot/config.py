@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -14,6 +22,15 @@ from sqlalchemy.exc import ArgumentError
 EXIT_CONFIG = 2
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///data/bot.db"
 LogLevel = Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
+
+
+class Role(StrEnum):
+    """What one instance does: `web` takes updates only, `worker` runs the poller and the
+    sender only, `all` both."""
+
+    ALL = "all"
+    WEB = "web"
+    WORKER = "worker"
 
 
 def _http_url(value: str) -> str:
@@ -45,6 +62,10 @@ class Settings(BaseSettings):
     web_port: int = Field(default=8080, ge=1, le=65535)
     redis_url: str | None = None
     log_level: LogLevel = "INFO"
+    role: Role = Role.ALL
+    # connections per instance, of a server database (SQLite's pool is fixed: bot/db/engine.py)
+    db_pool_size: int = Field(default=10, ge=1, le=500)
+    db_pool_overflow: int = Field(default=10, ge=0, le=500)
 
     @field_validator("bot_token")
     @classmethod
@@ -82,6 +103,33 @@ class Settings(BaseSettings):
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
+    @field_validator("role", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _shared_setup(self) -> Settings:
+        """A server database means several instances may share it: they need one key to read
+        each other's tokens, and Redis for dialogs, event isolation and the Telegram pace."""
+        if self.is_sqlite:
+            return self
+        missing = [
+            name
+            for name, value in (("REDIS_URL", self.redis_url), ("SECRET_KEY", self.secret_key))
+            if not value
+        ]
+        if missing:
+            raise ValueError(
+                f"{' and '.join(missing)} required with a non-SQLite DATABASE_URL "
+                "(several instances share its state)"
+            )
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return make_url(self.database_url).get_backend_name() == "sqlite"
+
     @property
     def data_dir(self) -> Path:
         """The folder of the SQLite file, or `./data` for other databases."""
@@ -95,13 +143,12 @@ def describe_error(error: ValidationError) -> str:
     """One line naming each bad variable, never echoing its value."""
     parts = []
     for item in error.errors():
-        name = str(item["loc"][0]).upper() if item["loc"] else "settings"
         reason = (
             "is required"
             if item["type"] == "missing"
             else item["msg"].removeprefix("Value error, ")
         )
-        parts.append(f"{name} {reason}")
+        parts.append(f"{str(item['loc'][0]).upper()} {reason}" if item["loc"] else reason)
     return "configuration error: " + "; ".join(parts)
 
 

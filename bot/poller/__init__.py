@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.api.clients import Clients
 from bot.db.crypto import TokenCipher
+from bot.metrics import Metrics
 from bot.poller.alerts import BalanceJob, DevicesJob, RentsJob
 from bot.poller.codes import CodesJob, CodesTiming
 from bot.poller.jobs import Job
@@ -55,9 +56,13 @@ def create_poller(
     clients: Clients,
     i18n: I18n,
     poll_interval: float,
+    *,
+    metrics: Metrics | None = None,
+    instance_id: str = "",
 ) -> Poller:
+    metrics = metrics or Metrics()
     writes = Writes(session_factory)
-    sender = OutboxSender(bot, session_factory, i18n, lock=writes.lock)
+    sender = OutboxSender(bot, session_factory, i18n, lock=writes.lock, metrics=metrics)
     shared = (session_factory, cipher, clients)
     wake, timing = sender.wake, CodesTiming(hot_interval=poll_interval)
     jobs: list[Job] = [
@@ -67,4 +72,9 @@ def create_poller(
         SmsJob(*shared, on_queued=wake, writes=writes),
         BalanceJob(*shared, on_queued=wake, writes=writes),
     ]
-    return Poller(sender=sender, scheduler=Scheduler(session_factory, jobs, writes=writes))
+    return Poller(
+        sender=sender,
+        scheduler=Scheduler(
+            session_factory, jobs, writes=writes, metrics=metrics, instance_id=instance_id
+        ),
+    )

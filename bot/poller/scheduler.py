@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.models import utcnow
 from bot.db.outbox_repo import PollStateRepo
+from bot.metrics import Metrics
 from bot.poller.jobs import Job, Target
 from bot.poller.writes import Writes
 
@@ -28,7 +29,11 @@ class Scheduler:
         writes: Writes | None = None,
         concurrency: int = 128,
         tick: float = 0.2,
+        metrics: Metrics | None = None,
+        instance_id: str = "",
     ) -> None:
+        self.metrics = metrics or Metrics()
+        self.instance_id = instance_id
         self.session_factory = session_factory
         self.jobs = jobs
         self.writes = writes or Writes(session_factory)

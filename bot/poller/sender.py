@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.db.models import utcnow
 from bot.db.outbox_repo import Due, OutboxRepo
 from bot.db.repo import UserRepo
+from bot.metrics import Metrics
 from bot.poller.pushes import RENDERERS, Push, Renderer
 
 log = logging.getLogger(__name__)
@@ -104,8 +105,10 @@ class OutboxSender:
         claim_hold: timedelta = timedelta(seconds=20),
         idle: float = 0.25,
         lock: asyncio.Lock | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.bot = bot
+        self.metrics = metrics or Metrics()
         self.lock = lock or asyncio.Lock()  # the poller's writer lock (bot/poller/writes.py)
         self.session_factory = session_factory
         self.i18n = i18n
