@@ -79,10 +79,15 @@ class Deps:
     metrics: Metrics = field(default_factory=Metrics)
     # this process among the instances sharing the database (heartbeats, leases, claims)
     instance_id: str = field(default_factory=lambda: new_instance_id())
+    # shared by the instances of one deployment (REDIS_URL): the Telegram pace, the GotSMS
+    # budget, one-time start-up work; None for a single instance on SQLite
+    redis: Redis | None = None
 
     async def close(self) -> None:
         await self.clients.close()
         await self.engine.dispose()
+        if self.redis is not None:
+            await self.redis.aclose()
 
 
 def new_instance_id() -> str:
@@ -105,7 +110,16 @@ async def build_deps(settings: Settings, *, api_policy: RetryPolicy | None = Non
             gotsms_url=settings.gotsms_api_url,
         ),
         i18n=create_i18n(),
+        redis=_redis(settings),
     )
+
+
+def _redis(settings: Settings) -> Redis | None:
+    if not settings.redis_url:
+        return None
+    from redis.asyncio import Redis
+
+    return Redis.from_url(settings.redis_url)
 
 
 def create_bot(settings: Settings, session: BaseSession | None = None) -> Bot:

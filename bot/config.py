@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     web_host: str = "0.0.0.0"  # noqa: S104 - webhook server listens on all interfaces by design
     web_port: int = Field(default=8080, ge=1, le=65535)
     redis_url: str | None = None
+    # the start of every key of this deployment in Redis but the dialogs' (two bots may share one)
+    redis_namespace: str = Field(default="sms-desk", min_length=1, max_length=64)
     log_level: LogLevel = "INFO"
     role: Role = Role.ALL
     # connections per instance, of a server database (SQLite's pool is fixed: bot/db/engine.py)
