@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -33,6 +34,7 @@ class Scheduler:
         instance_id: str = "",
     ) -> None:
         self.metrics = metrics or Metrics()
+        self.last_round = time.monotonic()  # when a round last ended (/healthz: not stalled)
         self.instance_id = instance_id
         self.session_factory = session_factory
         self.jobs = jobs
@@ -50,6 +52,7 @@ class Scheduler:
                 started = 0
                 try:
                     started = await self.round(utcnow())
+                    self.last_round = time.monotonic()
                 except Exception:
                     log.exception("scheduler round failed")
                 if started and len(self._running) < self._concurrency:
