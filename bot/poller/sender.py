@@ -109,6 +109,7 @@ class OutboxSender:
     ) -> None:
         self.bot = bot
         self.metrics = metrics or Metrics()
+        self.owner: str | None = None  # the instance whose claims these are (bot/instances.py)
         self.lock = lock or asyncio.Lock()  # the poller's writer lock (bot/poller/writes.py)
         self.session_factory = session_factory
         self.i18n = i18n
@@ -178,7 +179,9 @@ class OutboxSender:
             return []
         async with self.lock, self.session_factory() as session:
             ids = [d.item.id for d in ready]
-            claimed = await OutboxRepo(session).claim_many(ids, utcnow(), self.claim_hold)
+            claimed = await OutboxRepo(session).claim_many(
+                ids, utcnow(), self.claim_hold, self.owner
+            )
         mine = [d for d in ready if d.item.id in claimed]
         self._in_flight.update(d.item.id for d in mine)
         return [asyncio.create_task(self._bounded(d)) for d in mine]
