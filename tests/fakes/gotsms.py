@@ -553,6 +553,16 @@ class FakeGotSMS:
         await web.SockSite(self._runner, sock).start()
         self.url = f"http://127.0.0.1:{port}/api"
 
+    async def listen_also(self) -> str:
+        """Serve the same state on one more free port and return its URL (``.../api``): clients
+        given a port each are told apart in :attr:`requests` by their ``Host`` header."""
+        assert self._runner is not None, "start() first"
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        await web.SockSite(self._runner, sock).start()
+        return f"http://127.0.0.1:{port}/api"
+
     async def close(self) -> None:
         """Stop the server (safe to call twice)."""
         if self._runner is not None:
@@ -823,6 +833,22 @@ class FakeGotSMS:
                 start += 1
             best = max(best, end - start + 1)
         return best
+
+    def max_calls_per_token(self, window: float = 60.0) -> dict[str, int]:
+        """Per token: the most requests it made within any ``window`` seconds of the log."""
+        times: dict[str, list[float]] = {}
+        for record in self.requests:
+            if record.token is not None:
+                times.setdefault(record.token, []).append(record.at)
+        most: dict[str, int] = {}
+        for token, stamps in times.items():
+            best, start = 0, 0
+            for end, at in enumerate(stamps):
+                while at - stamps[start] >= window:
+                    start += 1
+                best = max(best, end - start + 1)
+            most[token] = best
+        return most
 
     # ================================================================= internals: seeding
 

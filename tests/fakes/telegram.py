@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal
 
+import aiohttp
 from aiohttp import web
 from aiohttp.web_request import FileField
 
@@ -60,6 +61,7 @@ __all__ = [
     "MessageVersion",
     "StoredMessage",
     "UserProfile",
+    "WebhookDelivery",
     "bot_command_entities",
     "buttons_of",
     "parse_html",
@@ -1136,6 +1138,18 @@ class FakeTelegram:
         wanted = method.lower()
         return [c for c in self.calls if c.method.lower() == wanted]
 
+    def most_in_one_second(self, *methods: str, window: float = 1.0) -> int:
+        """The most calls of ``methods`` (default ``sendMessage``) that arrived within any
+        ``window`` seconds, refused ones included: Telegram saw them all."""
+        wanted = {m.lower() for m in methods or ("sendMessage",)}
+        times = sorted(c.at for c in self.calls if c.method.lower() in wanted)
+        best, start = 0, 0
+        for end, at in enumerate(times):
+            while at - times[start] >= window:
+                start += 1
+            best = max(best, end - start + 1)
+        return best
+
     @property
     def bot_user(self) -> JSON:
         """The bot as a Bot API ``User``."""
@@ -2158,3 +2172,103 @@ async def _read_params(request: web.Request) -> JSON:
                 else:
                     raw[key] = bytes(value).decode("utf-8", "replace")
     return {key: _decode_value(key, value) for key, value in raw.items()}
+
+
+# ============================================================================================
+# Webhook delivery
+# ============================================================================================
+
+
+@dataclass
+class Delivery:
+    """One update delivered: the HTTP status of each try, and when it was answered 200."""
+
+    update_id: int
+    statuses: list[int]
+    at: float
+
+
+class WebhookDelivery:
+    """Telegram's side of webhook mode: while the fake has a webhook set, each queued update is
+    POSTed to ``target`` (where the proxy behind the registered https:// URL listens; that URL
+    itself is never called) with the registered secret token, instead of waiting for
+    ``getUpdates``.  Up to the webhook's ``max_connections`` at once, one at a time and in order
+    per chat; an answer other than 200 or a failed connection is tried again after ``retry``
+    seconds, as Telegram does.  Updates of types outside ``allowed_updates`` are dropped.
+    ``await start()``; ``await close()`` stops (updates still being tried are given up)."""
+
+    def __init__(self, fake: FakeTelegram, target: str, *, retry: float = 0.5) -> None:
+        self.fake = fake
+        self.target = target
+        self.retry = retry
+        self.delivered: list[Delivery] = []
+        self._http: aiohttp.ClientSession | None = None
+        self._loop_task: asyncio.Task[None] | None = None
+        self._sends: set[asyncio.Task[None]] = set()
+        self._chats: dict[int, asyncio.Lock] = {}
+        self._slots: asyncio.Semaphore | None = None  # the webhook's max_connections
+
+    async def start(self) -> None:
+        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
+        self._loop_task = asyncio.create_task(self._run())
+
+    async def close(self) -> None:
+        tasks = [t for t in (self._loop_task, *self._sends) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    @property
+    def pending(self) -> int:
+        """Updates taken from the queue and not yet answered 200."""
+        return len(self._sends)
+
+    async def _run(self) -> None:
+        fake = self.fake
+        while True:
+            webhook = fake.webhook
+            if webhook is not None and fake._pending:
+                updates, fake._pending = fake._pending, []
+                for update in updates:
+                    if _update_type(update) in fake._allowed_updates:
+                        task = asyncio.create_task(self._deliver(update, webhook))
+                        self._sends.add(task)
+                        task.add_done_callback(self._sends.discard)
+            await asyncio.sleep(0.01)
+
+    async def _deliver(self, update: JSON, webhook: JSON) -> None:
+        assert self._http is not None
+        headers = {}
+        if webhook.get("secret_token"):
+            headers["X-Telegram-Bot-Api-Secret-Token"] = str(webhook["secret_token"])
+        statuses: list[int] = []
+        lock = self._chats.setdefault(_update_chat(update), asyncio.Lock())
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(int(webhook.get("max_connections") or 40))
+        async with lock, self._slots:  # FIFO: the chat's updates go in the order queued
+            while True:
+                try:
+                    async with self._http.post(self.target, json=update, headers=headers) as r:
+                        statuses.append(r.status)
+                except (aiohttp.ClientError, TimeoutError):
+                    statuses.append(0)
+                if statuses[-1] == 200:
+                    self.delivered.append(Delivery(update["update_id"], statuses, time.monotonic()))
+                    return
+                await asyncio.sleep(self.retry)
+
+
+def _update_chat(update: JSON) -> int:
+    """The chat an update belongs to (its sender for an update without a chat)."""
+    body = update.get(_update_type(update))
+    if not isinstance(body, dict):
+        return 0
+    holder = body.get("message") if isinstance(body.get("message"), dict) else body
+    chat = holder.get("chat") if isinstance(holder, dict) else None
+    if isinstance(chat, dict) and isinstance(chat.get("id"), int):
+        return int(chat["id"])
+    sender = body.get("from")
+    return int(sender["id"]) if isinstance(sender, dict) and "id" in sender else 0

@@ -1,0 +1,574 @@
+"""Several instances (issue 12): three `python -m bot` in webhook mode behind one URL (a
+round-robin proxy), on one PostgreSQL and one Redis, against the doubles.
+
+300 users, each with a GotSMS token and a rent made a minute ago (hot: polled every
+POLL_INTERVAL), are seeded into the database as a user who connected a token earlier and just
+rented a number leaves them. Codes then arrive for everyone, twice; halfway through one instance
+is SIGKILLed. What an operator would look at:
+
+- every code pushed once (counted at the fake Telegram by chat and code), at most one duplicate
+  for the kill; p95 from a code's arrival to its push within POLL_INTERVAL + 2 s before the kill;
+  the dead instance's users' codes pushed by the others within 30 s;
+- no GotSMS token over 30 requests in any minute, Telegram never more than 30 messages in a
+  second over all instances; the webhook and the command menu set once for the deployment;
+- updates reach the bot through the proxy before and after the kill, and are answered.
+
+The figures are printed (`-s`) as one `INSTANCES` line. It runs alone:
+`pytest tests/test_instances.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import itertools
+import json
+import os
+import random
+import re
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pytest
+from sqlalchemy import insert, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.db.crypto import TokenCipher
+from bot.db.engine import create_engine, create_session_factory
+from bot.db.migrate import upgrade_to_head
+from bot.db.models import Credential, Service, User, utcnow
+from bot.db.outbox import PollState
+from bot.i18n import LANGUAGES
+from bot.poller.codes import JOB as CODES_JOB
+from bot.poller.codes import RENTS_JOB, WATCHING
+from tests.conftest import SECRET_KEY, BotProcess
+from tests.fakes.balancer import Balancer
+from tests.fakes.gotsms import FakeGotSMS
+from tests.fakes.telegram import FakeTelegram, WebhookDelivery
+from tests.test_webhook import free_port, wait_listening
+
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+asyncpg://127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+INSTANCES = 3
+USERS = 300
+POLL = 3.0  # POLL_INTERVAL: hot polls every 3 s stay within GotSMS's 30 a minute
+STREAM = 24.0  # s of arriving codes: one per user in each half
+KILL_AT = STREAM / 2
+TAKEOVER = 30.0
+STARTS = 20  # users who send /start through the proxy, before and after the kill
+PUBLIC = "https://bot.example.test/telegram/hook"
+HOOK_PATH = "/telegram/hook"
+HOOK_SECRET = "instances-webhook-secret-0123"
+CODE_RE = re.compile(r"\d{8}")
+
+
+@dataclass
+class Instance:
+    name: str
+    port: int
+    gotsms_host: str  # the Host header of its GotSMS requests (a port of the fake's own)
+    bot: BotProcess
+
+
+@dataclass
+class Arrival:
+    user: int
+    code: str
+    at: float
+
+
+@dataclass
+class Seeded:
+    users: list[int]
+    tokens: dict[int, str]
+    rents: dict[int, str]
+
+
+@dataclass
+class Figures:
+    values: dict[str, Any] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    def check(self, ok: bool, problem: str) -> None:
+        if not ok:
+            self.problems.append(problem)
+
+
+def _unavailable(what: str, exc: BaseException) -> NoReturn:
+    message = f"{what} does not answer: {exc}"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+async def _admin(statement: str) -> None:
+    admin = create_engine(POSTGRES_URL)
+    try:
+        async with admin.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text(statement))
+    finally:
+        await admin.dispose()
+
+
+@pytest.fixture
+async def database() -> AsyncIterator[str]:
+    """The URL of a new, empty PostgreSQL database of this test's own."""
+    name = f"sms_desk_instances_{uuid.uuid4().hex[:12]}"
+    try:
+        await _admin(f'CREATE DATABASE "{name}"')
+    except (OSError, SQLAlchemyError) as exc:
+        _unavailable(f"PostgreSQL at {POSTGRES_URL}", exc)
+    try:
+        yield make_url(POSTGRES_URL).set(database=name).render_as_string(False)
+    finally:
+        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def namespace() -> AsyncIterator[tuple[str, int]]:
+    """A REDIS_NAMESPACE of this test's own and the first user id (the dialogs' keys start with
+    the chat id, outside the namespace); every key of both is deleted afterwards."""
+    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
+
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        await redis.ping()
+    except (RedisError, OSError) as exc:
+        await redis.aclose()
+        _unavailable(f"Redis at {REDIS_URL}", exc)
+    ns = f"test-instances-{uuid.uuid4().hex[:12]}"
+    first = random.randrange(10_000, 99_999) * 1_000_000
+    try:
+        yield ns, first
+    finally:
+        for match in (f"{ns}:*", f"*:{str(first)[:5]}??????:*"):
+            keys = [key async for key in redis.scan_iter(match=match, count=1000)]
+            if keys:
+                await redis.delete(*keys)
+        await redis.aclose()
+
+
+async def _seed(database: str, gotsms: FakeGotSMS, first: int, data_dir: Path) -> Seeded:
+    """Users who connected a GotSMS token an hour ago and rented a number a minute ago: the
+    rows /token and /rent leave (the codes job watching, heated for 30 minutes)."""
+    plan = gotsms.plan_by("Telegram", "day", 1)["id"]
+    gotsms.set_stock(plan, USERS + 10)
+    users = [first + i for i in range(USERS)]
+    tokens = {uid: f"gotsms-e2e-{uid}-{uuid.uuid4().hex[:16]}" for uid in users}
+    now = utcnow()
+    rents = {}
+    for uid in users:
+        gotsms.add_account(tokens[uid], balance=500.0)
+        rents[uid] = gotsms.create_rent(tokens[uid], plan, created_at=now - timedelta(minutes=1))[
+            "id"
+        ]
+    engine = create_engine(database)
+    try:
+        await upgrade_to_head(engine)
+        cipher = TokenCipher.from_settings(SECRET_KEY, data_dir)
+        hot = now + timedelta(minutes=29)
+        async with create_session_factory(engine)() as session:
+            await session.execute(
+                insert(User),
+                [{"id": u, "chat_id": u, "language_code": "en", "is_active": True} for u in users],
+            )
+            await session.execute(
+                insert(Credential),
+                [
+                    {
+                        "user_id": u,
+                        "service": Service.GOTSMS.value,
+                        "token_encrypted": cipher.encrypt(tokens[u]),
+                        "connected_at": now - timedelta(hours=1),
+                    }
+                    for u in users
+                ],
+            )
+            states = [
+                {"user_id": u, "job": CODES_JOB, "next_at": now, "failures": 0}
+                | {"cursor": WATCHING, "hot_until": hot}
+                for u in users
+            ]
+            states += [
+                {"user_id": u, "job": RENTS_JOB, "next_at": now, "failures": 0} for u in users
+            ]
+            await session.execute(insert(PollState), states)
+            await session.commit()
+    finally:
+        await engine.dispose()
+    return Seeded(users, tokens, rents)
+
+
+async def _start_instances(
+    base_env: dict[str, str], database: str, ns: str, gotsms: FakeGotSMS, tmp_path: Path
+) -> list[Instance]:
+    instances = []
+    for number in range(INSTANCES):
+        port, gotsms_url = free_port(), await gotsms.listen_also()
+        env = base_env | {
+            "DATABASE_URL": database,
+            "REDIS_URL": REDIS_URL,
+            "REDIS_NAMESPACE": ns,
+            "SECRET_KEY": SECRET_KEY,
+            "WEBHOOK_URL": PUBLIC,
+            "WEBHOOK_SECRET": HOOK_SECRET,
+            "WEB_HOST": "127.0.0.1",
+            "WEB_PORT": str(port),
+            "POLL_INTERVAL": str(POLL),
+            "GOTSMS_API_URL": gotsms_url,
+            "LOG_LEVEL": "INFO",
+            "DB_POOL_SIZE": "8",
+            "DB_POOL_OVERFLOW": "4",
+        }
+        workdir = tmp_path / f"instance-{number}"
+        workdir.mkdir()
+        host = gotsms_url.split("//", 1)[1].split("/", 1)[0]
+        instances.append(Instance(f"bot-{number}", port, host, BotProcess(env, workdir)))
+    await asyncio.gather(*(i.bot.start() for i in instances))  # at the same moment
+    return instances
+
+
+async def _wait(condition: Callable[[], bool], seconds: float) -> bool:
+    """Whether `condition` came true within `seconds` (checked every 0.1 s)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.1)
+    return True
+
+
+async def _say_start(tg: FakeTelegram, users: Sequence[int], gap: float) -> dict[int, float]:
+    """Each user sends /start (through the webhook and the proxy); when each was sent."""
+    sent = {}
+    for uid in users:
+        tg.user(uid, first_name="Ann", language_code="en")
+        tg.send_text(uid, "/start")
+        sent[uid] = time.monotonic()
+        await asyncio.sleep(gap)
+    return sent
+
+
+def _answered(tg: FakeTelegram, sent: dict[int, float]) -> dict[int, float]:
+    """Per user who sent /start: seconds until the bot's greeting reached Telegram."""
+    answers: dict[int, float] = {}
+    for call in tg.calls_of("sendMessage"):
+        uid = call.params.get("chat_id")
+        if call.ok and uid in sent and "Hi, Ann" in str(call.params.get("text", "")):
+            answers.setdefault(int(uid), call.at - sent[int(uid)])
+    return answers
+
+
+async def _inject(
+    gotsms: FakeGotSMS, seeded: Seeded, plan: list[tuple[float, int]], t0: float
+) -> list[Arrival]:
+    arrivals = []
+    codes = iter(random.sample(range(10_000_000, 99_999_999), len(plan)))
+    for offset, uid in plan:
+        delay = t0 + offset - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        code = str(next(codes))
+        gotsms.inject_message(seeded.rents[uid], f"Your Telegram code: {code}. Do not share it.")
+        arrivals.append(Arrival(uid, code, time.monotonic()))
+    return arrivals
+
+
+def _pushes(tg: FakeTelegram, watched: set[str]) -> dict[tuple[int, str], list[float]]:
+    """(chat, code) -> when Telegram got each accepted message carrying that code."""
+    found: dict[tuple[int, str], list[float]] = defaultdict(list)
+    for call in tg.calls_of("sendMessage"):
+        if call.ok:
+            chat = int(call.params.get("chat_id", 0))
+            for code in set(CODE_RE.findall(str(call.params.get("text", "")))) & watched:
+                found[(chat, code)].append(call.at)
+    return found
+
+
+def _polls_by_token(gotsms: FakeGotSMS) -> dict[str, list[float]]:
+    polls: dict[str, list[float]] = defaultdict(list)
+    for record in gotsms.requests:
+        if record.token and record.path == "/messages":
+            polls[record.token].append(record.at)
+    return polls
+
+
+def _split(
+    gotsms: FakeGotSMS,
+    seeded: Seeded,
+    pushed: dict[tuple[int, str], list[float]],
+    arrivals: list[Arrival],
+) -> dict[str, float]:
+    """Where the time of a push goes: arrival -> the first poll after it (the find), the find ->
+    Telegram; and the time between two polls of one user."""
+    polls = _polls_by_token(gotsms)
+    found, sent = [], []
+    for a in arrivals:
+        times = polls[seeded.tokens[a.user]]
+        at = bisect.bisect_left(times, a.at)
+        if at < len(times) and (a.user, a.code) in pushed:
+            found.append(times[at] - a.at)
+            sent.append(pushed[(a.user, a.code)][0] - times[at])
+    end = max((a.at for a in arrivals), default=0.0)
+    gaps = [
+        later - earlier
+        for times in polls.values()
+        for earlier, later in itertools.pairwise(times)
+        if later <= end
+    ]
+    return {
+        "find_p95_s": _pct(found, 95),
+        "find_to_telegram_p95_s": _pct(sent, 95),
+        "poll_gap_p50_s": _pct(gaps, 50),
+        "poll_gap_p95_s": _pct(gaps, 95),
+    }
+
+
+def _pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return round(ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo), 2)
+
+
+def _last_poller(gotsms: FakeGotSMS, before: float) -> dict[str, str]:
+    """Per token: the Host (the instance) of its last /messages request before `before`."""
+    last: dict[str, str] = {}
+    for record in gotsms.requests:
+        if record.at < before and record.token and record.path == "/messages":
+            last[record.token] = record.headers.get("Host", "")
+    return last
+
+
+def _first_poll_after(gotsms: FakeGotSMS, after: float) -> dict[str, float]:
+    first: dict[str, float] = {}
+    for record in gotsms.requests:
+        if record.at >= after and record.token and record.path == "/messages":
+            first.setdefault(record.token, record.at)
+    return first
+
+
+def _busiest(gotsms: FakeGotSMS, instances: list[Instance], since: float) -> Instance:
+    """The instance that polled GotSMS the most lately (it surely holds users)."""
+    counts = {i.gotsms_host: 0 for i in instances}
+    for record in reversed(gotsms.requests):
+        if record.at < since:
+            break
+        host = record.headers.get("Host", "")
+        if host in counts:
+            counts[host] += 1
+    return max(instances, key=lambda i: counts[i.gotsms_host])
+
+
+async def test_three_instances_behind_one_url(
+    database: str,
+    namespace: tuple[str, int],
+    bot_env: dict[str, str],
+    tmp_path: Path,
+    tg: FakeTelegram,
+    gotsms: FakeGotSMS,
+) -> None:
+    began = time.monotonic()
+    ns, first = namespace
+    rng = random.Random(first)
+    seeded = await _seed(database, gotsms, first, tmp_path)
+    for uid in seeded.users:
+        tg.register_chat(uid)
+    instances = await _start_instances(bot_env, database, ns, gotsms, tmp_path)
+    balancer = Balancer([f"http://127.0.0.1:{i.port}" for i in instances])
+    await balancer.start()
+    delivery = WebhookDelivery(tg, balancer.url + HOOK_PATH)
+    await delivery.start()
+    figures = Figures()
+    victim: Instance | None = None
+    try:
+        for instance in instances:
+            await asyncio.wait_for(wait_listening(instance.port), 90)
+        assert await _wait(lambda: tg.webhook is not None, 30), "no webhook set"
+        figures.values["start_s"] = round(time.monotonic() - began, 1)
+        tokens = set(seeded.tokens.values())
+        polled = await _wait(lambda: tokens <= set(_first_poll_after(gotsms, 0.0)), 45)
+        assert polled, "not every user was polled within 45 s"
+        await asyncio.sleep(POLL)
+        before = await _say_start(tg, seeded.users[:STARTS], 0.1)
+
+        # every user gets a code in each half of the stream, at random moments
+        plan = [(rng.uniform(0, KILL_AT), uid) for uid in seeded.users]
+        plan += [(rng.uniform(KILL_AT, STREAM), uid) for uid in seeded.users]
+        plan.sort()
+        t0 = time.monotonic()
+        injecting = asyncio.create_task(_inject(gotsms, seeded, plan, t0))
+        await asyncio.sleep(t0 + KILL_AT - time.monotonic())
+        victim = _busiest(gotsms, instances, time.monotonic() - POLL)
+        assert victim.bot.process is not None
+        kill_at = time.monotonic()
+        victim.bot.process.kill()
+        after = await _say_start(tg, seeded.users[STARTS : 2 * STARTS], 0.25)
+        arrivals = await injecting
+        watched = {a.code for a in arrivals}
+        last_at = arrivals[-1].at
+
+        def all_pushed() -> bool:
+            pushed = _pushes(tg, watched)
+            return all((a.user, a.code) in pushed for a in arrivals)
+
+        await _wait(all_pushed, last_at + TAKEOVER + 2 - time.monotonic())  # else: lost
+        await asyncio.sleep(2)  # a late duplicate would come now
+        figures.values["wall_s"] = round(time.monotonic() - began, 1)
+        _measure(figures, tg, gotsms, seeded, instances, victim, arrivals, kill_at)
+        _measure_updates(figures, tg, balancer, delivery, before, after)
+    finally:
+        await delivery.close()
+        stopped = await asyncio.gather(*(i.bot.stop() for i in instances))
+        codes = {i.name: code for i, code in zip(instances, stopped, strict=True)}
+        await balancer.close()
+    _measure_logs(figures, instances, victim, codes, seeded)
+    print("INSTANCES " + json.dumps(figures.values, sort_keys=True))
+    assert not figures.problems, "\n".join(figures.problems) + "\n" + json.dumps(figures.values)
+
+
+def _measure(
+    figures: Figures,
+    tg: FakeTelegram,
+    gotsms: FakeGotSMS,
+    seeded: Seeded,
+    instances: list[Instance],
+    victim: Instance,
+    arrivals: list[Arrival],
+    kill_at: float,
+) -> None:
+    check, values = figures.check, figures.values
+    pushed = _pushes(tg, {a.code for a in arrivals})
+    lost = [a for a in arrivals if (a.user, a.code) not in pushed]
+    doubled = sum(len(pushed[(a.user, a.code)]) - 1 for a in arrivals if (a.user, a.code) in pushed)
+    steady_end = kill_at - (POLL + 2)  # a push of a code before this is not cut off by the kill
+    steady = [
+        pushed[(a.user, a.code)][0] - a.at
+        for a in arrivals
+        if a.at < steady_end and (a.user, a.code) in pushed
+    ]
+    values |= {
+        "codes": len(arrivals),
+        "lost": len(lost),
+        "duplicates": doubled,
+        "steady_codes": len(steady),
+        "p50_s": _pct(steady, 50),
+        "p95_s": _pct(steady, 95),
+        "max_s": _pct(steady, 100),
+    }
+    values |= _split(gotsms, seeded, pushed, [a for a in arrivals if a.at < steady_end])
+    check(not lost, f"{len(lost)} of {len(arrivals)} codes never pushed")
+    check(doubled <= 1, f"{doubled} duplicate pushes (at most one for the one kill)")
+    check(
+        _pct(steady, 95) <= POLL + 2,
+        f"p95 {_pct(steady, 95)} s before the kill > POLL_INTERVAL + 2 = {POLL + 2} s",
+    )
+
+    owner = _last_poller(gotsms, kill_at)
+    theirs = {uid for uid in seeded.users if owner.get(seeded.tokens[uid]) == victim.gotsms_host}
+    waits: list[float] = []
+    rest: list[float] = []
+    for a in arrivals:
+        times = pushed.get((a.user, a.code))
+        if a.at < steady_end or not times or times[0] < kill_at:
+            continue
+        (waits if a.user in theirs else rest).append(times[0] - max(a.at, kill_at))
+    repolled = _first_poll_after(gotsms, kill_at)
+    gaps = [repolled.get(seeded.tokens[u], float("inf")) - kill_at for u in theirs]
+    values |= {
+        "victim_users": len(theirs),
+        "takeover_push_max_s": _pct(waits, 100),
+        "takeover_push_p95_s": _pct(waits, 95),
+        "others_after_kill_p95_s": _pct(rest, 95),
+        "victim_users_repolled_max_s": round(max(gaps, default=float("nan")), 1),
+    }
+    late = [w for w in waits if w > TAKEOVER]
+    check(bool(theirs), "the killed instance polled nobody just before the kill")
+    check(not late, f"{len(late)} codes of the killed instance's users pushed after {TAKEOVER} s")
+
+    per_token = gotsms.max_calls_per_token(60.0)
+    ours = [per_token.get(t, 0) for t in seeded.tokens.values()]
+    over = sum(1 for n in ours if n > 30)
+    values |= {"gotsms_max_per_token_min": max(ours), "gotsms_tokens_over_30": over}
+    check(over == 0, f"{over} GotSMS tokens over 30 requests in a minute (most {max(ours)})")
+
+    per_second = tg.most_in_one_second("sendMessage")
+    values["telegram_max_per_s"] = per_second
+    check(per_second <= 30, f"the fake Telegram saw {per_second} messages in one second")
+
+    webhooks = len(tg.calls_of("setWebhook"))
+    menus = len(tg.calls_of("setMyCommands"))
+    values |= {"set_webhook_calls": webhooks, "set_my_commands_calls": menus}
+    check(webhooks == 1, f"setWebhook called {webhooks} times for one deployment")
+    check(
+        menus == len(LANGUAGES),
+        f"setMyCommands called {menus} times (once per language for the deployment: "
+        f"{len(LANGUAGES)})",
+    )
+    hosts: dict[str, int] = defaultdict(int)
+    for record in gotsms.requests:
+        hosts[record.headers.get("Host", "")] += 1
+    values["gotsms_requests_by_instance"] = {i.name: hosts[i.gotsms_host] for i in instances}
+    values["killed"] = victim.name
+
+
+def _measure_updates(
+    figures: Figures,
+    tg: FakeTelegram,
+    balancer: Balancer,
+    delivery: WebhookDelivery,
+    before: dict[int, float],
+    after: dict[int, float],
+) -> None:
+    answered_before, answered_after = _answered(tg, before), _answered(tg, after)
+    figures.values |= {
+        "starts_answered": f"{len(answered_before)}/{len(before)} before the kill, "
+        f"{len(answered_after)}/{len(after)} after",
+        "start_answer_max_s": round(max([*answered_before.values(), *answered_after.values()]), 1)
+        if answered_before or answered_after
+        else None,
+        "proxy_served": dict(balancer.served),
+        "proxy_skipped": dict(balancer.skipped),
+        "proxy_502": balancer.failed,
+        "updates_undelivered": delivery.pending,
+    }
+    slow = [s for s in answered_after.values() if s > 10]
+    figures.check(
+        len(answered_before) == len(before) and len(answered_after) == len(after),
+        "a /start sent through the proxy got no answer",
+    )
+    figures.check(not slow, f"{len(slow)} /start after the kill answered after more than 10 s")
+
+
+def _measure_logs(
+    figures: Figures,
+    instances: list[Instance],
+    victim: Instance | None,
+    codes: dict[str, int],
+    seeded: Seeded,
+) -> None:
+    tracebacks = {i.name: i.bot.log.count("Traceback") for i in instances}
+    errors = {i.name: i.bot.log.count(" ERROR ") for i in instances}
+    figures.values |= {"exit_codes": codes, "tracebacks": tracebacks, "error_lines": errors}
+    for instance in instances:
+        if instance is victim:
+            continue
+        figures.check(codes[instance.name] == 0, f"{instance.name} exited {codes[instance.name]}")
+        if tracebacks[instance.name]:
+            start = instance.bot.log.index("Traceback")
+            excerpt = instance.bot.log[max(0, start - 300) : start + 1500]
+            figures.check(False, f"{instance.name} logged a traceback:\n{excerpt}")
+    every_log = "".join(i.bot.log for i in instances)
+    leaked = sum(1 for token in seeded.tokens.values() if token in every_log)
+    figures.check(leaked == 0, f"{leaked} GotSMS tokens in the instances' logs")
