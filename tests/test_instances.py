@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import itertools
 import json
 import os
@@ -51,8 +52,8 @@ from bot.poller.codes import RENTS_JOB, WATCHING
 from tests.conftest import SECRET_KEY, BotProcess
 from tests.fakes.balancer import Balancer
 from tests.fakes.gotsms import FakeGotSMS
-from tests.fakes.telegram import FakeTelegram, WebhookDelivery
-from tests.test_webhook import free_port, wait_listening
+from tests.fakes.telegram import Call, FakeTelegram, WebhookDelivery
+from tests.test_webhook import free_port
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+asyncpg://127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -74,6 +75,7 @@ class Instance:
     name: str
     port: int
     gotsms_host: str  # the Host header of its GotSMS requests (a port of the fake's own)
+    telegram_host: str  # and of its Bot API calls
     bot: BotProcess
 
 
@@ -209,12 +211,19 @@ async def _seed(database: str, gotsms: FakeGotSMS, first: int, data_dir: Path) -
 
 
 async def _start_instances(
-    base_env: dict[str, str], database: str, ns: str, gotsms: FakeGotSMS, tmp_path: Path
+    base_env: dict[str, str],
+    database: str,
+    ns: str,
+    tg: FakeTelegram,
+    gotsms: FakeGotSMS,
+    tmp_path: Path,
 ) -> list[Instance]:
     instances = []
     for number in range(INSTANCES):
         port, gotsms_url = free_port(), await gotsms.listen_also()
+        telegram_url = await tg.listen_also()
         env = base_env | {
+            "TELEGRAM_API_URL": telegram_url + "/",
             "DATABASE_URL": database,
             "REDIS_URL": REDIS_URL,
             "REDIS_NAMESPACE": ns,
@@ -231,10 +240,29 @@ async def _start_instances(
         }
         workdir = tmp_path / f"instance-{number}"
         workdir.mkdir()
-        host = gotsms_url.split("//", 1)[1].split("/", 1)[0]
-        instances.append(Instance(f"bot-{number}", port, host, BotProcess(env, workdir)))
+        got_host, tg_host = (
+            url.split("//", 1)[1].split("/", 1)[0] for url in (gotsms_url, telegram_url)
+        )
+        instances.append(
+            Instance(f"bot-{number}", port, got_host, tg_host, BotProcess(env, workdir))
+        )
     await asyncio.gather(*(i.bot.start() for i in instances))  # at the same moment
     return instances
+
+
+async def _listening(instance: Instance, seconds: float) -> None:
+    """Until the instance's webhook server takes connections; its log if it died first."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        process = instance.bot.process
+        assert process is not None
+        assert process.returncode is None, f"{instance.name} ended:\n{instance.bot.log[-3000:]}"
+        with contextlib.suppress(OSError):
+            _reader, writer = await asyncio.open_connection("127.0.0.1", instance.port)
+            writer.close()
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{instance.name} never listened:\n{instance.bot.log[-3000:]}")
 
 
 async def _wait(condition: Callable[[], bool], seconds: float) -> bool:
@@ -283,15 +311,20 @@ async def _inject(
     return arrivals
 
 
-def _pushes(tg: FakeTelegram, watched: set[str]) -> dict[tuple[int, str], list[float]]:
-    """(chat, code) -> when Telegram got each accepted message carrying that code."""
-    found: dict[tuple[int, str], list[float]] = defaultdict(list)
+def _push_calls(tg: FakeTelegram, watched: set[str]) -> dict[tuple[int, str], list[Call]]:
+    """(chat, code) -> the accepted sendMessage calls carrying that code, in order."""
+    found: dict[tuple[int, str], list[Call]] = defaultdict(list)
     for call in tg.calls_of("sendMessage"):
         if call.ok:
             chat = int(call.params.get("chat_id", 0))
             for code in set(CODE_RE.findall(str(call.params.get("text", "")))) & watched:
-                found[(chat, code)].append(call.at)
+                found[(chat, code)].append(call)
     return found
+
+
+def _pushes(tg: FakeTelegram, watched: set[str]) -> dict[tuple[int, str], list[float]]:
+    """(chat, code) -> when Telegram got each accepted message carrying that code."""
+    return {key: [c.at for c in calls] for key, calls in _push_calls(tg, watched).items()}
 
 
 def _polls_by_token(gotsms: FakeGotSMS) -> dict[str, list[float]]:
@@ -385,7 +418,7 @@ async def test_three_instances_behind_one_url(
     seeded = await _seed(database, gotsms, first, tmp_path)
     for uid in seeded.users:
         tg.register_chat(uid)
-    instances = await _start_instances(bot_env, database, ns, gotsms, tmp_path)
+    instances = await _start_instances(bot_env, database, ns, tg, gotsms, tmp_path)
     balancer = Balancer([f"http://127.0.0.1:{i.port}" for i in instances])
     await balancer.start()
     delivery = WebhookDelivery(tg, balancer.url + HOOK_PATH)
@@ -394,7 +427,7 @@ async def test_three_instances_behind_one_url(
     victim: Instance | None = None
     try:
         for instance in instances:
-            await asyncio.wait_for(wait_listening(instance.port), 90)
+            await _listening(instance, 60)
         assert await _wait(lambda: tg.webhook is not None, 30), "no webhook set"
         figures.values["start_s"] = round(time.monotonic() - began, 1)
         tokens = set(seeded.tokens.values())
@@ -521,6 +554,23 @@ def _measure(
         hosts[record.headers.get("Host", "")] += 1
     values["gotsms_requests_by_instance"] = {i.name: hosts[i.gotsms_host] for i in instances}
     values["killed"] = victim.name
+    values |= _senders(tg, instances, {a.code for a in arrivals}, kill_at)
+    values["load_average"] = [round(n, 1) for n in os.getloadavg()]
+
+
+def _senders(
+    tg: FakeTelegram, instances: list[Instance], watched: set[str], kill_at: float
+) -> dict[str, Any]:
+    """Which instance sent the pushes, and each duplicate: by whom, when (s from the kill)."""
+    names = {i.telegram_host: i.name for i in instances}
+    sent: dict[str, int] = defaultdict(int)
+    doubles = []
+    for calls in _push_calls(tg, watched).values():
+        for call in calls:
+            sent[names.get(call.host, call.host)] += 1
+        if len(calls) > 1:
+            doubles.append([(names.get(c.host, c.host), round(c.at - kill_at, 1)) for c in calls])
+    return {"pushes_by_instance": dict(sent), "duplicate_sends": doubles}
 
 
 def _measure_updates(

@@ -554,7 +554,8 @@ class Call:
     matched case-insensitively), else the URL part as sent.  ``params`` are the decoded
     parameters (query string and body merged, JSON fields parsed).  ``http_status`` is 0 and
     ``response`` empty while the request is in flight (long polling).  ``at`` is
-    ``time.monotonic()`` at arrival.
+    ``time.monotonic()`` at arrival.  ``host`` is the request's ``Host`` (which port of the fake
+    it came to: :meth:`FakeTelegram.listen_also`).
     """
 
     method: str
@@ -562,6 +563,7 @@ class Call:
     http_status: int
     response: JSON
     at: float
+    host: str = ""
 
     @property
     def ok(self) -> bool:
@@ -1110,6 +1112,15 @@ class FakeTelegram:
         await web.SockSite(self._runner, sock).start()
         self._closing = False
         self.url = f"http://127.0.0.1:{port}"
+
+    async def listen_also(self) -> str:
+        """Serve the same bot on one more free port and return its URL (no trailing slash):
+        clients given a port each are told apart by :attr:`Call.host`."""
+        assert self._runner is not None, "start() first"
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        await web.SockSite(self._runner, sock).start()
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
 
     async def close(self) -> None:
         """Release waiting long polls (they answer ``[]``) and stop (safe to call twice)."""
@@ -1731,6 +1742,7 @@ class FakeTelegram:
         known = self._handlers.get(url_method.lower())
         params = await _read_params(request)
         call = Call(known[0] if known else url_method, params, 0, {}, time.monotonic())
+        call.host = request.host
         self.calls.append(call)
         try:
             status, body = await self._answer(request.match_info["token"], call)
