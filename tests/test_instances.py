@@ -537,7 +537,11 @@ def _measure(
     check(over == 0, f"{over} GotSMS tokens over 30 requests in a minute (most {max(ours)})")
 
     per_second = tg.most_in_one_second("sendMessage")
-    values["telegram_max_per_s"] = per_second
+    values |= {
+        "telegram_max_per_s": per_second,
+        "telegram_max_per_s_before_kill": tg.most_in_one_second(before=kill_at),
+        "telegram_max_per_s_after_kill": tg.most_in_one_second(after=kill_at),
+    }
     check(per_second <= 30, f"the fake Telegram saw {per_second} messages in one second")
 
     webhooks = len(tg.calls_of("setWebhook"))

@@ -1149,11 +1149,16 @@ class FakeTelegram:
         wanted = method.lower()
         return [c for c in self.calls if c.method.lower() == wanted]
 
-    def most_in_one_second(self, *methods: str, window: float = 1.0) -> int:
+    def most_in_one_second(
+        self, *methods: str, window: float = 1.0, after: float = 0.0, before: float = math.inf
+    ) -> int:
         """The most calls of ``methods`` (default ``sendMessage``) that arrived within any
-        ``window`` seconds, refused ones included: Telegram saw them all."""
+        ``window`` seconds (of those that arrived between ``after`` and ``before``, monotonic
+        times), refused ones included: Telegram saw them all."""
         wanted = {m.lower() for m in methods or ("sendMessage",)}
-        times = sorted(c.at for c in self.calls if c.method.lower() in wanted)
+        times = sorted(
+            c.at for c in self.calls if c.method.lower() in wanted and after <= c.at < before
+        )
         best, start = 0, 0
         for end, at in enumerate(times):
             while at - times[start] >= window:
