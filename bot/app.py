@@ -44,16 +44,15 @@ from bot.db.crypto import TokenCipher
 from bot.db.engine import create_engine, create_session_factory
 from bot.db.fsm import DialogIsolation, SqlStorage
 from bot.db.migrate import upgrade_to_head
-from bot.db.models import utcnow
-from bot.db.outbox_repo import OutboxRepo
 from bot.handlers import get_routers
 from bot.i18n import LANGUAGES, create_i18n
+from bot.instances import Instances
 from bot.logs import setup_logging
 from bot.metrics import Metrics
 from bot.middlewares.context import DbSessionMiddleware, LocaleMiddleware, UserMiddleware
 from bot.middlewares.errors import ErrorGuardMiddleware
 from bot.poller import Poller, create_poller
-from bot.poller.recovery import SHARED_GRACE, Recovery
+from bot.poller.recovery import Recovery
 from bot.telegram_retry import RetryRequests
 
 if TYPE_CHECKING:
@@ -227,34 +226,44 @@ async def _on_startup(bot: Bot, deps: Deps, dispatcher: Dispatcher) -> None:
         metrics=deps.metrics,
         instance_id=deps.instance_id,
     )
-    recovery = Recovery(
-        deps.session_factory, deps.cipher, deps.clients, on_queued=poller.sender.wake
-    )
-    if not deps.settings.redis_url:  # the only instance: no claim belongs to a live process
-        await recovery.release_claims()
+    await _start_instance(deps, dispatcher, poller)
     poller.grace = STOP_GRACE
     poller.start()
     dispatcher["poller"] = poller
-    # no update of this process has run yet: every action still marked running was cut off
-    delay = SHARED_GRACE if deps.settings.redis_url else 0.0
-    dispatcher["recovery"] = asyncio.create_task(recovery.run(utcnow(), delay), name="recovery")
+
+
+async def _start_instance(deps: Deps, dispatcher: Dispatcher, poller: Poller | None) -> None:
+    """This instance beats; with a poller it takes over the work of dead instances (for the
+    only instance, on SQLite: at once, from the process that ran before)."""
+    wake = poller.sender.wake if poller is not None else lambda: None
+    recovery = Recovery(
+        deps.session_factory,
+        deps.cipher,
+        deps.clients,
+        instance_id=deps.instance_id,
+        on_queued=wake,
+    )
+    instances = Instances(
+        deps.session_factory,
+        deps.instance_id,
+        role=deps.settings.role,
+        single=deps.settings.is_sqlite,
+        metrics=deps.metrics,
+        recovery=recovery,
+        on_queued=wake,
+    )
+    await instances.start()
+    dispatcher["instances"] = instances
 
 
 async def _on_shutdown(dispatcher: Dispatcher, deps: Deps) -> None:
-    recovery: asyncio.Task[int] | None = dispatcher.workflow_data.pop("recovery", None)
-    if recovery is not None:
-        recovery.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await recovery
     poller: Poller | None = dispatcher.workflow_data.pop("poller", None)
-    if poller is None:
-        return
-    await poller.stop()
-    released = 0
-    if not deps.settings.redis_url:  # the only instance: every claim left is a send cut off
-        async with deps.session_factory() as session:
-            released = await OutboxRepo(session).release_claims()
-    log.info("stopped cleanly: poller and sender done, %d push(es) cut off let go", released)
+    if poller is not None:
+        await poller.stop()
+    instances: Instances | None = dispatcher.workflow_data.pop("instances", None)
+    released = await instances.stop() if instances is not None else 0
+    if poller is not None:
+        log.info("stopped cleanly: poller and sender done, %d push(es) cut off let go", released)
 
 
 class TokenRefused(Exception):

@@ -235,7 +235,7 @@ async def cut_off(harness: Harness, user_id: int, action: str, payload: dict[str
 
 async def recover(harness: Harness) -> int:
     deps = harness.deps
-    found = await Recovery(deps.session_factory, deps.cipher, deps.clients).run(utcnow())
+    found = await Recovery(deps.session_factory, deps.cipher, deps.clients).take_over([None])
     await OutboxSender(harness.bot, deps.session_factory, deps.i18n).drain_once()
     return found
 

@@ -164,6 +164,20 @@ class Confirmation(Base):
     # set with consumed_at by a "yes", cleared once the update that ran the action is done: a
     # value left over after a restart marks an action the bot was killed in the middle of
     running_since: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    # the instance running it (bot/instances.py): one that stops beating has its actions settled
+    # by a living one; NULL (a row from before instances were recorded) counts as a dead one's
+    running_on: Mapped[str | None] = mapped_column(String(64))
+
+
+class Instance(Base):
+    """A running process of the bot, as long as it beats (bot/instances.py)."""
+
+    __tablename__ = "instances"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(String(8))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    beat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class SentSms(Base):

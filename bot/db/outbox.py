@@ -15,7 +15,8 @@ class OutboxItem(Base):
 
     `sent_at` is set only after Telegram accepted it. `claimed_until` lets several senders share
     the table: a crashed sender's claim runs out and the row is taken again (at most one
-    duplicate: the message that was in flight).
+    duplicate: the message that was in flight). `claimed_by` names the claiming instance: the
+    claims of one that stopped beating are let go by a living one at once (bot/instances.py).
     """
 
     __tablename__ = "outbox"
@@ -33,6 +34,7 @@ class OutboxItem(Base):
     not_before: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))  # the instance sending it
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     dropped: Mapped[str | None] = mapped_column(String(64))
     message_id: Mapped[int | None] = mapped_column(BigInteger)
@@ -55,3 +57,6 @@ class PollState(Base):
     hot_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     failures: Mapped[int] = mapped_column(Integer, default=0)
     cursor: Mapped[str | None] = mapped_column(String(160))
+    # the instance that leased it last: a lease (next_at within LEASE from now) of an instance
+    # that stopped beating is made due at once by a living one
+    leased_by: Mapped[str | None] = mapped_column(String(64))

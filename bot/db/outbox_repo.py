@@ -3,18 +3,36 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Container, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from bot.db.engine import lock_for_writing
 from bot.db.models import User, locale_of, utcnow
 from bot.db.outbox import OutboxItem, PollState
+
+
+@dataclass(frozen=True)
+class Dead:
+    """The instances whose work is taken over: `ids`; with `all_but`, every owner but that one
+    and none at all (the only instance: whatever another process held is a dead one's)."""
+
+    ids: Collection[str] = ()
+    all_but: str | None = None
+
+    def owns(self, column: InstrumentedAttribute[str | None]) -> ColumnElement[bool]:
+        if self.all_but is not None:
+            return or_(column.is_(None), column != self.all_but)
+        return column.in_(list(self.ids))
+
+    def __bool__(self) -> bool:
+        return self.all_but is not None or bool(self.ids)
 
 
 @dataclass(frozen=True)
@@ -111,12 +129,17 @@ class OutboxRepo:
         rows = (await self.session.execute(query)).all()
         return [Due(item, chat_id, locale_of(lang, code)) for item, chat_id, lang, code in rows]
 
-    async def claim(self, item_id: int, now: datetime, hold: timedelta) -> bool:
-        return item_id in await self.claim_many([item_id], now, hold)
+    async def claim(
+        self, item_id: int, now: datetime, hold: timedelta, owner: str | None = None
+    ) -> bool:
+        return item_id in await self.claim_many([item_id], now, hold, owner)
 
-    async def claim_many(self, ids: Sequence[int], now: datetime, hold: timedelta) -> set[int]:
-        """Claims each row not sent nor claimed by another sender, in one transaction. A claim
-        is a try: counted here, so a send that never settles (a crash, a failed write) counts."""
+    async def claim_many(
+        self, ids: Sequence[int], now: datetime, hold: timedelta, owner: str | None = None
+    ) -> set[int]:
+        """Claims each row not sent nor claimed by another sender, in one transaction, for the
+        instance `owner`. A claim is a try: counted here, so a send that never settles (a
+        crash, a failed write) counts."""
         claimed = set()
         for item_id in ids:
             result = await self.session.execute(
@@ -126,22 +149,29 @@ class OutboxRepo:
                     OutboxItem.sent_at.is_(None),
                     or_(OutboxItem.claimed_until.is_(None), OutboxItem.claimed_until < now),
                 )
-                .values(claimed_until=now + hold, attempts=OutboxItem.attempts + 1)
+                .values(
+                    claimed_until=now + hold, claimed_by=owner, attempts=OutboxItem.attempts + 1
+                )
             )
             if getattr(result, "rowcount", 0) == 1:
                 claimed.add(item_id)
         await self.session.commit()
         return claimed
 
-    async def release_claims(self) -> int:
-        """Every claim is let go (at the start of the only instance: they are a dead process's,
-        so what it had in flight goes again now instead of when the claims run out)."""
+    async def release_claims(self, dead: Dead) -> int:
+        """The claims of `dead` instances are let go (what they had in flight goes again now
+        instead of when the claims run out); how many. The caller commits."""
+        if not dead:
+            return 0
         result = await self.session.execute(
             update(OutboxItem)
-            .where(OutboxItem.claimed_until.is_not(None), OutboxItem.sent_at.is_(None))
+            .where(
+                dead.owns(OutboxItem.claimed_by),
+                OutboxItem.claimed_until.is_not(None),
+                OutboxItem.sent_at.is_(None),
+            )
             .values(claimed_until=None)
         )
-        await self.session.commit()
         return int(getattr(result, "rowcount", 0) or 0)
 
     async def mark_sent(self, item_id: int, message_id: int | None) -> None:
@@ -230,9 +260,15 @@ class PollStateRepo:
             .values(next_at=at)
         )
 
-    async def due(self, job: str, now: datetime, limit: int) -> Sequence[PollState]:
+    async def due(
+        self, job: str, now: datetime, limit: int, *, lock: bool = False
+    ) -> Sequence[PollState]:
         """Due states, hot users first. Two queries that both walk the `next_at` index: one
-        ordering expression over both would sort every row of the table at each tick."""
+        ordering expression over both would sort every row of the table at each tick.
+
+        `lock`: the rows are locked until the transaction ends, skipping those another
+        transaction locked (PostgreSQL; SQLite has one writer at a time and renders nothing).
+        """
         base = (
             select(PollState)
             .join(User, User.id == PollState.user_id)
@@ -240,6 +276,45 @@ class PollStateRepo:
             .order_by(PollState.next_at)
             .limit(limit)
         )
+        if lock:
+            base = base.with_for_update(skip_locked=True, of=PollState)
         hot = (await self.session.scalars(base.where(PollState.hot_until > now))).all()
         rest = (await self.session.scalars(base)).all()
         return list(dict.fromkeys([*hot, *rest]))[:limit]
+
+    async def lease(
+        self,
+        job: str,
+        now: datetime,
+        limit: int,
+        *,
+        until: datetime,
+        owner: str,
+        skip: Container[int] = (),
+    ) -> list[PollState]:
+        """Leases the due states of `job` to the instance `owner` until `until`, in one
+        transaction: of several instances leasing at once, each gets other users. Users in
+        `skip` (still being polled here) are left as they are."""
+        due = await self.due(job, now, limit, lock=True)
+        fresh = [state for state in due if state.user_id not in skip]
+        for state in fresh:
+            state.next_at = until
+            state.leased_by = owner
+        await self.session.commit()
+        return fresh
+
+    async def release_leases(self, dead: Dead, now: datetime, lease: timedelta) -> int:
+        """The polls `dead` instances hold leased are due at once; how many. A lease ends
+        within `lease` from now; a later next_at is a poll that ended. The caller commits."""
+        if not dead:
+            return 0
+        result = await self.session.execute(
+            update(PollState)
+            .where(
+                dead.owns(PollState.leased_by),
+                PollState.next_at > now,
+                PollState.next_at <= now + lease,
+            )
+            .values(next_at=now)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Executable, Update, bindparam, delete, select, update
+from sqlalchemy import ColumnElement, Executable, Update, bindparam, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,6 +28,7 @@ from bot.db.models import (
 )
 
 RUNNING = "running_confirmations"  # session.info key: the actions this session's update started
+INSTANCE = "instance_id"  # session.info key: the instance whose update the session serves
 
 
 def _seen_query(with_dialog: bool) -> Executable:
@@ -261,16 +262,22 @@ class ConfirmationRepo:
         user_id: int,
         max_age: timedelta,
         action: str | None = None,
+        *,
+        owner: str | None = None,
     ) -> tuple[str, dict[str, Any]] | None:
         """Mark it used and return (action, payload); None if unknown, foreign, stale or used.
 
-        With `action`, a confirmation of another action is left alone (None).
+        With `action`, a confirmation of another action is left alone (None). The action is
+        marked running on the instance `owner`, by default the session's (`INSTANCE`, set by
+        DbSessionMiddleware); on none, it counts as a dead instance's.
         """
         now = utcnow()
         query = self._open(user_id, confirmation_id, action).where(
             Confirmation.created_at > now - max_age
         )
-        taken = await self._take(query.values(consumed_at=now, running_since=now), confirmation_id)
+        owner = owner or self.session.info.get(INSTANCE)
+        running = {"consumed_at": now, "running_since": now, "running_on": owner}
+        taken = await self._take(query.values(running), confirmation_id)
         if taken is not None:  # DbSessionMiddleware clears running_since when the update is done
             self.session.info.setdefault(RUNNING, []).append(confirmation_id)
         return taken
@@ -321,18 +328,45 @@ class ConfirmationRepo:
             await self.session.execute(
                 update(Confirmation)
                 .where(Confirmation.id.in_(confirmation_ids))
-                .values(running_since=None)
+                .values(running_since=None, running_on=None)
             )
 
-    async def interrupted(self, before: datetime, limit: int = 100) -> Sequence[Confirmation]:
-        """Actions confirmed before `before` that never finished: the bot died running them."""
+    async def running_owners(self) -> set[str | None]:
+        """The instances running a confirmed action now (None: a row of no instance)."""
+        query = select(Confirmation.running_on).where(Confirmation.running_since.is_not(None))
+        return set((await self.session.scalars(query.distinct())).all())
+
+    async def running_on(
+        self, owners: Collection[str | None], limit: int = 100
+    ) -> list[Confirmation]:
+        """Actions marked running on one of `owners` (None: on no instance), oldest first."""
+        named = [owner for owner in owners if owner is not None]
+        on: ColumnElement[bool] = Confirmation.running_on.in_(named)
+        if None in owners:
+            on = or_(on, Confirmation.running_on.is_(None))
         query = (
             select(Confirmation)
-            .where(Confirmation.running_since.is_not(None), Confirmation.running_since < before)
+            .where(Confirmation.running_since.is_not(None), on)
             .order_by(Confirmation.running_since)
             .limit(limit)
         )
-        return (await self.session.scalars(query)).all()
+        return list((await self.session.scalars(query)).all())
+
+    async def take_running(self, row: Confirmation, owner: str) -> bool:
+        """Moves a running action from the (dead) instance it was seen on to `owner`, so of
+        several instances taking over at once exactly one settles it; commits."""
+        seen = (
+            Confirmation.running_on.is_(None)
+            if row.running_on is None
+            else Confirmation.running_on == row.running_on
+        )
+        result = await self.session.execute(
+            update(Confirmation)
+            .where(Confirmation.id == row.id, Confirmation.running_since.is_not(None), seen)
+            .values(running_on=owner)
+        )
+        await self.session.commit()
+        return getattr(result, "rowcount", 0) == 1
 
 
 class SavedDeviceRepo:

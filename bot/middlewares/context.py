@@ -13,7 +13,7 @@ from aiogram.utils.i18n import I18nMiddleware
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.fsm import SqlStorage, storage_key
-from bot.db.repo import ConfirmationRepo, UserRepo
+from bot.db.repo import INSTANCE, ConfirmationRepo, UserRepo
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 LOCALE = "locale"  # data key: the user's locale
@@ -26,6 +26,8 @@ class DbSessionMiddleware(BaseMiddleware):
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         async with self.session_factory() as session:
             data["session"] = session
+            # the process handling the update: a confirmed action is marked running on it
+            session.info[INSTANCE] = getattr(data.get("deps"), "instance_id", None)
             try:
                 result = await handler(event, data)
             except Exception:

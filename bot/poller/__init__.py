@@ -63,6 +63,7 @@ def create_poller(
     metrics = metrics or Metrics()
     writes = Writes(session_factory)
     sender = OutboxSender(bot, session_factory, i18n, lock=writes.lock, metrics=metrics)
+    sender.owner = instance_id
     shared = (session_factory, cipher, clients)
     wake, timing = sender.wake, CodesTiming(hot_interval=poll_interval)
     jobs: list[Job] = [

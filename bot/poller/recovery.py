@@ -1,20 +1,21 @@
-"""After a restart: tell each user about the confirmed action the bot was killed in the middle of.
+"""Tell each user about the confirmed action that an instance died in the middle of.
 
-A "yes" marks its confirmation running (`running_since`) in the same UPDATE that consumes it, and
-the update's session clears the mark when the handler is done, whatever the outcome. A mark left
-from before this process started is an action cut off by a crash: it never runs again (the
-confirmation is used), and the user gets one push (outbox, keyed by the confirmation) that says
-so. For a rent the bot asks GotSMS: a new rent of the confirmed plan since the press means it went
+A "yes" marks its confirmation running (`running_since`, on the instance `running_on`) in the
+same UPDATE that consumes it, and the update's session clears the mark when the handler is done,
+whatever the outcome. A mark left on an instance that stopped beating (bot/instances.py), or on
+none, is an action cut off by a crash: it never runs again (the confirmation is used), and the
+user gets one push (outbox, keyed by the confirmation) that says so. One living instance settles
+each: it moves the mark to itself first, and only the one whose move went through goes on. For
+a rent the bot asks GotSMS: a new rent of the confirmed plan since the press means it went
 through (the push shows the number, and its codes are watched at once); none means nothing was
 rented. Every other action, or a rent GotSMS cannot be asked about, says where to look.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -33,9 +34,6 @@ log = logging.getLogger(__name__)
 KIND = "interrupted"
 CLOCK_SKEW = timedelta(seconds=30)  # GotSMS's clock may differ a little from ours
 RECENT_RENTS = 20
-# With several instances (REDIS_URL) another one may be running an action right now: wait
-# longer than any API call may take before calling an action cut off.
-SHARED_GRACE = 120.0
 
 
 class Recovery:
@@ -45,35 +43,37 @@ class Recovery:
         cipher: TokenCipher,
         clients: Clients,
         *,
+        instance_id: str = "",
         on_queued: Callable[[], None] = lambda: None,
     ) -> None:
         self.session_factory = session_factory
         self.cipher = cipher
         self.clients = clients
+        self.instance_id = instance_id
         self.on_queued = on_queued
 
-    async def release_claims(self) -> None:
-        """The pushes a killed process was sending go again at once (only instance only)."""
+    async def take_over(self, dead: Collection[str | None]) -> int:
+        """Queues one push per action cut off on a `dead` instance (None: on no instance)
+        that this one got to settle; how many."""
         async with self.session_factory() as session:
-            released = await OutboxRepo(session).release_claims()
-        if released:
-            log.info("%d push(es) in flight when the bot stopped: sending again", released)
-
-    async def run(self, started_at: datetime, delay: float = 0.0) -> int:
-        """Queues one push per action cut off before `started_at`; how many there were."""
-        if delay:
-            await asyncio.sleep(delay)
-        async with self.session_factory() as session:
-            cut_off = list(await ConfirmationRepo(session).interrupted(started_at))
-        for row in cut_off:
+            running = await ConfirmationRepo(session).running_on(dead)
+        settled = 0
+        for row in running:
             try:
-                await self._settle(row)
+                settled += await self._take(row)
             except Exception:
                 log.exception("interrupted action %s could not be settled", row.id)
-        if cut_off:
-            log.info("%d action(s) interrupted by a restart, users told", len(cut_off))
+        if settled:
+            log.info("%d action(s) cut off by a stopped instance, users told", settled)
             self.on_queued()
-        return len(cut_off)
+        return settled
+
+    async def _take(self, row: Confirmation) -> bool:
+        async with self.session_factory() as session:
+            if not await ConfirmationRepo(session).take_running(row, self.instance_id):
+                return False  # another instance settles it, or it ended after all
+        await self._settle(row)
+        return True
 
     async def _settle(self, row: Confirmation) -> None:
         payload: dict[str, Any] = {"action": row.action}

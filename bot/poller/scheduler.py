@@ -17,8 +17,10 @@ from bot.poller.jobs import Job, Target
 from bot.poller.writes import Writes
 
 log = logging.getLogger(__name__)
-# A poll takes at most the API deadline (12 s); a crashed poll delays its user this long.
-LEASE = timedelta(seconds=15)
+# A poll takes at most the API deadline (12 s), after its wait for a slot, and its finds are
+# written within a tick or two: no other instance polls the user meanwhile. A killed instance's
+# leases are made due by a living one once its heartbeat is stale (bot/instances.py).
+LEASE = timedelta(seconds=30)
 
 
 class Scheduler:
@@ -93,17 +95,22 @@ class Scheduler:
             )
 
     async def _lease(self, job: Job, now: datetime) -> list[Target]:
-        """The due polls of `job`, leased (the poll sets the real next time when it ends)."""
+        """The due polls of `job`, leased to this instance (the poll sets the real next time
+        when it ends); other instances leasing at the same moment get other users."""
         leased = now + LEASE
+        running = {user_id for name, user_id in self._running if name == job.name}
         async with self.session_factory() as session:
             async with self.writes.lock:
-                due = await PollStateRepo(session).due(job.name, now, self._concurrency * 4)
-                fresh = [s for s in due if (job.name, s.user_id) not in self._running]
-                if not fresh:
-                    return []
-                for state in fresh:
-                    state.next_at = leased
-                await session.commit()
+                fresh = await PollStateRepo(session).lease(
+                    job.name,
+                    now,
+                    self._concurrency * 4,
+                    until=leased,
+                    owner=self.instance_id,
+                    skip=running,
+                )
+            if not fresh:
+                return []
             return await job.load(session, fresh, [leased] * len(fresh))
 
     async def _run(self, job: Job, target: Target, key: tuple[str, int]) -> None:
