@@ -8,10 +8,7 @@ import logging
 import os
 import signal
 import sys
-import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +18,15 @@ from aiogram.types import Update
 
 from bot.app import REDIS_PREFIX, Deps, build_deps, create_bot, create_dispatcher
 from bot.config import Settings
+from tests.backends import (  # REDIS_URL and RedisPlace: for the modules that import them
+    REDIS_URL,  # noqa: F401
+    Backend,
+    Place,
+    RedisPlace,
+    Servers,
+    place_for,
+    skipped_summary,
+)
 from tests.fakes.gosms import FakeGoSMS
 from tests.fakes.gotsms import FakeGotSMS
 from tests.fakes.telegram import CallbackQueryRecord, FakeTelegram, StoredMessage
@@ -32,8 +38,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-async def tg() -> AsyncIterator[FakeTelegram]:
-    fake = FakeTelegram()
+async def tg(backend: Place) -> AsyncIterator[FakeTelegram]:
+    fake = (
+        FakeTelegram() if backend.bot_token is None else FakeTelegram(bot_token=backend.bot_token)
+    )
     await fake.start()
     yield fake
     await fake.close()
@@ -59,15 +67,21 @@ async def gosms() -> AsyncIterator[FakeGoSMS]:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, tg: FakeTelegram, gotsms: FakeGotSMS, gosms: FakeGoSMS) -> Settings:
+def settings(
+    tmp_path: Path, tg: FakeTelegram, gotsms: FakeGotSMS, gosms: FakeGoSMS, backend: Place
+) -> Settings:
+    shared: dict[str, Any] = {}
+    if backend.redis is not None:
+        shared = {"redis_url": backend.redis.url, "redis_namespace": backend.redis.prefix}
     return Settings(
         _env_file=None,
         bot_token=tg.bot_token,
         telegram_api_url=tg.url,
         gosms_api_url=gosms.url,
         gotsms_api_url=gotsms.url,
-        database_url=f"sqlite+aiosqlite:///{tmp_path}/data/bot.db",
+        database_url=backend.database_url(tmp_path / "data" / "bot.db"),
         secret_key=SECRET_KEY,
+        **shared,
     )
 
 
@@ -114,79 +128,98 @@ class Harness:
         return self.tg.last_bot_message(chat_id)
 
 
-class Storage(StrEnum):
-    """Where the dispatcher keeps dialogs: the bot's database, or Redis (several instances)."""
-
-    DB = "db"
-    REDIS = "redis"
-
-
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-# Modules whose dialogs and kept searches run once more with dialogs in a real Redis.
-BOTH_STORAGES = frozenset(
+# Modules whose tests run on each backend: the database, repository, dialog, confirmation,
+# poller, sender, restart and money-safety tests. A test of SQLite itself (its file, WAL,
+# locking, dialogs in its table) is marked sqlite_only.
+ON_POSTGRES = frozenset(
+    {
+        "test_repo",
+        "test_db_load",
+        "test_redis_mode",
+        "test_tokens",
+        "test_notify",
+        "test_gosms_send",
+        "test_gotsms_catalog",
+        "test_gotsms_rent",
+        "test_money_safety",
+        "test_sender",
+        "test_poller_alerts",
+        "test_poller_codes",
+        "test_poller_faults",
+        "test_poller_isolation",
+        "test_poller_live",
+        "test_poller_sms",
+        "test_restart",
+        "test_crash",
+    }
+)
+# ... and those whose dialogs and kept searches run once more on SQLite with dialogs in Redis
+ON_SQLITE_REDIS = frozenset(
     {"test_gotsms_catalog", "test_gosms_send", "test_tokens", "test_gotsms_rent", "test_redis_mode"}
 )
 
 
+def backends_of(module: str, definition: pytest.Function) -> list[Backend]:
+    backends = [Backend.SQLITE]
+    if module in ON_SQLITE_REDIS:
+        backends.append(Backend.SQLITE_REDIS)
+    if module in ON_POSTGRES and definition.get_closest_marker("sqlite_only") is None:
+        backends.append(Backend.POSTGRES)
+    return backends
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    module = metafunc.module.__name__.rpartition(".")[2]
-    chosen = any("storage" in m.args[0] for m in metafunc.definition.iter_markers("parametrize"))
-    if "storage" in metafunc.fixturenames and module in BOTH_STORAGES and not chosen:
-        metafunc.parametrize("storage", list(Storage), indirect=True)
-
-
-@dataclass
-class RedisPlace:
-    """A Redis for one test: its own key prefix, deleted afterwards (tests run side by side)."""
-
-    url: str
-    prefix: str
-
-
-@pytest.fixture
-async def storage(request: pytest.FixtureRequest) -> AsyncIterator[RedisPlace | None]:
-    """None: dialogs in the database. In Redis when parametrized so; Redis must answer then
-    (a skip locally, a failure with CI=true)."""
-    if getattr(request, "param", Storage.DB) == Storage.DB:
-        yield None
+    if "backend" not in metafunc.fixturenames:
         return
-    from redis.asyncio import Redis
-    from redis.exceptions import RedisError
+    chosen = any("backend" in m.args[0] for m in metafunc.definition.iter_markers("parametrize"))
+    module = metafunc.module.__name__.rpartition(".")[2]
+    backends = backends_of(module, metafunc.definition)
+    if len(backends) > 1 and not chosen:
+        metafunc.parametrize("backend", backends, indirect=True)
 
-    redis = Redis.from_url(REDIS_URL)
-    try:
-        await redis.ping()
-    except (RedisError, OSError) as exc:
-        await redis.aclose()
-        message = f"Redis at {REDIS_URL} does not answer: {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    place = RedisPlace(REDIS_URL, f"test-{uuid.uuid4().hex}")
-    try:
-        yield place
-    finally:
-        keys = [key async for key in redis.scan_iter(match=f"{place.prefix}:*")]
-        if keys:
-            await redis.delete(*keys)
-        await redis.aclose()
+
+@pytest.fixture(scope="session")
+def servers() -> Iterator[Servers]:
+    place = Servers(os.environ.get("PYTEST_XDIST_WORKER", "main"))
+    yield place
+    place.close()
 
 
 @pytest.fixture
-async def harness(
-    settings: Settings, tg: FakeTelegram, storage: RedisPlace | None
-) -> AsyncIterator[Harness]:
-    if storage is not None:
-        settings = settings.model_copy(update={"redis_url": storage.url})
+async def backend(request: pytest.FixtureRequest, servers: Servers) -> AsyncIterator[Place]:
+    """SQLite unless parametrized otherwise (see ON_POSTGRES): a server that does not answer
+    skips the test, or fails it with CI=true."""
+    async for place in place_for(servers, getattr(request, "param", Backend.SQLITE)):
+        yield place
+
+
+@pytest.fixture
+def storage(backend: Place) -> RedisPlace | None:
+    """Where the dialogs are: None in the database, else Redis under a prefix of the test's."""
+    return backend.redis
+
+
+@pytest.fixture
+async def harness(settings: Settings, tg: FakeTelegram, backend: Place) -> AsyncIterator[Harness]:
     deps = await build_deps(settings)
     bot = create_bot(settings)
-    prefix = storage.prefix if storage is not None else REDIS_PREFIX
+    prefix = backend.redis.prefix if backend.redis is not None else REDIS_PREFIX
     dp = create_dispatcher(deps, redis_prefix=prefix)
     yield Harness(tg, deps, bot, dp)
     await dp.fsm.storage.close()
     await dp.fsm.events_isolation.close()
     await bot.session.close()
     await deps.close()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """One line per missing server: how many tests it skipped (the skips are quiet otherwise)."""
+    reasons = []
+    for report in terminalreporter.stats.get("skipped", []):
+        if isinstance(report.longrepr, tuple):
+            reasons.append(str(report.longrepr[2]).removeprefix("Skipped: "))
+    for line in skipped_summary(reasons):
+        terminalreporter.write_line(line, yellow=True)
 
 
 @pytest.fixture(autouse=True)
@@ -246,7 +279,7 @@ class BotProcess:
 
 @pytest.fixture
 def bot_env(
-    tmp_path: Path, tg: FakeTelegram, gotsms: FakeGotSMS, gosms: FakeGoSMS
+    tmp_path: Path, tg: FakeTelegram, gotsms: FakeGotSMS, gosms: FakeGoSMS, backend: Place
 ) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.endswith(("_URL", "_KEY", "BOT_TOKEN"))}
     env |= {
@@ -254,8 +287,7 @@ def bot_env(
         "TELEGRAM_API_URL": tg.url + "/",
         "GOTSMS_API_URL": gotsms.url,
         "GOSMS_API_URL": gosms.url + "/",
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/state/bot.db",
         "LOG_LEVEL": "DEBUG",
         "PYTHONPATH": str(ROOT),
     }
-    return env
+    return env | backend.env(tmp_path / "state" / "bot.db", SECRET_KEY)

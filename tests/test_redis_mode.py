@@ -7,7 +7,8 @@ from aiogram.fsm.storage.base import DefaultKeyBuilder, StorageKey
 from redis.asyncio import Redis
 
 from bot.app import upgrade_dialog_keys
-from tests.conftest import GOTSMS_TOKEN, Harness, RedisPlace, Storage
+from tests.backends import Backend
+from tests.conftest import GOTSMS_TOKEN, Harness, RedisPlace
 from tests.fakes.gotsms import FakeGotSMS
 from tests.test_gotsms_catalog import connect
 
@@ -45,7 +46,7 @@ async def test_a_dialog_goes_on(harness: Harness) -> None:
     assert "Something went wrong" not in harness.last(EN).text
 
 
-@pytest.mark.parametrize("storage", [Storage.REDIS], indirect=True)
+@pytest.mark.parametrize("backend", [Backend.SQLITE_REDIS, Backend.POSTGRES], indirect=True)
 async def test_dialogs_kept_before_the_upgrade_go_on(harness: Harness, storage: RedisPlace) -> None:
     """Keys written by the release without destinies (`fsm:chat:user:state`) are moved at the
     start, and the user's dialog goes on."""

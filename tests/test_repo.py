@@ -14,13 +14,14 @@ from bot.db.engine import create_engine, create_session_factory
 from bot.db.migrate import upgrade_to_head
 from bot.db.models import Service
 from bot.db.repo import ConfirmationRepo, CredentialRepo, DeviceRepo, NotificationRepo, UserRepo
+from tests.backends import Place, stored_bytes
 
 TOKEN = "super-secret-gotsms-token-42"
 
 
 @pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/nested/folder/bot.db")
+async def engine(tmp_path: Path, backend: Place) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(backend.database_url(tmp_path / "nested" / "folder" / "bot.db"))
     await upgrade_to_head(engine)
     yield engine
     await engine.dispose()
@@ -36,6 +37,7 @@ def cipher() -> TokenCipher:
     return TokenCipher.from_settings("repository-test-secret", Path("/unused"))
 
 
+@pytest.mark.sqlite_only
 async def test_migrations_create_the_schema_and_wal(engine: AsyncEngine) -> None:
     async with engine.connect() as conn:
         tables = await conn.run_sync(lambda sync: set(inspect(sync).get_table_names()))
@@ -64,7 +66,7 @@ async def test_user_is_created_once_and_kept_fresh(
 
 
 async def test_credentials_are_encrypted_at_rest(
-    factory: async_sessionmaker[AsyncSession], cipher: TokenCipher, tmp_path: Path
+    factory: async_sessionmaker[AsyncSession], cipher: TokenCipher, tmp_path: Path, backend: Place
 ) -> None:
     async with factory() as session:
         await UserRepo(session).upsert_seen(1, 1, "en")
@@ -76,7 +78,7 @@ async def test_credentials_are_encrypted_at_rest(
         await repo.save(1, Service.GOTSMS, TOKEN + "-v2")
         await session.commit()
         assert await repo.token(1, Service.GOTSMS) == TOKEN + "-v2"
-    raw = b"".join(p.read_bytes() for p in (tmp_path / "nested" / "folder").glob("bot.db*"))
+    raw = await stored_bytes(backend, tmp_path / "nested" / "folder")
     assert TOKEN.encode() not in raw
     async with factory() as session:
         assert await CredentialRepo(session, cipher).delete(1, Service.GOTSMS)
