@@ -32,27 +32,28 @@ from aiogram.fsm.storage.base import (
     DefaultKeyBuilder,
 )
 from aiogram.methods import GetMe
-from aiogram.types import BotCommand, BotCommandScopeDefault
 from aiogram.utils.i18n import I18n
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.api.clients import Clients
 from bot.api.http import HttpClient, RetryPolicy
-from bot.commands import COMMANDS
-from bot.config import EXIT_CONFIG, Settings, load_settings
+from bot.config import EXIT_CONFIG, Role, Settings, load_settings
 from bot.db.crypto import TokenCipher
 from bot.db.engine import create_engine, create_session_factory
 from bot.db.fsm import DialogIsolation, SqlStorage
 from bot.db.migrate import upgrade_to_head
 from bot.handlers import get_routers
-from bot.i18n import LANGUAGES, create_i18n
+from bot.i18n import create_i18n
 from bot.instances import Instances
 from bot.logs import setup_logging
 from bot.metrics import Metrics
 from bot.middlewares.context import DbSessionMiddleware, LocaleMiddleware, UserMiddleware
 from bot.middlewares.errors import ErrorGuardMiddleware
+from bot.middlewares.metrics import UpdateMetricsMiddleware
 from bot.poller import Poller, create_poller
 from bot.poller.recovery import Recovery
+from bot.polling import ConflictGuard, PollingConflict
+from bot.startup import TelegramSetup, Webhook
 from bot.telegram_retry import RetryRequests
 
 if TYPE_CHECKING:
@@ -185,6 +186,7 @@ def create_dispatcher(deps: Deps, *, redis_prefix: str = REDIS_PREFIX) -> Dispat
         deps=deps,
     )
     dp.update.outer_middleware(ErrorGuardMiddleware(deps.i18n))  # first: it sees every error
+    dp.update.outer_middleware(UpdateMetricsMiddleware(deps.metrics))
     dp.update.outer_middleware(DbSessionMiddleware(deps.session_factory))
     dp.update.outer_middleware(UserMiddleware(dp.fsm))
     dp.update.outer_middleware(dp.fsm)  # the dialog's lock and state
@@ -194,16 +196,26 @@ def create_dispatcher(deps: Deps, *, redis_prefix: str = REDIS_PREFIX) -> Dispat
 
 
 async def set_commands(bot: Bot, i18n: I18n) -> None:
-    for language in LANGUAGES:
-        commands = [
-            BotCommand(command=name, description=i18n.gettext(text, locale=language))
-            for name, text in COMMANDS
-        ]
-        code = None if language == i18n.default_locale else language
-        await bot.set_my_commands(commands, scope=BotCommandScopeDefault(), language_code=code)
+    """The command menu in each language, where Telegram's differs."""
+    await TelegramSetup(bot, i18n, None, "").commands()
 
 
-async def _on_startup(bot: Bot, deps: Deps, dispatcher: Dispatcher) -> None:
+async def _set_up_telegram(bot: Bot, deps: Deps, webhook: Webhook | None) -> None:
+    """The webhook (webhook mode) and the command menu, once per deployment."""
+    setup = TelegramSetup(bot, deps.i18n, deps.redis, deps.settings.redis_namespace)
+    if webhook is not None:  # without its webhook the instance gets no update: a failure stops
+        await setup.run(webhook, commands=False)
+    try:
+        await setup.run(None)
+    except TelegramAPIError as exc:
+        log.warning("command menu not set: %s", exc.message)
+
+
+async def _on_startup(
+    bot: Bot, deps: Deps, dispatcher: Dispatcher, webhook: Webhook | None = None
+) -> None:
+    """`webhook`: what to register in webhook mode (an instance that takes updates sets it)."""
+    role = deps.settings.role
     if deps.settings.redis_url:
         from aiogram.fsm.storage.redis import RedisStorage
 
@@ -212,10 +224,11 @@ async def _on_startup(bot: Bot, deps: Deps, dispatcher: Dispatcher) -> None:
         assert isinstance(storage.key_builder, DefaultKeyBuilder)
         if moved := await upgrade_dialog_keys(storage.redis, storage.key_builder.prefix):
             log.info("%d dialog key(s) in Redis given their destiny", moved)
-    try:
-        await set_commands(bot, deps.i18n)
-    except TelegramAPIError as exc:
-        log.warning("command menu not set: %s", exc.message)
+    if role is not Role.WORKER:
+        await _set_up_telegram(bot, deps, webhook)
+    if role is Role.WEB:  # updates only: the workers poll, send and take over
+        await _start_instance(deps, dispatcher, None)
+        return
     poller = create_poller(
         bot,
         deps.session_factory,
@@ -328,25 +341,69 @@ async def _close(bot: Bot, dp: Dispatcher, deps: Deps) -> None:
 
 
 async def run_polling(settings: Settings) -> None:
+    from bot.web import start_site
+
     stop = _stop_on_signals()  # until aiogram's polling takes the signals over
     deps = await build_deps(settings)
     bot = create_bot(settings)
     dp = create_dispatcher(deps)
     dp.startup.register(_on_startup)
     dp.shutdown.register(_on_shutdown)
+    health = await start_site(deps, lambda: dp.workflow_data.get("poller"))
     try:
         if not await reach_telegram(bot, _telegram_address(settings), stop):
             return
-        await bot.delete_webhook(drop_pending_updates=False)
-        await dp.start_polling(bot, allowed_updates=dp.resolve_used_update_types())
+        if settings.role is Role.WORKER:  # no getUpdates: the web instance takes the updates
+            await _run_without_updates(bot, dp, stop)
+        else:
+            await _poll(bot, dp)
     finally:
+        if health is not None:
+            await health.cleanup()
         await _close(bot, dp, deps)
+
+
+async def _poll(bot: Bot, dp: Dispatcher) -> None:
+    """aiogram's polling, stopped with PollingConflict when another takes the updates."""
+    guard = ConflictGuard()
+    bot.session.middleware(guard)
+    await bot.delete_webhook(drop_pending_updates=False)
+    polling = asyncio.create_task(
+        dp.start_polling(bot, allowed_updates=dp.resolve_used_update_types()), name="polling"
+    )
+    conflict = asyncio.create_task(guard.conflict.wait())
+    try:
+        await asyncio.wait({polling, conflict}, return_when=asyncio.FIRST_COMPLETED)
+        if guard.conflict.is_set() and not polling.done():
+            await dp.stop_polling()  # the dispatcher's shutdown runs: a clean stop
+        await polling
+    finally:
+        for task in (conflict, polling):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    if guard.conflict.is_set():
+        raise PollingConflict(guard.reason)
+
+
+async def _run_without_updates(bot: Bot, dp: Dispatcher, stop: asyncio.Event) -> None:
+    """A worker: the dispatcher's startup (the poller and the sender) until a signal, then its
+    shutdown."""
+    data = {"dispatcher": dp, "bots": (bot,), **dp.workflow_data}
+    await dp.emit_startup(bot=bot, **data)
+    log.info("worker running: no updates taken here")
+    try:
+        await stop.wait()
+    finally:
+        await dp.emit_shutdown(bot=bot, **data)
 
 
 async def run_webhook(settings: Settings) -> None:
     from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
     from aiohttp import web
     from yarl import URL
+
+    from bot.web import add_routes
 
     assert settings.webhook_url is not None
     stop = _stop_on_signals()
@@ -356,18 +413,13 @@ async def run_webhook(settings: Settings) -> None:
     dp.startup.register(_on_startup)
     dp.shutdown.register(_on_shutdown)
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
-
-    async def register_webhook(bot: Bot) -> None:
-        await bot.set_webhook(
-            settings.webhook_url or "",
-            secret_token=secret,
-            allowed_updates=dp.resolve_used_update_types(),
-        )
-
-    dp.startup.register(register_webhook)
     app = web.Application()
     path = URL(settings.webhook_url).path or "/"
-    SimpleRequestHandler(dispatcher=dp, bot=bot, secret_token=secret).register(app, path=path)
+    takes_updates = settings.role is not Role.WORKER
+    if takes_updates:  # the startup sets the webhook where Telegram's differs
+        dp["webhook"] = Webhook(settings.webhook_url, secret, dp.resolve_used_update_types())
+        SimpleRequestHandler(dispatcher=dp, bot=bot, secret_token=secret).register(app, path=path)
+    add_routes(app, deps, lambda: dp.workflow_data.get("poller"))
     setup_application(app, dp, bot=bot)
     runner = web.AppRunner(app, shutdown_timeout=STOP_GRACE)
     try:
@@ -376,7 +428,11 @@ async def run_webhook(settings: Settings) -> None:
         await runner.setup()  # startup: the webhook is set, the poller starts
         site = web.TCPSite(runner, settings.web_host, settings.web_port)
         await site.start()
-        log.info("webhook server on %s:%s%s", settings.web_host, settings.web_port, path)
+        where = f"{settings.web_host}:{settings.web_port}"
+        if takes_updates:
+            log.info("webhook server on %s%s", where, path)
+        else:
+            log.info("worker: health and metrics on %s, no updates taken here", where)
         await stop.wait()
     finally:  # the server stops taking updates, then the dispatcher's shutdown runs
         await runner.cleanup()
@@ -394,4 +450,7 @@ def main(settings: Settings | None = None) -> None:
         asyncio.run(runner(settings))
     except TokenRefused:
         log.error("Telegram refused BOT_TOKEN (401 Unauthorized): check it with @BotFather")
+        raise SystemExit(EXIT_CONFIG) from None
+    except PollingConflict as exc:
+        log.error("%s", exc)
         raise SystemExit(EXIT_CONFIG) from None
