@@ -114,13 +114,16 @@ class Scheduler:
             return await job.load(session, fresh, [leased] * len(fresh))
 
     async def _run(self, job: Job, target: Target, key: tuple[str, int]) -> None:
+        outcome = "error"
         try:
             async with self._slots:
                 await job.run(target)
+            outcome = "failed" if target.state.failures else "ok"  # failed: it backs off
         except Exception:
             log.exception("%s poll of user %s failed", job.name, target.state.user_id)
         finally:
             self._running.pop(key, None)
+            self.metrics.poll_done(job.name, outcome)
 
     async def idle(self) -> None:
         """Waits until no poll is running and their writes are done (tests, a clean stop)."""
