@@ -1,7 +1,13 @@
 """Handler throughput: the real dispatcher against a bare aiogram echo bot (issue 6, item 6).
 
     .venv/bin/python bench/handlers.py [--updates 5000] [--users 500] [--concurrency 100]
-                                       [--repeat 3] [--profile-dir DIR]
+                                       [--repeat 3] [--database sqlite postgres]
+                                       [--profile-dir DIR]
+
+`--database postgres` runs the bot on a PostgreSQL database of its own (BENCH_POSTGRES_URL's
+server, default 127.0.0.1:5432) with its dialogs in Redis under a namespace of its own
+(BENCH_REDIS_URL, default 127.0.0.1:6379), as several instances run; both are dropped afterwards.
+Given both, it runs one after the other and ends with the bot / same-calls echo ratio of each.
 
 Two processes:
   * this one (the driver) serves the three fakes (Telegram, GotSMS, GoSMS; 20 ms latency each) on
@@ -49,6 +55,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from bench._workload import pct  # noqa: E402
 
 LATENCY = 0.02
 USER_BASE = 2_000_000
@@ -218,6 +226,15 @@ def _echo_same_calls(got: Any, tokens: dict[int, str]) -> Any:
     return dp
 
 
+def _dispatcher(deps: Any, cfg: dict[str, Any]) -> Any:
+    """The real dispatcher; on Redis its dialogs under this run's namespace (deleted after)."""
+    from bot.app import create_dispatcher
+
+    if cfg.get("redis_namespace"):
+        return create_dispatcher(deps, redis_prefix=f"{cfg['redis_namespace']}:fsm")
+    return create_dispatcher(deps)
+
+
 def _profiler() -> Any:
     """pyinstrument on the event loop's thread: py-spy, sampling from outside, missed half of
     its CPU time here."""
@@ -237,7 +254,7 @@ async def bot_main(cfg: dict[str, Any]) -> None:
     from aiogram.client.session.aiohttp import AiohttpSession
     from aiogram.client.telegram import TelegramAPIServer
 
-    from bot.app import build_deps, create_bot, create_dispatcher
+    from bot.app import build_deps, create_bot
     from bot.logs import setup_logging
 
     settings = _settings(cfg)
@@ -251,7 +268,7 @@ async def bot_main(cfg: dict[str, Any]) -> None:
         return Bot(BOT_TOKEN, session=AiohttpSession(api=api))
 
     bots = {
-        "real": (create_bot(settings), create_dispatcher(deps)),
+        "real": (create_bot(settings), _dispatcher(deps, cfg)),
         "echo": (bare(), _echo()),
         "calls": (bare(), _echo_same_calls(got, tokens)),
     }
@@ -363,15 +380,6 @@ class World:
         return items
 
 
-def _pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * p / 100
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
 class BotProcess:
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.proc = proc
@@ -432,7 +440,7 @@ def _fmt_ms(values: list[float]) -> str:
     if not values:
         return "    -      -      -"
     return (
-        f"{1000 * _pct(values, 50):5.0f}  {1000 * _pct(values, 95):5.0f}  {1000 * max(values):5.0f}"
+        f"{1000 * pct(values, 50):5.0f}  {1000 * pct(values, 95):5.0f}  {1000 * max(values):5.0f}"
     )
 
 
@@ -472,26 +480,51 @@ def report(which: str, r: dict[str, Any]) -> str:
 
 
 async def driver(args: argparse.Namespace) -> None:
-    from bench._procs import run_setup, start_bot
+    from bench._procs import server_place
 
     began = time.monotonic()
     print(
         f"bench/handlers.py: {args.updates} updates per phase, {args.users} users,"
         f" concurrency {args.concurrency}, API latency {LATENCY * 1000:.0f} ms,"
-        f" {os.cpu_count()} CPUs, python {sys.version.split()[0]}",
+        f" {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, python {sys.version.split()[0]}",
         flush=True,
     )
+    ratios: dict[str, list[float]] = {}
+    for database in args.database:
+        print(f"== on {database}", flush=True)
+        if database == "postgres":
+            async with server_place("bench_handlers") as place:
+                rows = await run_database(args, place)
+        else:
+            rows = await run_database(args, {})
+        ratios[database] = [rate_of(r["real"]) / rate_of(r["calls"]) for r in rows]
+    print()
+    print("| database | bot / same-calls echo, each run | mean | goal |")
+    print("|---|---|---|---|")
+    for database, values in ratios.items():
+        each = ", ".join(f"{100 * v:.0f} %" for v in values)
+        mean = 100 * sum(values) / len(values)
+        print(f"| {database} | {each} | {mean:.0f} % | >= 50 % |")
+    print(f"total run time {time.monotonic() - began:.0f} s, load {os.getloadavg()}")
+
+
+async def run_database(
+    args: argparse.Namespace, place: dict[str, str]
+) -> list[dict[str, dict[str, Any]]]:
+    """Setup, the bot process and the measured phases on one database (SQLite without place)."""
+    from bench._procs import run_setup, start_bot
+
     world = World(args.users, args.seed)
     users = await world.start()
     tmp = tempfile.TemporaryDirectory(prefix="bench-handlers-")
     work = Path(tmp.name)
-    cfg = {
+    cfg: dict[str, Any] = {
         "telegram_url": world.tg.url,
         "gotsms_url": world.got.url,
         "gosms_url": world.gosms.url,
         "database_url": f"sqlite+aiosqlite:///{work}/data/bot.db",
         "users_file": str(work / "users.json"),
-    }
+    } | place
     Path(cfg["users_file"]).write_text(json.dumps(users))
     t = time.monotonic()
     await run_setup(__file__, cfg)
@@ -499,7 +532,8 @@ async def driver(args: argparse.Namespace) -> None:
     errlog = open(work / "bot.stderr", "wb")  # noqa: SIM115
     proc = await start_bot(__file__, cfg, errlog, 2**26)
     bot = BotProcess(proc)
-    log_copy = Path(tempfile.gettempdir()) / "bench-handlers-bot.log"
+    backend = "postgres" if place else "sqlite"
+    log_copy = Path(tempfile.gettempdir()) / f"bench-handlers-bot-{backend}.log"
     try:
         rows = await measure(world, bot, work, args)
     finally:
@@ -519,11 +553,12 @@ async def driver(args: argparse.Namespace) -> None:
     tmp.cleanup()
 
     print()
+    print(f"on {backend}:")
     print(summary(rows, args))
     print(f"bot log ({log_copy}): {dict(levels) or 'nothing above INFO'}")
     for line in samples[:5]:
         print(f"  {line}")
-    print(f"total run time {time.monotonic() - began:.0f} s")
+    return rows
 
 
 async def measure(
@@ -580,13 +615,13 @@ def summary(rows: list[dict[str, dict[str, Any]]], args: argparse.Namespace) -> 
         light = results["light"]
         loaded = [v for t in real["times"].values() for v in t]
         calm = [v for t in light["times"].values() for v in t]
-        over = [k for k, t in light["times"].items() if k in MIX and _pct(t, 95) > budget_of(k)]
+        over = [k for k, t in light["times"].items() if k in MIX and pct(t, 95) > budget_of(k)]
         lines.append(
             f"| {i} | {rate_of(echo):.0f} | {rate_of(calls):.0f} | {rate_of(real):.0f} |"
             f" {100 * rate_of(real) / rate_of(echo):.0f} % |"
             f" {100 * rate_of(real) / rate_of(calls):.0f} % |"
-            f" {1000 * _pct(loaded, 50):.0f} / {1000 * _pct(loaded, 95):.0f} |"
-            f" {1000 * _pct(calm, 95):.0f} | {', '.join(over) or 'none'} |"
+            f" {1000 * pct(loaded, 50):.0f} / {1000 * pct(loaded, 95):.0f} |"
+            f" {1000 * pct(calm, 95):.0f} | {', '.join(over) or 'none'} |"
             f" {1000 * real['cpu'] / real['n']:.1f} / {1000 * echo['cpu'] / echo['n']:.1f}"
             f" / {1000 * calls['cpu'] / calls['n']:.1f} |"
         )
@@ -610,6 +645,13 @@ def main() -> None:
     parser.add_argument("--light-updates", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--database",
+        nargs="+",
+        choices=["sqlite", "postgres"],
+        default=["sqlite"],
+        help="postgres: a database of its own on the PostgreSQL server, dialogs in Redis",
+    )
     parser.add_argument(
         "--profile-dir", type=Path, default=None, help="pyinstrument the real bot's phases"
     )

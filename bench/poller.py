@@ -12,8 +12,7 @@ Three processes per user count:
     are what the table shows. It prints SETTLED when every user's first codes poll is done
     (cursor "watching"), then runs until told to stop on stdin and prints its getrusage.
 
-Latency of a code: from inject_message in the fake to the fake Telegram's 200 answer to the
-sendMessage that carries that code.
+The workload (users, codes, scoring) is bench/_workload.py, shared with bench/scale.py.
 """
 
 # ruff: noqa: ASYNC230, ASYNC240  (a benchmark driver: blocking file I/O is fine)
@@ -23,7 +22,6 @@ import argparse
 import asyncio
 import json
 import os
-import random
 import resource
 import signal
 import subprocess
@@ -31,8 +29,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,15 +37,24 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-POLL_INTERVAL = 3.0
-LATENCY = 0.05
-USER_BASE = 1_000_000
-SECRET_KEY = "bench-secret-key-0123456789"
-BOT_TOKEN = "123456:BENCH-fake-bot-token-0123456789abcdef"
-COLD_SAMPLE = 300
-TAIL_CAP = 90.0  # after the last injection, wait at most this long for stragglers
-SETTLE_CAP = 600.0
-
+from bench._workload import (  # noqa: E402
+    BOT_TOKEN,
+    LATENCY,
+    POLL_INTERVAL,
+    SECRET_KEY,
+    SETTLE_CAP,
+    Score,
+    details,
+    fmt3,
+    inject,
+    outbox_line,
+    pct,
+    plan_codes,
+    read_log,
+    score,
+    seed_main,
+    start_world,
+)
 
 # ============================================================================ bot side
 
@@ -57,66 +63,6 @@ def _settings(cfg: dict[str, Any]) -> Any:
     from bench._procs import bot_settings
 
     return bot_settings(cfg, BOT_TOKEN, SECRET_KEY, poll_interval=POLL_INTERVAL)
-
-
-async def setup_main(cfg: dict[str, Any]) -> None:
-    """Fresh DB, N users with a connected GotSMS token; hot users heated as /rent does."""
-    from sqlalchemy import insert
-
-    from bot.app import build_deps
-    from bot.db.models import Credential, Service, User, utcnow
-    from bot.db.outbox import PollState
-    from bot.db.outbox_repo import PollStateRepo
-    from bot.db.repo import UserRepo
-    from bot.poller.codes import JOB
-    from bot.services.credentials import JOBS_OF, store_token
-
-    deps = await build_deps(_settings(cfg))
-    users = json.loads(Path(cfg["users_file"]).read_text())
-    head, rest = users[:200], users[200:]
-    async with deps.session_factory() as session:  # the real path, for a first slice
-        for user in head:
-            await UserRepo(session).upsert_seen(user["id"], user["id"], "en")
-            await store_token(session, deps.cipher, user["id"], Service.GOTSMS, user["token"])
-    # the same rows store_token writes, inserted in bulk (setup speed only, not measured)
-    now = utcnow()
-    for first in range(0, len(rest), 2000):
-        chunk = rest[first : first + 2000]
-        async with deps.session_factory() as session:
-            await session.execute(
-                insert(User),
-                [
-                    {"id": u["id"], "chat_id": u["id"], "language_code": "en", "is_active": True}
-                    for u in chunk
-                ],
-            )
-            await session.execute(
-                insert(Credential),
-                [
-                    {
-                        "user_id": u["id"],
-                        "service": Service.GOTSMS.value,
-                        "token_encrypted": deps.cipher.encrypt(u["token"]),
-                    }
-                    for u in chunk
-                ],
-            )
-            await session.execute(
-                insert(PollState),
-                [
-                    {"user_id": u["id"], "job": job, "next_at": now, "failures": 0}
-                    for u in chunk
-                    for job in JOBS_OF[Service.GOTSMS]
-                ],
-            )
-            await session.commit()
-    async with deps.session_factory() as session:
-        until = utcnow() + timedelta(minutes=30)
-        for user in users:
-            if user["hot"]:
-                await PollStateRepo(session).heat(user["id"], JOB, until)
-        await session.commit()
-    await deps.close()
 
 
 def _status_kb(field_name: str) -> int:
@@ -170,13 +116,13 @@ async def bot_main(cfg: dict[str, Any]) -> None:
     from bot.lazy_types import import_aiogram
 
     import_aiogram()  # as bot/__main__.py does
-    from sqlalchemy import func, or_, select
+    from sqlalchemy import select
 
+    from bench._workload import outbox_summary, waiting_query
     from bot.app import build_deps, create_bot
-    from bot.db.outbox import OutboxItem, PollState
+    from bot.db.outbox import OutboxItem
     from bot.logs import setup_logging
     from bot.poller import create_poller
-    from bot.poller.codes import JOB, WATCHING
 
     settings = _settings(cfg)
     setup_logging(settings.log_level, [BOT_TOKEN, SECRET_KEY])
@@ -195,11 +141,7 @@ async def bot_main(cfg: dict[str, Any]) -> None:
     say("ready", {"start": start})
     poller.start()
 
-    waiting_q = (
-        select(func.count())
-        .select_from(PollState)
-        .where(PollState.job == JOB, or_(PollState.cursor.is_(None), PollState.cursor != WATCHING))
-    )
+    waiting_q = waiting_query()
     while True:  # settle: every user's first codes poll done
         await asyncio.sleep(0.5)
         async with deps.session_factory() as session:
@@ -213,19 +155,7 @@ async def bot_main(cfg: dict[str, Any]) -> None:
     end = _usage()
     await poller.stop()
     async with deps.session_factory() as session:
-        rows = (
-            await session.execute(
-                select(
-                    OutboxItem.kind,
-                    OutboxItem.sent_at.is_not(None),
-                    OutboxItem.dropped,
-                    func.count(),
-                ).group_by(OutboxItem.kind, OutboxItem.sent_at.is_not(None), OutboxItem.dropped)
-            )
-        ).all()
-        failing = await session.scalar(
-            select(func.count()).select_from(PollState).where(PollState.failures > 0)
-        )
+        summary = await outbox_summary(session)
         queued = (
             await session.execute(
                 select(OutboxItem.created_at, OutboxItem.sent_at).where(
@@ -233,15 +163,14 @@ async def bot_main(cfg: dict[str, Any]) -> None:
                 )
             )
         ).all()
-    outbox = [{"kind": k, "sent": bool(s), "dropped": d, "n": n} for k, s, d, n in rows]
-    say("stopped", {"end": end, "outbox": outbox, "failing_states": failing})
+    say("stopped", {"end": end} | summary)
     if sql_stats is not None:
         _print_sql(sql_stats)
         waits = sorted((sent - made).total_seconds() for made, sent in queued)
         if waits:
             print(
-                f"code rows, queued -> sent: p50 {_pct(waits, 50):.2f} s,"
-                f" p95 {_pct(waits, 95):.2f} s, max {waits[-1]:.2f} s",
+                f"code rows, queued -> sent: p50 {pct(waits, 50):.2f} s,"
+                f" p95 {pct(waits, 95):.2f} s, max {waits[-1]:.2f} s",
                 file=sys.stderr,
             )
     await bot.session.close()
@@ -251,28 +180,14 @@ async def bot_main(cfg: dict[str, Any]) -> None:
 # ============================================================================ driver side
 
 
-@dataclass
-class Injected:
-    code: str
-    user: int
-    hot: bool
-    at: float
-    message_id: str = ""
-
-
-@dataclass
-class RunResult:
+@dataclass(kw_only=True)
+class RunResult(Score):
     users: int
     hot_users: int
     setup_s: float
     settle_s: float
     duration_s: float
     tail_s: float
-    hot_lat: list[float] = field(default_factory=list)
-    cold_lat: list[float] = field(default_factory=list)
-    lost_hot: int = 0
-    lost_cold: int = 0
-    duplicates: int = 0
     cpu_measured: float = 0.0
     cpu_total: float = 0.0
     rss_mb: float = 0.0
@@ -281,39 +196,8 @@ class RunResult:
     cpu_startup: float = 0.0
     cpu_settle: float = 0.0
     wall_measured: float = 1.0
-    hot_found: list[float] = field(default_factory=list)
-    hot_after_found: list[float] = field(default_factory=list)
-    cold_found: list[float] = field(default_factory=list)
-    cold_after_found: list[float] = field(default_factory=list)
-    window_requests: dict[str, int] = field(default_factory=dict)
-    window_s: float = 1.0
-    log_counts: dict[str, int] = field(default_factory=dict)
-    log_samples: list[str] = field(default_factory=list)
-    max_req_60s: int = 0
-    over_budget_tokens: int = 0
-    gotsms_requests: int = 0
-    gotsms_429: int = 0
-    tg_refused: dict[int, int] = field(default_factory=dict)
-    outbox: list[dict[str, Any]] = field(default_factory=list)
+    outbox: list[dict[str, Any]]
     failing_states: int = 0
-
-
-def _pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * p / 100
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
-def _max_in_window(times: list[float], window: float = 60.0) -> int:
-    best, start = 0, 0
-    for end, at in enumerate(times):
-        while at - times[start] >= window:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
 
 
 def _py_spy(pid: int, output: Path, duration: float) -> subprocess.Popen[bytes]:
@@ -333,44 +217,18 @@ async def run_one(
     sql_stats: bool = False,
     codes_per_hot: int = 1,
 ) -> RunResult:
-    from bench._fakes import MeasuringTelegram, ScaledGotSMS
     from bench._procs import read_json, run_setup, start_bot
-    from tests.fakes.gosms import FakeGoSMS
 
-    rng = random.Random(seed + n_users)
-    got, tg, gosms = ScaledGotSMS(), MeasuringTelegram(bot_token=BOT_TOKEN), FakeGoSMS()
-    for fake in (got, tg, gosms):
-        await fake.start()
-        fake.set_latency(LATENCY)
-    tg.enforce_rate_limits(per_chat_per_sec=1.0, burst=3, global_per_sec=30.0)
-
+    t_setup = time.monotonic()
+    world = await start_world(n_users, hot_share, seed)
     tmp = tempfile.TemporaryDirectory(prefix="bench-poller-")
     work = Path(tmp.name)
-    cfg = {
-        "telegram_url": tg.url,
-        "gotsms_url": got.url,
-        "gosms_url": gosms.url,
+    cfg: dict[str, Any] = world.urls() | {
         "database_url": f"sqlite+aiosqlite:///{work}/data/bot.db",
         "users_file": str(work / "users.json"),
         "sql_stats": sql_stats,
     }
-    t_setup = time.monotonic()
-    plan_id = got.plan_by("Telegram", "day", 1)["id"]
-    got.set_stock(plan_id, n_users + 10)
-    n_hot = max(1, round(n_users * hot_share))
-    hot_ids = set(rng.sample(range(n_users), n_hot))
-    now = datetime.now(UTC)
-    users, rent_of, token_of = [], {}, {}
-    for i in range(n_users):
-        uid, token, hot = USER_BASE + i, f"bench-{n_users}-{i:06d}-token", i in hot_ids
-        got.add_account(token, balance=1000.0)
-        # cold users' rents are older than the 30-minute hot window (the rents job would heat them)
-        created = now if hot else now - timedelta(hours=2)
-        rent_of[uid] = got.create_rent(token, plan_id, created_at=created)["id"]
-        token_of[uid] = token
-        tg.register_chat(uid)
-        users.append({"id": uid, "token": token, "hot": hot})
-    Path(cfg["users_file"]).write_text(json.dumps(users))
+    Path(cfg["users_file"]).write_text(json.dumps(world.users))
     await run_setup(__file__, cfg)
     setup_s = time.monotonic() - t_setup
 
@@ -395,42 +253,7 @@ async def run_one(
     if profile_dir is not None:
         spy = _py_spy(proc.pid, profile_dir / f"poller-{n_users}-measured.txt", duration)
 
-    # ------------------------------------------------------------ the injection plan
-    plan: list[tuple[float, int, bool]] = []
-    hot_uids = [USER_BASE + i for i in sorted(hot_ids)]
-    cold_uids = [USER_BASE + i for i in range(n_users) if i not in hot_ids]
-    hot_end = max(duration - 5.0, 1.0)
-    for uid in hot_uids:  # at random moments, one in each part of the window
-        for part in range(codes_per_hot):
-            lo = hot_end * part / codes_per_hot
-            hi = hot_end * (part + 1) / codes_per_hot
-            plan.append((rng.uniform(lo, hi), uid, True))
-    cold_end = max(duration - 60.0, duration / 2)  # leave the 60 s promise inside the window
-    for uid in rng.sample(cold_uids, min(COLD_SAMPLE, len(cold_uids))):
-        plan.append((rng.uniform(0.0, cold_end), uid, False))
-    plan.sort()
-
-    injected: list[Injected] = []
-    code_seq = rng.randrange(10_000_000, 50_000_000)
-    for offset, uid, hot in plan:
-        delay = t0 + offset - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        code_seq += 1
-        code = str(code_seq)
-        tg.watched.add(code)
-        view = got.inject_message(
-            rent_of[uid], f"Your Telegram code: {code}. Do not share it.", code=code
-        )
-        injected.append(Injected(code, uid, hot, time.monotonic(), view["id"]))
-    delay = t0 + duration - time.monotonic()
-    if delay > 0:
-        await asyncio.sleep(delay)
-    last = injected[-1].at if injected else t0
-    while time.monotonic() < last + TAIL_CAP:
-        if all(i.code in tg.accepted for i in injected):
-            break
-        await asyncio.sleep(0.5)
+    injected = await inject(world, plan_codes(world, duration, codes_per_hot), t0, duration)
     t_end = time.monotonic()
     await asyncio.sleep(2 * POLL_INTERVAL)  # a late duplicate would show up here
     if spy is not None:
@@ -445,38 +268,19 @@ async def run_one(
     log_dir.mkdir(exist_ok=True)
     log_text = (work / "bot.stderr").read_text(errors="replace")
     (log_dir / f"bot-{n_users}.stderr").write_text(log_text)
-    log_counts: dict[str, int] = {}
-    log_samples: list[str] = []
-    for line in log_text.splitlines():
-        for level in ("ERROR", "WARNING", "Traceback"):
-            if level in line:
-                log_counts[level] = log_counts.get(level, 0) + 1
-                if len(log_samples) < 5 and level != "Traceback":
-                    log_samples.append(line[:240])
 
     result = RunResult(
         users=n_users,
-        hot_users=n_hot,
+        hot_users=len(world.hot_ids),
         setup_s=setup_s,
         settle_s=settle_s,
         duration_s=duration,
         tail_s=t_end - t0 - duration,
+        outbox=stopped["outbox"],
+        failing_states=stopped["failing_states"],
     )
-    for item in injected:
-        times = tg.accepted.get(item.code, [])
-        if not times:
-            if item.hot:
-                result.lost_hot += 1
-            else:
-                result.lost_cold += 1
-            continue
-        result.duplicates += len(times) - 1
-        (result.hot_lat if item.hot else result.cold_lat).append(times[0] - item.at)
-        served = got.first_served.get(item.message_id)
-        if served is not None:
-            (result.hot_found if item.hot else result.cold_found).append(served - item.at)
-            after = result.hot_after_found if item.hot else result.cold_after_found
-            after.append(times[0] - served)
+    score(result, world, injected, t0, t_end)
+    read_log(result, log_text)
     result.cpu_measured = stopped["end"]["cpu"] - settled["now"]["cpu"]
     result.cpu_total = stopped["end"]["cpu"]
     result.wall_measured = stopped["end"]["wall"] - settled["now"]["wall"]
@@ -485,35 +289,9 @@ async def run_one(
     result.rss_end_mb = stopped["end"]["rss_kb"] / 1024
     result.cpu_startup = ready["start"]["cpu"]
     result.cpu_settle = settled["now"]["cpu"] - ready["start"]["cpu"]
-    by_token: dict[str | None, list[float]] = defaultdict(list)
-    for request in got.requests:
-        by_token[request.token].append(request.at)
-        result.gotsms_429 += request.status == 429
-    result.gotsms_requests = len(got.requests)
-    result.window_s = t_end - t0
-    for request in got.requests:
-        if t0 <= request.at <= t_end:
-            key = request.path if not request.path.startswith("/rents") else "/rents"
-            result.window_requests[key] = result.window_requests.get(key, 0) + 1
-    peaks = [_max_in_window(times) for token, times in by_token.items() if token]
-    result.max_req_60s = max(peaks, default=0)
-    result.over_budget_tokens = sum(1 for p in peaks if p > 30)
-    result.tg_refused = dict(tg.refused)
-    result.outbox = stopped["outbox"]
-    result.log_counts, result.log_samples = log_counts, log_samples
-    result.failing_states = stopped["failing_states"]
-    if got.errors or tg.errors:
-        print(f"  !! fake errors: gotsms={got.errors[:3]} telegram={tg.errors[:3]}")
-    for fake in (got, tg, gosms):
-        await fake.close()
+    await world.close()
     tmp.cleanup()
     return result
-
-
-def _fmt(values: list[float]) -> str:
-    if not values:
-        return "      -       -       -"
-    return f"{_pct(values, 50):7.2f} {_pct(values, 95):7.2f} {max(values):7.2f}"
 
 
 HEADER = (
@@ -525,8 +303,8 @@ HEADER = (
 def _row(r: RunResult) -> str:
     busy = 100 * r.cpu_measured / max(r.wall_measured, 1e-9)
     return (
-        f"{r.users:7d} {r.hot_users:4d} | {len(r.hot_lat):6d} {_fmt(r.hot_lat)} |"
-        f" {len(r.cold_lat):6d} {_fmt(r.cold_lat)} |"
+        f"{r.users:7d} {r.hot_users:4d} | {len(r.hot_lat):6d} {fmt3(r.hot_lat)} |"
+        f" {len(r.cold_lat):6d} {fmt3(r.cold_lat)} |"
         f" {r.lost_hot + r.lost_cold:4d} {r.duplicates:3d} |"
         f" {r.cpu_measured:8.1f} / {r.cpu_total:7.1f} {busy:5.0f} | {r.rss_mb:7.1f} |"
         f" {r.max_req_60s:3d} ({r.over_budget_tokens} tokens > 30)"
@@ -534,25 +312,14 @@ def _row(r: RunResult) -> str:
 
 
 def _details(r: RunResult) -> str:
-    sent = sum(o["n"] for o in r.outbox if o["sent"])
-    pending = sum(o["n"] for o in r.outbox if not o["sent"] and o["dropped"] is None)
-    dropped = {o["dropped"]: o["n"] for o in r.outbox if o["dropped"]}
     return (
         f"    setup {r.setup_s:.0f} s, settle {r.settle_s:.1f} s, measured {r.duration_s:.0f} s"
         f" + tail {r.tail_s:.1f} s; GotSMS requests {r.gotsms_requests} ({r.gotsms_429} x 429);"
-        f" Telegram refusals {r.tg_refused or 0}; outbox sent {sent}, pending {pending},"
-        f" dropped {dropped}; poll states failing {r.failing_states};"
-        f" lost hot {r.lost_hot} cold {r.lost_cold}\n"
+        f" Telegram refusals {r.tg_refused or 0}; {outbox_line(r.outbox)};"
+        f" poll states failing {r.failing_states}; lost hot {r.lost_hot} cold {r.lost_cold}\n"
         f"    bot CPU: startup {r.cpu_startup:.1f} s, first polls {r.cpu_settle:.1f} s,"
         f" measured {r.cpu_measured:.1f} s; RSS when ready {r.rss_ready_mb:.0f} MB,"
-        f" at stop {r.rss_end_mb:.0f} MB, peak {r.rss_mb:.0f} MB\n"
-        f"    split p50/p95/max s: hot inject->1st /messages with it {_fmt(r.hot_found)},"
-        f" ->Telegram {_fmt(r.hot_after_found)}; cold {_fmt(r.cold_found)} /"
-        f" {_fmt(r.cold_after_found)}\n"
-        f"    GotSMS requests/s in the measured window: "
-        + ", ".join(f"{k} {v / r.window_s:.1f}" for k, v in sorted(r.window_requests.items()))
-        + f"\n    bot log lines: {r.log_counts or 'none above INFO'}"
-        + "".join(f"\n      {line}" for line in r.log_samples)
+        f" at stop {r.rss_end_mb:.0f} MB, peak {r.rss_mb:.0f} MB\n" + details(r)
     )
 
 
@@ -586,7 +353,7 @@ async def driver(args: argparse.Namespace) -> None:
     print(f"total run time {time.monotonic() - began:.0f} s")
     hot_target = POLL_INTERVAL + 1
     for r in results:
-        p95 = _pct(r.hot_lat, 95)
+        p95 = pct(r.hot_lat, 95)
         cold_max = max(r.cold_lat, default=float("nan"))
         print(
             f"  {r.users:6d}: hot p95 {p95:.2f} s <= {hot_target:.0f} s: "
@@ -602,7 +369,7 @@ async def driver(args: argparse.Namespace) -> None:
 def main() -> None:
     if len(sys.argv) >= 3 and sys.argv[1] in ("--_setup", "--_bot"):
         cfg = json.loads(sys.argv[2])
-        asyncio.run(setup_main(cfg) if sys.argv[1] == "--_setup" else bot_main(cfg))
+        asyncio.run(seed_main(cfg) if sys.argv[1] == "--_setup" else bot_main(cfg))
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, nargs="+", default=[100, 1000, 10000])
