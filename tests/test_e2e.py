@@ -104,3 +104,39 @@ async def test_a_wrong_bot_token_stops_at_once(
     assert "Telegram refused BOT_TOKEN" in bot.log, bot.log
     assert "Traceback" not in bot.log, bot.log
     assert not tg.calls_of("getUpdates")
+
+
+async def test_a_second_instance_in_polling_mode_is_refused(
+    bot_env: dict[str, str], tmp_path: Path, tg: FakeTelegram
+) -> None:
+    """Two `python -m bot` polling one token: one stops with one line and exit code 2 (the
+    second getUpdates conflicts), the other serves on, instead of both fighting for updates."""
+    bots = [
+        BotProcess(bot_env | {"WEB_HOST": "127.0.0.1", "WEB_PORT": str(free_port())}, tmp_path)
+        for _ in range(2)
+    ]
+    await bots[0].start()
+    try:
+        await tg.wait_for(lambda: bool(tg.calls_of("getUpdates")), timeout=60)
+        await bots[1].start()
+        processes = [bot.process for bot in bots if bot.process is not None]
+        waits = [asyncio.create_task(process.wait()) for process in processes]
+        done, _ = await asyncio.wait(waits, timeout=60, return_when=asyncio.FIRST_COMPLETED)
+        assert len(done) == 1, [bot.log for bot in bots]
+        stopped = bots[waits.index(done.pop())]
+        serving = bots[1 - bots.index(stopped)]
+        tg.user(EN, first_name="Eve", language_code="en")
+        tg.send_text(EN, "/start")
+        await tg.wait_for_bot_message(EN, "Hi, Eve!", timeout=15)
+        assert serving.process is not None
+        assert serving.process.returncode is None
+    finally:
+        codes = [await bot.stop() for bot in bots]
+    assert codes[bots.index(stopped)] == 2, stopped.log
+    assert codes[bots.index(serving)] == 0, serving.log
+    line = "another instance is polling this bot token: run one instance in polling mode"
+    assert stopped.log.count(line) == 1, stopped.log
+    assert "stopped cleanly" in stopped.log, stopped.log
+    for bot in bots:
+        assert "Traceback" not in bot.log, bot.log
+        assert "Failed to fetch updates" not in bot.log, bot.log
