@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.app import run_polling, run_webhook
 from bot.config import Role, Settings
 from bot.db.migrate import upgrade_to_head
-from bot.polling import ANOTHER_POLLER, ConflictGuard, PollingConflict
+from bot.polling import ANOTHER_POLLER, WEBHOOK_SET, ConflictGuard, PollingConflict
 from tests.backends import REDIS_URL
 from tests.conftest import GOTSMS_TOKEN
 from tests.fakes.gotsms import FakeGotSMS
@@ -254,3 +254,27 @@ async def test_a_second_polling_instance_stops_and_the_first_serves_on(
         tg.user(USER, first_name="Eve", language_code="en")
         tg.send_text(USER, "/start")
         await tg.wait_for_bot_message(USER, "Hi, Eve!", timeout=15)
+
+
+async def test_a_webhook_set_while_polling_stops_the_poller(
+    settings: Settings, tmp_path: Path, tg: FakeTelegram
+) -> None:
+    """An instance in webhook mode took the token over: polling stops with one line instead of
+    trying getUpdates forever."""
+    polling = instance(settings, tmp_path, "polling")
+    task = asyncio.create_task(run_polling(polling))
+    try:
+        await tg.wait_for(lambda: bool(tg.calls_of("getUpdates")), timeout=30)
+        async with aiohttp.ClientSession() as http:
+            url = f"{tg.url}/bot{tg.bot_token}/setWebhook"
+            async with http.post(url, json={"url": PUBLIC}) as answer:
+                assert answer.status == 200
+        tg.user(USER, first_name="Eve", language_code="en")
+        tg.send_text(USER, "/start")  # ends the waiting poll; the next one conflicts
+        with pytest.raises(PollingConflict) as stopped:
+            await asyncio.wait_for(task, 30)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, PollingConflict):
+            await task
+    assert str(stopped.value) == WEBHOOK_SET
