@@ -30,35 +30,32 @@ import re
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
-from sqlalchemy import insert, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import insert
 
 from bot.db.crypto import TokenCipher
 from bot.db.engine import create_engine, create_session_factory
-from bot.db.migrate import upgrade_to_head
 from bot.db.models import Credential, Service, User, utcnow
 from bot.db.outbox import PollState
 from bot.i18n import LANGUAGES
 from bot.poller.codes import JOB as CODES_JOB
 from bot.poller.codes import RENTS_JOB, WATCHING
+from tests.backends import Backend, Place
 from tests.conftest import SECRET_KEY, BotProcess
 from tests.fakes.balancer import Balancer
 from tests.fakes.gotsms import FakeGotSMS
 from tests.fakes.telegram import Call, FakeTelegram, WebhookDelivery
 from tests.test_webhook import free_port
 
-POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+asyncpg://127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 INSTANCES = 3
 USERS = 300
+FIRST_USER = 7_100_000_000
 POLL = 3.0  # POLL_INTERVAL: hot polls every 3 s stay within GotSMS's 30 a minute
 STREAM = 24.0  # s of arriving codes: one per user in each half
 KILL_AT = STREAM / 2
@@ -103,68 +100,12 @@ class Figures:
             self.problems.append(problem)
 
 
-def _unavailable(what: str, exc: BaseException) -> NoReturn:
-    message = f"{what} does not answer: {exc}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-async def _admin(statement: str) -> None:
-    admin = create_engine(POSTGRES_URL)
-    try:
-        async with admin.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text(statement))
-    finally:
-        await admin.dispose()
-
-
-@pytest.fixture
-async def database() -> AsyncIterator[str]:
-    """The URL of a new, empty PostgreSQL database of this test's own."""
-    name = f"sms_desk_instances_{uuid.uuid4().hex[:12]}"
-    try:
-        await _admin(f'CREATE DATABASE "{name}"')
-    except (OSError, SQLAlchemyError) as exc:
-        _unavailable(f"PostgreSQL at {POSTGRES_URL}", exc)
-    try:
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(False)
-    finally:
-        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture
-async def namespace() -> AsyncIterator[tuple[str, int]]:
-    """A REDIS_NAMESPACE of this test's own and the first user id (the dialogs' keys start with
-    the chat id, outside the namespace); every key of both is deleted afterwards."""
-    from redis.asyncio import Redis
-    from redis.exceptions import RedisError
-
-    redis = Redis.from_url(REDIS_URL)
-    try:
-        await redis.ping()
-    except (RedisError, OSError) as exc:
-        await redis.aclose()
-        _unavailable(f"Redis at {REDIS_URL}", exc)
-    ns = f"test-instances-{uuid.uuid4().hex[:12]}"
-    first = random.randrange(10_000, 99_999) * 1_000_000
-    try:
-        yield ns, first
-    finally:
-        for match in (f"{ns}:*", f"*:{str(first)[:5]}??????:*"):
-            keys = [key async for key in redis.scan_iter(match=match, count=1000)]
-            if keys:
-                await redis.delete(*keys)
-        await redis.aclose()
-
-
-async def _seed(database: str, gotsms: FakeGotSMS, first: int, data_dir: Path) -> Seeded:
+async def _seed(database: str, gotsms: FakeGotSMS, data_dir: Path) -> Seeded:
     """Users who connected a GotSMS token an hour ago and rented a number a minute ago: the
     rows /token and /rent leave (the codes job watching, heated for 30 minutes)."""
     plan = gotsms.plan_by("Telegram", "day", 1)["id"]
     gotsms.set_stock(plan, USERS + 10)
-    users = [first + i for i in range(USERS)]
+    users = [FIRST_USER + i for i in range(USERS)]
     tokens = {uid: f"gotsms-e2e-{uid}-{uuid.uuid4().hex[:16]}" for uid in users}
     now = utcnow()
     rents = {}
@@ -175,7 +116,6 @@ async def _seed(database: str, gotsms: FakeGotSMS, first: int, data_dir: Path) -
         ]
     engine = create_engine(database)
     try:
-        await upgrade_to_head(engine)
         cipher = TokenCipher.from_settings(SECRET_KEY, data_dir)
         hot = now + timedelta(minutes=29)
         async with create_session_factory(engine)() as session:
@@ -212,8 +152,6 @@ async def _seed(database: str, gotsms: FakeGotSMS, first: int, data_dir: Path) -
 
 async def _start_instances(
     base_env: dict[str, str],
-    database: str,
-    ns: str,
     tg: FakeTelegram,
     gotsms: FakeGotSMS,
     tmp_path: Path,
@@ -224,10 +162,6 @@ async def _start_instances(
         telegram_url = await tg.listen_also()
         env = base_env | {
             "TELEGRAM_API_URL": telegram_url + "/",
-            "DATABASE_URL": database,
-            "REDIS_URL": REDIS_URL,
-            "REDIS_NAMESPACE": ns,
-            "SECRET_KEY": SECRET_KEY,
             "WEBHOOK_URL": PUBLIC,
             "WEBHOOK_SECRET": HOOK_SECRET,
             "WEB_HOST": "127.0.0.1",
@@ -410,6 +344,7 @@ class Run:
     victim: Instance
     kill_at: float
     starts_after: dict[int, float]
+    began: float  # of the stream
 
 
 async def _ready(
@@ -453,24 +388,25 @@ async def _stream_and_kill(
 
     await _wait(all_pushed, arrivals[-1].at + TAKEOVER + 2 - time.monotonic())  # else: lost
     await asyncio.sleep(2)  # a late duplicate would come now
-    return Run(arrivals, victim, kill_at, after)
+    return Run(arrivals, victim, kill_at, after, t0)
 
 
 @pytest.mark.timeout(240)  # ~60 s when it passes; the waits of a failing run add up
+@pytest.mark.parametrize("backend", [Backend.POSTGRES], indirect=True)
 async def test_three_instances_behind_one_url(
-    database: str,
-    namespace: tuple[str, int],
+    backend: Place,
     bot_env: dict[str, str],
     tmp_path: Path,
     tg: FakeTelegram,
     gotsms: FakeGotSMS,
 ) -> None:
+    """bot_env: a PostgreSQL database, a REDIS_NAMESPACE and a bot of the test's own."""
     began = time.monotonic()
-    ns, first = namespace
-    seeded = await _seed(database, gotsms, first, tmp_path)
+    assert backend.postgres_url is not None
+    seeded = await _seed(backend.postgres_url, gotsms, tmp_path)
     for uid in seeded.users:
         tg.register_chat(uid)
-    instances = await _start_instances(bot_env, database, ns, tg, gotsms, tmp_path)
+    instances = await _start_instances(bot_env, tg, gotsms, tmp_path)
     balancer = Balancer([f"http://127.0.0.1:{i.port}" for i in instances])
     await balancer.start()
     delivery = WebhookDelivery(tg, balancer.url + HOOK_PATH)
@@ -482,7 +418,7 @@ async def test_three_instances_behind_one_url(
         figures.values["start_s"] = round(time.monotonic() - began, 1)
         await asyncio.sleep(POLL)
         before = await _say_start(tg, seeded.users[:STARTS], 0.1)
-        run = await _stream_and_kill(tg, gotsms, seeded, instances, random.Random(first))
+        run = await _stream_and_kill(tg, gotsms, seeded, instances, random.Random())
         figures.values["wall_s"] = round(time.monotonic() - began, 1)
         _measure(figures, tg, gotsms, seeded, instances, run)
         _measure_updates(figures, tg, balancer, delivery, before, run.starts_after)
@@ -530,6 +466,22 @@ def _measure(
         "load_average": [round(n, 1) for n in os.getloadavg()],
     }
     figures.values |= _senders(tg, instances, {a.code for a in run.arrivals}, run.kill_at)
+    figures.values |= _timeline(run, pushed)
+
+
+def _timeline(run: Run, pushed: dict[tuple[int, str], list[float]]) -> dict[str, list[int]]:
+    """Codes that arrived and pushes sent in each 3 s from the start of the stream."""
+
+    def per_slot(times: list[float]) -> list[int]:
+        slots = [0] * int((max(times, default=run.began) - run.began) // 3 + 1)
+        for at in times:
+            slots[int((at - run.began) // 3)] += 1
+        return slots
+
+    return {
+        "arrived_per_3s": per_slot([a.at for a in run.arrivals]),
+        "pushed_per_3s": per_slot([t for times in pushed.values() for t in times]),
+    }
 
 
 def _steady_end(run: Run) -> float:
