@@ -56,7 +56,6 @@ async def test_polling_mode_serves_health_and_metrics(
         assert 'sms_desk_updates_total{kind="message",outcome="ok"} 1.0' in text
         assert "sms_desk_update_seconds_count 1.0" in text
         assert 'sms_desk_polls_total{job="codes",outcome="ok"}' in text
-        # push latency: counted by the sender (Metrics.push_done), not yet
         await backlog_is(bot.web_port, 0)  # the push is marked sent once Telegram answered
         tg.set_slow_answers({"sendMessage"}, 60.0)  # the next push stays unsent a while
         gotsms.inject_message(rent["id"], "Your code is 141421", code="141421")
