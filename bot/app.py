@@ -260,7 +260,8 @@ async def _start_instance(deps: Deps, dispatcher: Dispatcher, poller: Poller | N
         deps.session_factory,
         deps.instance_id,
         role=deps.settings.role,
-        single=deps.settings.is_sqlite,
+        # the only instance: SQLite, and no web / worker split (which is two at least)
+        single=deps.settings.is_sqlite and deps.settings.role is Role.ALL,
         metrics=deps.metrics,
         recovery=recovery,
         on_queued=wake,
