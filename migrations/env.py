@@ -12,6 +12,7 @@ import bot.db.fsm  # registers the dialog state table
 import bot.db.outbox  # noqa: F401 - registers the poller's tables
 from bot.config import DEFAULT_DATABASE_URL
 from bot.db.engine import create_engine
+from bot.db.migrate import lock_for_migrating
 from bot.db.models import Base
 
 config = context.config
@@ -26,6 +27,7 @@ def _configure(connection: Connection) -> None:
         compare_type=True,
     )
     with context.begin_transaction():
+        lock_for_migrating(connection)
         context.run_migrations()
 
 

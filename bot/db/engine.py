@@ -26,6 +26,10 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 # or a service's own session), and an update waiting for a connection waits for someone's API call.
 SQLITE_POOL_SIZE = 20
 SQLITE_POOL_OVERFLOW = 80
+# A server database is shared by every instance and counts its connections (PostgreSQL's
+# max_connections is 100 by default): Settings.db_pool_size / db_pool_overflow per instance.
+SERVER_POOL_SIZE = 10
+SERVER_POOL_OVERFLOW = 10
 # A write that waited out the busy timeout tries again after a pause. The pauses are random
 # (up to a cap that doubles each time): a burst of writers that all timed out at once must
 # not all come back at once.
@@ -51,11 +55,20 @@ def ensure_sqlite_folder(database_url: str) -> None:
         Path(str(url.database)).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
-def create_engine(database_url: str) -> AsyncEngine:
+def create_engine(
+    database_url: str,
+    *,
+    pool_size: int = SERVER_POOL_SIZE,
+    max_overflow: int = SERVER_POOL_OVERFLOW,
+) -> AsyncEngine:
+    """The sizes are of a server database's pool (DB_POOL_SIZE, DB_POOL_OVERFLOW); SQLite's
+    pool is fixed."""
     ensure_sqlite_folder(database_url)
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
-        return create_async_engine(url, pool_pre_ping=True)
+        return create_async_engine(
+            url, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow
+        )
     pool: dict[str, Any] = {}
     if url.database not in (None, "", ":memory:"):  # a memory database has a single connection
         pool = {"pool_size": SQLITE_POOL_SIZE, "max_overflow": SQLITE_POOL_OVERFLOW}

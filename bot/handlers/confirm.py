@@ -74,6 +74,8 @@ async def settle(
         taken = await repo.consume(callback_data.id, user.id, ttl, callback_data.action)
     else:
         taken = await repo.discard(callback_data.id, user.id, callback_data.action)
+    # the read of the payload ends here: the action's API call holds no connection of the pool
+    await session.commit()
     if taken is None:
         await already_settled(ack)
         return None

@@ -139,6 +139,7 @@ def router() -> Router:
     ) -> None:
         repo = SavedDeviceRepo(session)
         device = await repo.get(user.id, callback_data.row)
+        await session.commit()  # no connection held through the API calls below
         if device is None:
             await ack(_("This device is not in your list any more. Send /devices."), alert=True)
             return
@@ -197,6 +198,7 @@ def router() -> Router:
         device_id = str(settled.payload["device_id"])
         saved_repo = SavedDeviceRepo(session)
         device = await saved_repo.by_device_id(user.id, device_id)
+        await session.commit()  # no connection held through the API call
         name = escape(device.name if device is not None and device.name else device_id)
         gone = False
         assert message.bot is not None
@@ -233,6 +235,7 @@ async def add_device(
         await message.answer("❌ " + refusal.text + "\n" + _("Send the id again, or /cancel."))
         return
     saved = await DeviceRepo(session).list(user.id)
+    await session.commit()  # no connection held through the API call
     known = next((d for d in saved if d.device_id == device_id), None)
     if known is None and len(saved) >= MAX_SAVED_DEVICES:
         await state.set_state(None)

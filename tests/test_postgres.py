@@ -1,0 +1,303 @@
+"""PostgreSQL as the bot's database: the pool sizes of the settings, and no connection held
+"idle in transaction" while a handler waits for GoSMS or GotSMS (a pool of a few connections
+would run dry with 100 updates in flight otherwise)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NoReturn
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.app import build_deps, create_bot, create_dispatcher
+from bot.config import Settings
+from bot.db.engine import create_engine
+from tests.conftest import GOSMS_TOKEN, Harness
+from tests.fakes.gosms import FakeGoSMS
+from tests.fakes.gotsms import FakeGotSMS
+from tests.fakes.telegram import FakeTelegram
+from tests.test_gosms_send import connect as connect_gosms
+from tests.test_gosms_send import save_device
+from tests.test_gotsms_catalog import connect as connect_gotsms
+
+# A server the tests may create databases on (each test makes its own and drops it afterwards).
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+asyncpg://127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+API_LATENCY = 1.0  # s, of every GoSMS / GotSMS answer while a path is watched
+# A transaction idle longer than this waited for something slow: a normal one idles for the
+# microseconds between its statements.
+HELD_AFTER = 0.4  # s
+
+
+def unavailable(message: str) -> NoReturn:
+    """A missing server fails the test in CI and skips it elsewhere."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+async def admin_execute(statement: str) -> None:
+    admin = create_engine(POSTGRES_URL)
+    try:
+        async with admin.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text(statement))
+    finally:
+        await admin.dispose()
+
+
+@dataclass(frozen=True)
+class PgDatabase:
+    """A new, empty PostgreSQL database of one test, and a folder for its processes."""
+
+    url: str
+    name: str
+    workdir: Path
+
+
+@dataclass(frozen=True)
+class RedisPlace:
+    """The real Redis, and the key prefix (and namespace) of one test."""
+
+    url: str
+    prefix: str
+
+
+@pytest.fixture(name="pg")
+async def pg_fixture(tmp_path: Path) -> AsyncIterator[PgDatabase]:
+    name = f"sms_desk_pg_{uuid.uuid4().hex[:12]}"
+    try:
+        await admin_execute(f'CREATE DATABASE "{name}"')
+    except (OSError, SQLAlchemyError) as exc:
+        unavailable(f"PostgreSQL at {POSTGRES_URL} cannot be used: {exc}")
+    url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield PgDatabase(url, name, tmp_path)
+    finally:
+        await admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(name="redis_place")
+async def redis_place_fixture() -> AsyncIterator[RedisPlace]:
+    """The real Redis with a key prefix of this test; its keys are deleted afterwards."""
+    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
+
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        await redis.ping()
+    except (RedisError, OSError) as exc:
+        await redis.aclose()
+        unavailable(f"Redis at {REDIS_URL} does not answer: {exc}")
+    place = RedisPlace(REDIS_URL, f"test-{uuid.uuid4().hex}")
+    try:
+        yield place
+    finally:
+        keys = [key async for key in redis.scan_iter(match=f"{place.prefix}:*")]
+        if keys:
+            await redis.delete(*keys)
+        await redis.aclose()
+
+
+@pytest.fixture(name="redis_url")
+def redis_url_fixture(redis_place: RedisPlace) -> str:
+    return redis_place.url
+
+
+async def alembic_rows(url: str) -> list[str]:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(text("SELECT version_num FROM alembic_version"))
+            return [str(row[0]) for row in rows]
+    finally:
+        await engine.dispose()
+
+
+def pg_settings(settings: Settings, pg: PgDatabase, place: RedisPlace, **more: object) -> Settings:
+    return settings.model_copy(
+        update={
+            "database_url": pg.url,
+            "redis_url": place.url,
+            "redis_namespace": place.prefix,
+            **more,
+        }
+    )
+
+
+@pytest.fixture
+async def pg_harness(
+    settings: Settings, tg: FakeTelegram, pg: PgDatabase, redis_place: RedisPlace
+) -> AsyncIterator[Harness]:
+    """The real dispatcher on PostgreSQL and Redis, as an instance of several runs it."""
+    settings = pg_settings(settings, pg, redis_place)
+    deps = await build_deps(settings)
+    bot = create_bot(settings)
+    dp = create_dispatcher(deps, redis_prefix=redis_place.prefix)
+    yield Harness(tg, deps, bot, dp)
+    await dp.fsm.storage.close()
+    await dp.fsm.events_isolation.close()
+    await bot.session.close()
+    await deps.close()
+
+
+@dataclass
+class IdleWatch:
+    """Samples pg_stat_activity from the admin database (so not counting itself) for
+    connections of the bot's database idle in a transaction for longer than HELD_AFTER."""
+
+    database: str
+    held: list[str] = field(default_factory=list)
+    samples: int = 0
+
+    async def run(self) -> None:
+        engine = create_engine(POSTGRES_URL, pool_size=1, max_overflow=0)
+        query = text(
+            "SELECT pid, now() - state_change, left(query, 120) FROM pg_stat_activity "
+            "WHERE datname = :db AND state = 'idle in transaction' "
+            "AND now() - state_change > make_interval(secs => :after)"
+        )
+        try:
+            async with engine.connect() as conn:
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+                while True:
+                    found = await conn.execute(query, {"db": self.database, "after": HELD_AFTER})
+                    self.held += [
+                        f"pid {pid} idle {idle} after {sql!r}" for pid, idle, sql in found
+                    ]
+                    self.samples += 1
+                    await asyncio.sleep(0.05)
+        finally:
+            await engine.dispose()
+
+    async def during(self, action: Awaitable[object]) -> None:
+        """Runs the action (an update through the dispatcher) while sampling."""
+        watcher = asyncio.create_task(self.run())
+        try:
+            await asyncio.sleep(0.1)  # the watcher is connected
+            began = asyncio.get_running_loop().time()
+            await action
+            took = asyncio.get_running_loop().time() - began
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        assert took >= API_LATENCY, "the path made no API call: nothing was watched"
+        assert self.samples > 0
+
+
+@pytest.fixture
+def watch(pg: PgDatabase, gotsms: FakeGotSMS, gosms: FakeGoSMS) -> IdleWatch:
+    return IdleWatch(pg.name)
+
+
+def slow_apis(gotsms: FakeGotSMS, gosms: FakeGoSMS) -> None:
+    gotsms.set_latency(API_LATENCY)
+    gosms.set_latency(API_LATENCY)
+
+
+async def test_pool_sizes_of_the_settings_reach_the_engine(
+    settings: Settings, pg: PgDatabase, redis_place: RedisPlace
+) -> None:
+    settings = pg_settings(settings, pg, redis_place, db_pool_size=3, db_pool_overflow=2)
+    deps = await build_deps(settings)
+    try:
+        pool = deps.engine.pool
+        assert pool.size() == 3  # type: ignore[attr-defined]
+        assert pool._max_overflow == 2  # type: ignore[attr-defined]
+        held = [await deps.engine.connect() for _ in range(5)]
+        with pytest.raises(TimeoutError):  # the sixth waits: the pool holds 3 + 2
+            await asyncio.wait_for(deps.engine.connect(), 0.5)
+        for conn in held:
+            await conn.close()
+    finally:
+        await deps.close()
+
+
+EN = 9301
+
+
+async def test_balance_holds_no_transaction_over_the_api_call(
+    pg_harness: Harness, gotsms: FakeGotSMS, gosms: FakeGoSMS, watch: IdleWatch
+) -> None:
+    await connect_gotsms(pg_harness, EN)
+    slow_apis(gotsms, gosms)
+    await watch.during(pg_harness.send(EN, "/balance"))
+    assert "Your GotSMS balance" in pg_harness.last(EN).text
+    assert watch.held == []
+
+
+async def test_rent_confirmed_holds_no_transaction_over_the_api_call(
+    pg_harness: Harness, gotsms: FakeGotSMS, gosms: FakeGoSMS, watch: IdleWatch
+) -> None:
+    await connect_gotsms(pg_harness, EN)
+    await pg_harness.send(EN, "/rent telegram")
+    await pg_harness.press(EN, "USA · 1 day · 1.00")
+    await pg_harness.press(EN, "Any area code")
+    slow_apis(gotsms, gosms)
+    await watch.during(pg_harness.press(EN, "Rent for 1.00"))
+    assert "Your number: " in pg_harness.last(EN).text
+    assert watch.held == []
+
+
+async def test_send_confirmed_holds_no_transaction_over_the_api_call(
+    pg_harness: Harness, gotsms: FakeGotSMS, gosms: FakeGoSMS, watch: IdleWatch
+) -> None:
+    gosms.add_device(GOSMS_TOKEN)
+    await connect_gosms(pg_harness, EN)
+    await pg_harness.send(EN, "/send +79991234567 Hello")
+    slow_apis(gotsms, gosms)
+    await watch.during(pg_harness.press(EN, "Send"))
+    assert pg_harness.last(EN).text.startswith("📤 SMS ")
+    assert len(gosms.sms_of(GOSMS_TOKEN)) == 1
+    assert watch.held == []
+
+
+async def test_device_card_and_refresh_hold_no_transaction_over_the_api_call(
+    pg_harness: Harness, gotsms: FakeGotSMS, gosms: FakeGoSMS, watch: IdleWatch
+) -> None:
+    device_id = gosms.add_device(GOSMS_TOKEN, name="Poco")
+    await connect_gosms(pg_harness, EN)
+    await save_device(pg_harness, EN, device_id, "Poco")
+    await pg_harness.send(EN, "/devices")
+    slow_apis(gotsms, gosms)
+    await watch.during(pg_harness.press(EN, "Poco"))
+    await watch.during(pg_harness.press(EN, "Refresh"))
+    assert "Poco" in pg_harness.last(EN).text
+    assert watch.held == []
+
+
+async def test_device_add_and_delete_hold_no_transaction_over_the_api_call(
+    pg_harness: Harness, gotsms: FakeGotSMS, gosms: FakeGoSMS, watch: IdleWatch
+) -> None:
+    device_id = gosms.add_device(GOSMS_TOKEN, name="Poco")
+    await connect_gosms(pg_harness, EN)
+    slow_apis(gotsms, gosms)
+    await watch.during(pg_harness.send(EN, f"/devices add {device_id}"))
+    assert "Saved" in pg_harness.last(EN).text
+    gotsms.set_latency(0)
+    gosms.set_latency(0)
+    await pg_harness.press(EN, "Remove from GoSMS")
+    slow_apis(gotsms, gosms)
+    await watch.during(pg_harness.press(EN, "Yes, delete"))
+    assert "is deleted from GoSMS" in pg_harness.last(EN).text
+    assert not gosms.has_device(device_id)
+    assert watch.held == []
+
+
+async def test_the_engine_of_a_server_database_checks_connections(pg: PgDatabase) -> None:
+    engine: AsyncEngine = create_engine(pg.url)
+    try:
+        assert engine.pool._pre_ping
+    finally:
+        await engine.dispose()
