@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
@@ -88,6 +89,15 @@ async def post_update(port: int, update: dict[str, Any]) -> int:
             return answer.status
 
 
+async def instance_roles(db: Path) -> list[str]:
+    def read() -> list[str]:
+        with contextlib.closing(sqlite3.connect(db)) as connection:
+            rows = connection.execute("SELECT role FROM instances ORDER BY role").fetchall()
+            return [str(role) for (role,) in rows]
+
+    return await asyncio.to_thread(read)
+
+
 async def test_web_and_worker_split_the_work(
     settings: Settings, tmp_path: Path, tg: FakeTelegram, gotsms: FakeGotSMS
 ) -> None:
@@ -103,6 +113,9 @@ async def test_web_and_worker_split_the_work(
             report = await healthy(worker.web_port)
             assert report["poller"] == "ok"
             assert scheduler_tasks() == SCHEDULER_TASKS
+            assert await instance_roles(tmp_path / "shared" / "bot.db") == ["web", "worker"], (
+                "the worker did not take the live web instance for a dead one"
+            )
             tg.user(USER, language_code="en")
             connect = tg.message_update(USER, f"/token gotsms {GOTSMS_TOKEN}")
             assert await post_update(worker.web_port, connect) == 404, "no update route"
