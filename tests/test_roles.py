@@ -77,6 +77,13 @@ async def healthy(port: int) -> dict[str, str]:
             await asyncio.sleep(0.1)
 
 
+async def metrics(port: int) -> str:
+    url = f"http://127.0.0.1:{port}/metrics"
+    async with aiohttp.ClientSession() as http, http.get(url) as answer:
+        assert answer.status == 200
+        return await answer.text()
+
+
 def scheduler_tasks() -> set[str]:
     return {task.get_name() for task in asyncio.all_tasks()} & SCHEDULER_TASKS
 
@@ -125,6 +132,11 @@ async def test_web_and_worker_split_the_work(
             rent = gotsms.create_rent(GOTSMS_TOKEN, gotsms.plan_by("Telegram", "day", 1)["id"])
             gotsms.inject_message(rent["id"], "Your code is 271828", code="271828")
             await tg.wait_for_bot_message(USER, "271828", timeout=20)
+            counted = 'sms_desk_updates_total{kind="message",outcome="ok"} 1.0'
+            assert counted in await metrics(web.web_port)
+            worker_figures = await metrics(worker.web_port)
+            assert "sms_desk_updates_total{" not in worker_figures
+            assert 'sms_desk_polls_total{job="codes",outcome="ok"}' in worker_figures
     assert len(tg.calls_of("setWebhook")) == 1, "the worker set no webhook"
     assert len(tg.calls_of("getWebhookInfo")) == 1, "nor looked at it"
 
