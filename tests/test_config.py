@@ -101,3 +101,51 @@ def test_python_m_bot_exits_2_with_one_line(
     assert len(lines) == 1, result.stderr
     assert needle in lines[0]
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "missing"),
+    [
+        ({"SECRET_KEY": "k" * 32}, ["REDIS_URL"]),
+        ({"REDIS_URL": "redis://127.0.0.1:6379/0"}, ["SECRET_KEY"]),
+        ({}, ["REDIS_URL", "SECRET_KEY"]),
+    ],
+)
+def test_a_server_database_without_redis_or_a_key_is_refused_in_one_line(
+    env: dict[str, str], missing: list[str], tmp_path: Path
+) -> None:
+    """Several instances share a PostgreSQL database: started without Redis (dialogs, event
+    isolation, the Telegram pace) or without the shared key, the bot says what is missing."""
+    clean = {
+        k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "SECRET_KEY", "BOT_TOKEN")
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", "from bot.config import load_settings; load_settings()"],
+        env=clean
+        | env
+        | {
+            "BOT_TOKEN": "123:abc",
+            "DATABASE_URL": "postgresql+asyncpg://127.0.0.1:5432/sms_desk",
+            "PYTHONPATH": str(ROOT),
+        },
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    for name in missing:
+        assert name in lines[0]
+    assert "non-SQLite DATABASE_URL" in lines[0]
+    for name in {"REDIS_URL", "SECRET_KEY"} - set(missing):
+        assert name not in lines[0], "only what is missing is named"
+
+
+def test_sqlite_needs_neither_redis_nor_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    settings = make(bot_token="1:a", database_url="sqlite+aiosqlite:///data/bot.db")
+    assert settings.is_sqlite
