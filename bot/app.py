@@ -35,6 +35,7 @@ from aiogram.methods import GetMe
 from aiogram.utils.i18n import I18n
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.api.budget import RedisBudget
 from bot.api.clients import Clients
 from bot.api.http import HttpClient, RetryPolicy
 from bot.config import EXIT_CONFIG, Role, Settings, load_settings
@@ -45,11 +46,13 @@ from bot.db.migrate import upgrade_to_head
 from bot.handlers import get_routers
 from bot.i18n import create_i18n
 from bot.instances import Instances
+from bot.isolation import RenewedRedisIsolation
 from bot.logs import setup_logging
 from bot.metrics import Metrics
 from bot.middlewares.context import DbSessionMiddleware, LocaleMiddleware, UserMiddleware
 from bot.middlewares.errors import ErrorGuardMiddleware
 from bot.middlewares.metrics import UpdateMetricsMiddleware
+from bot.pace import RedisPace
 from bot.poller import Poller, create_poller
 from bot.poller.recovery import Recovery
 from bot.polling import ConflictGuard, PollingConflict
@@ -99,19 +102,28 @@ async def build_deps(settings: Settings, *, api_policy: RetryPolicy | None = Non
     engine = create_engine(settings.database_url)
     await upgrade_to_head(engine)
     secret = settings.secret_key.get_secret_value() if settings.secret_key else None
+    redis = _redis(settings)
+    budget = RedisBudget(redis, settings.redis_namespace) if redis is not None else None
     return Deps(
         settings=settings,
         engine=engine,
         session_factory=create_session_factory(engine),
         cipher=TokenCipher.from_settings(secret, settings.data_dir),
         clients=Clients(
-            HttpClient(api_policy),
+            HttpClient(api_policy, budget=budget),
             gosms_url=settings.gosms_api_url,
             gotsms_url=settings.gotsms_api_url,
         ),
         i18n=create_i18n(),
-        redis=_redis(settings),
+        redis=redis,
     )
+
+
+def shared_pace(deps: Deps) -> RedisPace | None:
+    """The Telegram pace of every instance (None: the sender keeps its own)."""
+    if deps.redis is None:
+        return None
+    return RedisPace(deps.redis, deps.settings.redis_namespace)
 
 
 def _redis(settings: Settings) -> Redis | None:
@@ -146,7 +158,7 @@ def _storage(deps: Deps, redis_prefix: str) -> tuple[BaseStorage, BaseEventIsola
         # destiny: a kept search is a second dialog of the same chat (bot/services/gotsms.py)
         keys = DefaultKeyBuilder(prefix=redis_prefix, with_destiny=True)
         storage = RedisStorage.from_url(deps.settings.redis_url, key_builder=keys)
-        return storage, storage.create_isolation()
+        return storage, RenewedRedisIsolation(storage.redis, keys)
     sql = SqlStorage(deps.session_factory)
     return sql, DialogIsolation(sql)
 
@@ -238,6 +250,7 @@ async def _on_startup(
         deps.settings.poll_interval,
         metrics=deps.metrics,
         instance_id=deps.instance_id,
+        pace=shared_pace(deps),
     )
     await _start_instance(deps, dispatcher, poller)
     poller.grace = STOP_GRACE

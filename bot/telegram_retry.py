@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any
 
 from aiogram import Bot
@@ -13,15 +16,28 @@ from aiogram.methods import GetUpdates, Response, TelegramMethod
 from aiogram.methods.base import TelegramType
 
 log = logging.getLogger(__name__)
+_CALLER_WAITS = ContextVar("caller_waits_out_429", default=False)
+
+
+@contextlib.contextmanager
+def leave_429s_to_caller() -> Iterator[None]:
+    """Within it, a 429 is raised at once: for the sender, which pauses the chat in the shared
+    pace (every instance then waits) and queues the push again instead of holding a send slot."""
+    token = _CALLER_WAITS.set(True)
+    try:
+        yield
+    finally:
+        _CALLER_WAITS.reset(token)
 
 
 class RetryRequests(BaseRequestMiddleware):
     """Replies to the user survive Telegram's transient errors.
 
     A 429 means the call was not executed, so it is always safe to repeat after `retry_after`
-    (when that is short; a long wait is the caller's business). A 5xx or network error is retried
-    with backoff (at most `max_backoff`). Five attempts: with 30 % of the calls failing, one reply
-    in 400 is lost instead of one in 40, and then the error middleware still tries to say so.
+    (when that is short; a long wait, or any under `leave_429s_to_caller`, is the caller's
+    business). A 5xx or network error is retried with backoff (at most `max_backoff`). Five
+    attempts: with 30 % of the calls failing, one reply in 400 is lost instead of one in 40, and
+    then the error middleware still tries to say so.
     getUpdates is left to aiogram's polling loop, which has its own backoff.
 
     It also keeps the parsed-answer type of each method alive: aiogram builds `Response[T]` on
@@ -56,7 +72,11 @@ class RetryRequests(BaseRequestMiddleware):
             try:
                 return await make_request(bot, method)
             except TelegramRetryAfter as exc:
-                if attempt == self.attempts or exc.retry_after > self.max_wait:
+                if (
+                    attempt == self.attempts
+                    or exc.retry_after > self.max_wait
+                    or _CALLER_WAITS.get()
+                ):
                     raise
                 delay = float(exc.retry_after)
             except (TelegramServerError, TelegramNetworkError) as exc:

@@ -17,6 +17,7 @@ import aiohttp
 from multidict import CIMultiDict
 from pydantic import BaseModel, ValidationError
 
+from bot.api.budget import RedisBudget
 from bot.api.errors import ApiBadResponse, ApiError, ApiRateLimited, ApiUnavailable
 
 log = logging.getLogger(__name__)
@@ -47,9 +48,13 @@ class Quota:
 
 @dataclass
 class RateLimits:
-    """Per-token bookkeeping of `X-RateLimit-*` and `Retry-After`, keyed by a hash of the token."""
+    """Per-token bookkeeping of `X-RateLimit-*` and `Retry-After`, keyed by a hash of the token.
+
+    With a `shared` budget (several instances) what any instance saw is written there, and a
+    request goes only when the token's budget over all instances allows it."""
 
     quotas: dict[str, Quota] = field(default_factory=dict)
+    shared: RedisBudget | None = None
 
     @staticmethod
     def key(service: str, token: str | None) -> str:
@@ -68,20 +73,49 @@ class RateLimits:
             wait = max(wait, quota.reset_at - now)
         return max(wait, 0.0)
 
-    def observe(self, key: str, headers: Mapping[str, str], status: int, now: float) -> None:
+    def observe(
+        self, key: str, headers: Mapping[str, str], status: int, now: float
+    ) -> dict[str, float]:
+        """Takes in what an answer said of the token's budget, and returns it."""
         quota = self.get(key)
+        said: dict[str, float] = {}
         limit = _int_header(headers, "X-RateLimit-Limit")
         remaining = _int_header(headers, "X-RateLimit-Remaining")
         reset = _int_header(headers, "X-RateLimit-Reset")
         if limit is not None:
-            quota.limit = limit
+            quota.limit = said["limit"] = limit
         if remaining is not None:
-            quota.remaining = remaining
+            quota.remaining = said["remaining"] = remaining
         if reset is not None:
-            quota.reset_at = float(reset)
+            quota.reset_at = said["reset_at"] = float(reset)
         if status == 429:
             retry_after = _int_header(headers, "Retry-After")
-            quota.blocked_until = now + (retry_after if retry_after is not None else 1)
+            wait = retry_after if retry_after is not None else 1
+            quota.blocked_until = said["blocked_until"] = now + wait
+        return said
+
+    async def record(self, key: str, headers: Mapping[str, str], status: int, now: float) -> None:
+        said = self.observe(key, headers, status, now)
+        if self.shared is not None:
+            await self.shared.publish(key, said)
+
+    async def admit(self, key: str, now: float) -> float:
+        """0: a request of the token may go now (and is counted in the shared budget); else how
+        many seconds to wait first."""
+        wait = self.wait_time(key, now)
+        if wait > 0 or self.shared is None:
+            return wait
+        return await self.shared.admit(key)
+
+    async def budget_wait(self, key: str, keep: int, now: float) -> float:
+        """Seconds until a request that leaves `keep` of the token's budget to others may go
+        (the poller leaves the user's reserve)."""
+        wait, quota = 0.0, self.quotas.get(key)
+        if quota is not None and quota.remaining is not None and quota.reset_at is not None:
+            wait = max(0.0, quota.reset_at - now) if quota.remaining <= keep else 0.0
+        if self.shared is not None:
+            wait = max(wait, await self.shared.wait(key, keep))
+        return wait
 
 
 def _int_header(headers: Mapping[str, str], name: str) -> int | None:
@@ -101,11 +135,14 @@ class Response:
 
 
 class HttpClient:
-    """Owns the one aiohttp session of the process and the rate-limit bookkeeping."""
+    """Owns the one aiohttp session of the process and the rate-limit bookkeeping (shared by
+    the instances of a deployment through `budget`)."""
 
-    def __init__(self, policy: RetryPolicy | None = None) -> None:
+    def __init__(
+        self, policy: RetryPolicy | None = None, *, budget: RedisBudget | None = None
+    ) -> None:
         self.policy = policy or RetryPolicy()
-        self.rate_limits = RateLimits()
+        self.rate_limits = RateLimits(shared=budget)
         self._session: aiohttp.ClientSession | None = None
 
     def session(self) -> aiohttp.ClientSession:
@@ -168,12 +205,15 @@ class HttpClient:
         return wait <= self.policy.max_inline_wait and wait <= remaining
 
     async def _respect_quota(self, call: Call, deadline: float) -> None:
-        wait = self._wait(call)
-        if wait <= 0:
-            return
-        if not self._may_wait(wait, deadline):
-            raise ApiRateLimited(call.service, wait)
-        await asyncio.sleep(wait)
+        while (wait := await self._admit(call)) > 0:
+            if not self._may_wait(wait, deadline):
+                raise ApiRateLimited(call.service, wait)
+            await asyncio.sleep(wait)
+
+    async def _admit(self, call: Call) -> float:
+        if not call.track_quota:
+            return self._wait(call)
+        return await self.rate_limits.admit(call.quota_key, time.time())
 
     async def _once(self, call: Call, deadline: float) -> Response:
         remaining = deadline - asyncio.get_running_loop().time()
@@ -191,7 +231,7 @@ class HttpClient:
             headers = CIMultiDict(raw.headers)
             status = raw.status
         if call.track_quota:
-            self.rate_limits.observe(call.quota_key, headers, status, time.time())
+            await self.rate_limits.record(call.quota_key, headers, status, time.time())
         text = body.decode("utf-8", errors="replace")
         return Response(status=status, data=_json_or_none(text), text=text, headers=headers)
 
@@ -260,7 +300,13 @@ class ApiClient(ABC):
         return RateLimits.key(self.service, self.__token)
 
     def quota(self) -> Quota:
+        """What this instance last heard of the token's budget."""
         return self._http.rate_limits.get(self.quota_key)
+
+    async def budget_wait(self, keep: int) -> float:
+        """Seconds until a request that leaves `keep` of the token's budget to others may go,
+        counted over every instance when they share the budget."""
+        return await self._http.rate_limits.budget_wait(self.quota_key, keep, time.time())
 
     @abstractmethod
     def parse_error(self, status: int, data: JSON, text: str) -> ApiError:

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.api.clients import Clients
 from bot.db.crypto import TokenCipher
 from bot.metrics import Metrics
+from bot.pace import Pacing
 from bot.poller.alerts import BalanceJob, DevicesJob, RentsJob
 from bot.poller.codes import CodesJob, CodesTiming
 from bot.poller.jobs import Job
@@ -59,10 +60,11 @@ def create_poller(
     *,
     metrics: Metrics | None = None,
     instance_id: str = "",
+    pace: Pacing | None = None,
 ) -> Poller:
     metrics = metrics or Metrics()
     writes = Writes(session_factory)
-    sender = OutboxSender(bot, session_factory, i18n, lock=writes.lock, metrics=metrics)
+    sender = OutboxSender(bot, session_factory, i18n, pace=pace, lock=writes.lock, metrics=metrics)
     sender.owner = instance_id
     shared = (session_factory, cipher, clients)
     wake, timing = sender.wake, CodesTiming(hot_interval=poll_interval)

@@ -114,17 +114,13 @@ class Job(ABC):
         """What `work` needs of each user beyond state, token and settings (`Poll.extra`)."""
         return {}
 
-    def quota_wait(self, client: Client) -> datetime | None:
-        """When only the user's reserve of the GotSMS budget is left, wait for the reset."""
+    async def quota_wait(self, client: Client) -> datetime | None:
+        """When only the user's reserve of the GotSMS budget is left (over every instance, when
+        they share it), wait until a request may go without taking it."""
         if self.service is not Service.GOTSMS:
             return None
-        quota = client.quota()
-        if quota.remaining is None or quota.reset_at is None:
-            return None
-        reset = datetime.fromtimestamp(quota.reset_at, tz=utcnow().tzinfo)
-        if quota.remaining <= self.reserve and reset > utcnow():
-            return reset
-        return None
+        wait = await client.budget_wait(self.reserve)
+        return utcnow() + timedelta(seconds=wait) if wait > 0 else None
 
     async def load(
         self, session: AsyncSession, states: Sequence[PollState], leases: Sequence[datetime]
@@ -210,7 +206,7 @@ class Job(ABC):
 
     async def _poll(self, poll: Poll, client: Client, now: datetime) -> datetime:
         state = poll.state
-        waiting = self.quota_wait(client)
+        waiting = await self.quota_wait(client)
         if waiting is not None:
             return waiting
         try:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TypeVar
 
@@ -21,75 +19,17 @@ from bot.db.models import utcnow
 from bot.db.outbox_repo import Due, OutboxRepo
 from bot.db.repo import UserRepo
 from bot.metrics import Metrics
+from bot.pace import Bucket, LocalPace, Pacing, Send
 from bot.poller.pushes import RENDERERS, Push, Renderer
+from bot.telegram_retry import leave_429s_to_caller
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 SENDING_AT_ONCE = 25  # the global pace is 25 a second anyway
 MAX_ATTEMPTS = 5  # tries of one push before it is parked (sends that never settled count too)
 GONE = ("chat not found", "user is deactivated", "bot was kicked")
-
-
-@dataclass
-class Bucket:
-    capacity: float
-    rate: float
-    tokens: float = -1.0
-    stamp: float = 0.0
-
-    def take(self, now: float) -> bool:
-        if self.tokens < 0:
-            self.tokens, self.stamp = self.capacity, now
-        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
-
-    def full(self, now: float) -> bool:
-        """Refilled by now: as good as a new bucket."""
-        return self.tokens + (now - self.stamp) * self.rate >= self.capacity
-
-
-@dataclass
-class Pace:
-    """At most `global_rate` messages a second in all, and about `chat_rate` a second per chat."""
-
-    global_rate: float = 25.0
-    chat_rate: float = 1.0
-    chat_burst: float = 3.0
-    everyone: Bucket = field(init=False)
-    chats: dict[int, Bucket] = field(default_factory=dict)
-    paused: dict[int, float] = field(default_factory=dict)
-    prune_every: float = 60.0
-    pruned_at: float = field(default=0.0, init=False)
-
-    def __post_init__(self) -> None:
-        self.everyone = Bucket(capacity=self.global_rate, rate=self.global_rate)
-
-    def allows(self, chat_id: int, now: float) -> bool:
-        if now - self.pruned_at >= self.prune_every:
-            self.prune(now)
-        if self.paused.get(chat_id, 0.0) > now:
-            return False
-        chat = self.chats.setdefault(chat_id, Bucket(self.chat_burst, self.chat_rate))
-        if not chat.take(now):
-            return False
-        if not self.everyone.take(now):
-            chat.tokens += 1  # not sent after all
-            return False
-        return True
-
-    def pause(self, chat_id: int, seconds: float, now: float) -> None:
-        self.paused[chat_id] = now + seconds
-
-    def prune(self, now: float) -> None:
-        """Forget the chats that are as if never sent to: one bucket per chat ever pushed to
-        would otherwise grow without end."""
-        self.chats = {c: b for c, b in self.chats.items() if not b.full(now)}
-        self.paused = {c: until for c, until in self.paused.items() if until > now}
-        self.pruned_at = now
+Pace = LocalPace  # the name the tests and benchmarks build a pace of one process by
+__all__ = ["MAX_ATTEMPTS", "Bucket", "OutboxSender", "Pace", "Pacing"]
 
 
 class OutboxSender:
@@ -100,7 +40,7 @@ class OutboxSender:
         i18n: I18n,
         renderers: Mapping[str, Renderer] = RENDERERS,
         *,
-        pace: Pace | None = None,
+        pace: Pacing | None = None,
         batch: int = 200,
         claim_hold: timedelta = timedelta(seconds=20),
         idle: float = 0.25,
@@ -114,7 +54,7 @@ class OutboxSender:
         self.session_factory = session_factory
         self.i18n = i18n
         self.renderers = renderers
-        self.pace = pace or Pace()
+        self.pace = pace or LocalPace()
         self.batch = batch
         self.claim_hold = claim_hold
         self.idle = idle
@@ -168,13 +108,15 @@ class OutboxSender:
     async def _start_due(self) -> list[asyncio.Task[bool]]:
         async with self.session_factory() as session:
             due = await OutboxRepo(session).due(utcnow(), self.batch)
-        now = time.monotonic()
         waiting = [d for d in due if d.item.id not in self._in_flight]
         spent = [d for d in waiting if d.item.attempts >= MAX_ATTEMPTS]
         if spent:  # tries that never settled (crashes, failed writes) count too
             await self._park_spent(spent)
             waiting = [d for d in waiting if d.item.attempts < MAX_ATTEMPTS]
-        ready = [d for d in waiting if self.pace.allows(d.chat_id, now)]
+        waits = await self.pace.admit([Send(d.item.id, d.chat_id) for d in waiting])
+        now = asyncio.get_running_loop().time()
+        slots = {d.item.id: now + w for d, w in zip(waiting, waits, strict=True) if w is not None}
+        ready = [d for d in waiting if d.item.id in slots]
         if not ready:
             return []
         async with self.lock, self.session_factory() as session:
@@ -184,7 +126,7 @@ class OutboxSender:
             )
         mine = [d for d in ready if d.item.id in claimed]
         self._in_flight.update(d.item.id for d in mine)
-        return [asyncio.create_task(self._bounded(d)) for d in mine]
+        return [asyncio.create_task(self._bounded(d, slots[d.item.id])) for d in mine]
 
     async def _park_spent(self, spent: list[Due]) -> None:
         async with self.lock, self.session_factory() as session:
@@ -199,13 +141,15 @@ class OutboxSender:
                     due.item.attempts,
                 )
 
-    async def _bounded(self, due: Due) -> bool:
-        """A slow send may outlive its claim; this process never sends the same row twice.
+    async def _bounded(self, due: Due, slot: float) -> bool:
+        """Sends at its slot of the pace (the loop's time). A slow send may outlive its claim;
+        this process never sends the same row twice.
 
         Whatever goes wrong ends here as one log line: the claim runs out and the row goes
         again, its try counted, until it is parked after MAX_ATTEMPTS.
         """
         try:
+            await self._at_slot(Send(due.item.id, due.chat_id), slot)
             async with self._slots:  # each delivery holds a database connection while it sends
                 return await self._deliver(due)
         except Exception as exc:
@@ -218,6 +162,21 @@ class OutboxSender:
             return False
         finally:
             self._in_flight.discard(due.item.id)
+
+    async def _at_slot(self, send: Send, slot: float) -> None:
+        """Waits for the slot; one that went by meanwhile (a slow claim, a busy loop) is asked
+        again, so late sends never crowd those of other senders."""
+        loop = asyncio.get_running_loop()
+        while True:
+            if (wait := slot - loop.time()) > 0:
+                await asyncio.sleep(wait)
+            if loop.time() - slot <= self.pace.late:
+                return
+            [again] = await self.pace.admit([send])
+            if again is None:  # the chat paused, or the next second taken: ask again soon
+                await asyncio.sleep(self.idle)
+            else:
+                slot = loop.time() + again
 
     def _why(self, error: BaseException) -> str:
         """An error as one line, without the bot token (aiogram's errors may quote the URL)."""
@@ -245,7 +204,7 @@ class OutboxSender:
         try:
             message = await self._call(due.chat_id, push)
         except TelegramRetryAfter as exc:
-            self.pace.pause(due.chat_id, exc.retry_after, time.monotonic())
+            await self.pace.back_off(due.chat_id, exc.retry_after)
             later = utcnow() + timedelta(seconds=exc.retry_after)
             await self._write(lambda: repo.retry_later(item.id, later, count=False))
             return False
@@ -306,6 +265,10 @@ class OutboxSender:
             return await write()
 
     async def _call(self, chat_id: int, push: Push) -> Message | None:
+        with leave_429s_to_caller():  # a 429 pauses the chat in the pace and queues the push again
+            return await self._call_telegram(chat_id, push)
+
+    async def _call_telegram(self, chat_id: int, push: Push) -> Message | None:
         if push.edit_message_id is None:
             return await self.bot.send_message(chat_id, push.text, reply_markup=push.reply_markup)
         try:
