@@ -199,13 +199,13 @@ async def _listening(instance: Instance, seconds: float) -> None:
     raise AssertionError(f"{instance.name} never listened:\n{instance.bot.log[-3000:]}")
 
 
-async def _wait(condition: Callable[[], bool], seconds: float) -> bool:
-    """Whether `condition` came true within `seconds` (checked every 0.1 s)."""
+async def _wait(condition: Callable[[], bool], seconds: float, every: float = 0.1) -> bool:
+    """Whether `condition` came true within `seconds` (checked `every` seconds)."""
     deadline = time.monotonic() + seconds
     while not condition():
         if time.monotonic() > deadline:
             return False
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(every)
     return True
 
 
@@ -355,7 +355,7 @@ async def _ready(
         await _listening(instance, 60)
     assert await _wait(lambda: tg.webhook is not None, 30), "no webhook set"
     tokens = set(seeded.tokens.values())
-    polled = await _wait(lambda: tokens <= set(_first_poll_after(gotsms, 0.0)), 45)
+    polled = await _wait(lambda: tokens <= set(_first_poll_after(gotsms, 0.0)), 45, 0.5)
     assert polled, "not every user was polled within 45 s"
 
 
@@ -386,7 +386,7 @@ async def _stream_and_kill(
         pushed = _pushes(tg, watched)
         return all((a.user, a.code) in pushed for a in arrivals)
 
-    await _wait(all_pushed, arrivals[-1].at + TAKEOVER + 2 - time.monotonic())  # else: lost
+    await _wait(all_pushed, arrivals[-1].at + TAKEOVER + 2 - time.monotonic(), 0.5)  # or lost
     await asyncio.sleep(2)  # a late duplicate would come now
     return Run(arrivals, victim, kill_at, after, t0)
 
