@@ -31,7 +31,7 @@ from bot.keyboards.gotsms import RENT
 from bot.metrics import Metrics
 from bot.poller.recovery import KIND, Recovery
 from bot.poller.scheduler import LEASE
-from tests.conftest import GOTSMS_TOKEN, SECRET_KEY
+from tests.conftest import GOTSMS_TOKEN, SECRET_KEY, Harness
 from tests.fakes.gotsms import FakeGotSMS
 from tests.test_leases import JOB, add_users, fresh_postgres
 
@@ -293,3 +293,37 @@ async def test_a_cut_off_rent_is_settled_once_by_two_instances_taking_over_at_on
     checks = [r for r in gotsms.requests_for(GOTSMS_TOKEN, "/rents") if r.method == "GET"]
     assert len(checks) == 1, "one instance settles it"
     assert (await seen(place, held)).running is False
+
+
+async def test_a_confirmed_action_runs_on_the_instance_of_its_update(
+    harness: Harness, gotsms: FakeGotSMS
+) -> None:
+    """What a living instance takes over is found by this mark: the "yes" names the process
+    handling the update, and the mark is gone once the action ends."""
+    user = 4242
+    harness.tg.user(user, language_code="en")
+    await harness.send(user, "/help")
+    async with harness.deps.session_factory() as session:
+        await CredentialRepo(session, harness.deps.cipher).save(user, Service.GOTSMS, GOTSMS_TOKEN)
+        await session.commit()
+    await harness.send(user, "/rent telegram")
+    await harness.press(user, "USA · 1 day · 1.00")
+    await harness.press(user, "Any area code")
+    gotsms.set_latency(0.5)
+    pressed = asyncio.create_task(harness.press(user, "Rent for 1.00"))
+
+    async def marks() -> list[tuple[str | None, bool]]:
+        async with harness.deps.session_factory() as session:
+            query = select(Confirmation.running_on, Confirmation.running_since.is_not(None))
+            rows = (await session.execute(query.where(Confirmation.user_id == user))).all()
+        return [(owner, running) for owner, running in rows]
+
+    async def running() -> bool:
+        return any(is_running for _, is_running in await marks())
+
+    await within(5.0, running)
+    assert (harness.deps.instance_id, True) in await marks()
+    await pressed
+    gotsms.set_latency(0)
+    assert not await running()
+    assert "Your number:" in harness.last(user).text
