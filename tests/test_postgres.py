@@ -301,3 +301,18 @@ async def test_the_engine_of_a_server_database_checks_connections(pg: PgDatabase
         assert engine.pool._pre_ping
     finally:
         await engine.dispose()
+
+
+async def test_lists_read_from_the_database_hold_no_transaction_over_the_telegram_call(
+    pg_harness: Harness, gosms: FakeGoSMS, watch: IdleWatch
+) -> None:
+    """Telegram may be slow too (or answer 429 and be asked again): the saved devices of
+    /devices and of the /send picker are read, then shown."""
+    device_id = gosms.add_device(GOSMS_TOKEN, name="Poco")
+    await connect_gosms(pg_harness, EN)
+    await save_device(pg_harness, EN, device_id, "Poco")
+    pg_harness.tg.set_slow_answers({"sendMessage"}, API_LATENCY)
+    await watch.during(pg_harness.send(EN, "/devices"))
+    await watch.during(pg_harness.send(EN, "/send +79991234567 Hello"))
+    assert "Which device should send it?" in pg_harness.last(EN).text
+    assert watch.held == []

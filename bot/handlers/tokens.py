@@ -263,6 +263,7 @@ async def offer_logout(
     message: Message, session: AsyncSession, cipher: TokenCipher, user: User
 ) -> None:
     connected = await CredentialRepo(session, cipher).services(user.id)
+    await session.commit()  # no connection held through the Telegram call
     if not connected:
         await message.answer(_("No token is connected, so there is nothing to forget."))
         return

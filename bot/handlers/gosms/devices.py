@@ -85,6 +85,7 @@ def router() -> Router:
             await add_device(message, state, session, user, gosms, args[0])
             return
         saved = await DeviceRepo(session).list(user.id)
+        await session.commit()  # no connection held through the Telegram call
         await message.answer(devices_list(saved), reply_markup=kb.devices(saved))
 
     @r.callback_query(MenuCb.filter(F.action == "devices"))
@@ -94,6 +95,7 @@ def router() -> Router:
         await ack()
         if isinstance(query.message, Message):
             saved = await DeviceRepo(session).list(user.id)
+            await session.commit()
             await query.message.answer(devices_list(saved), reply_markup=kb.devices(saved))
 
     @r.callback_query(kb.DevicesCb.filter(F.action == "list"))
@@ -103,6 +105,7 @@ def router() -> Router:
         await ack()
         if isinstance(query.message, Message):
             saved = await DeviceRepo(session).list(user.id)
+            await session.commit()
             await show(query.message, devices_list(saved), kb.devices(saved))
 
     @r.callback_query(kb.DevicesCb.filter(F.action == "add"))
@@ -150,6 +153,7 @@ def router() -> Router:
             await ack(_("Forgotten here. It stays in GoSMS."))
             if isinstance(query.message, Message):
                 saved = await DeviceRepo(session).list(user.id)
+                await session.commit()
                 await show(query.message, devices_list(saved), kb.devices(saved))
             return
         await ack()
@@ -193,6 +197,7 @@ def router() -> Router:
         message = settled.message
         if not settled.ok:
             saved = await DeviceRepo(session).list(user.id)
+            await session.commit()
             await show(message, devices_list(saved), kb.devices(saved))
             return
         device_id = str(settled.payload["device_id"])

@@ -177,6 +177,7 @@ def router() -> Router:
                 await ask_confirmation(query.message, state, session, user, None)
             return
         device = await SavedDeviceRepo(session).get(user.id, callback_data.row)
+        await session.commit()  # no connection held through the Telegram calls
         if device is None:
             await ack(_("That device is not in your list any more. Choose another."), alert=True)
             return
@@ -248,6 +249,7 @@ async def ask_device(
 ) -> None:
     """Next step after the text: pick a saved device, or straight to the question without any."""
     saved = await DeviceRepo(session).list(user.id)
+    await session.commit()  # no connection held through the Telegram call
     if not saved:
         await state.update_data(send_device=None, send_name=None)
         await ask_confirmation(message, state, session, user, None)
