@@ -209,3 +209,21 @@ async def test_telegrams_flood_limit_seen_by_one_sender_stops_them_all(
     quiet = [at for at in accepted if limited[-1] + 1.05 < at < limited[-1] + 1.95]
     assert not quiet, "then no sender sent anything while Telegram asked everyone to wait"
     assert max(accepted) > limited[-1] + 1.95
+
+
+async def test_the_sender_of_a_deployment_with_redis_keeps_the_shared_pace(
+    harness: Harness, shared: Shared
+) -> None:
+    from bot.app import shared_pace
+
+    assert shared_pace(harness.deps) is None, "the only instance: no Redis call"
+    harness.deps.redis = shared.redis
+    harness.deps.settings = harness.deps.settings.model_copy(
+        update={"redis_namespace": shared.namespace}
+    )
+    try:
+        pace = shared_pace(harness.deps)
+        assert isinstance(pace, RedisPace)
+        assert pace.prefix == f"{shared.namespace}:pace"
+    finally:
+        harness.deps.redis = None
