@@ -8,16 +8,18 @@ import itertools
 import logging
 import time
 from collections import defaultdict
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import select
 
+from bot.db.models import utcnow
 from bot.db.outbox import OutboxItem
 from bot.db.outbox_repo import OutboxRepo
 from bot.db.repo import UserRepo
-from bot.pace import RedisPace, Send
+from bot.pace import LocalPace, RedisPace, Send
 from bot.poller.sender import OutboxSender
 from tests.conftest import Harness
 from tests.shared_redis import Shared, most_within
@@ -227,3 +229,21 @@ async def test_the_sender_of_a_deployment_with_redis_keeps_the_shared_pace(
         assert pace.prefix == f"{shared.namespace}:pace"
     finally:
         harness.deps.redis = None
+
+
+async def test_a_short_429_of_a_push_pauses_the_chat_instead_of_holding_a_send(
+    harness: Harness,
+) -> None:
+    await add_users(harness, {7300: 1})
+    harness.tg.fail_next("sendMessage", 429, "Too Many Requests: retry after 2", retry_after=2)
+    pace = LocalPace()
+    out = OutboxSender(harness.bot, harness.deps.session_factory, harness.deps.i18n, pace=pace)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    assert await out.drain_once() == 0
+    assert loop.time() - began < 1, "not waited out inline"
+    assert not pace.allows(7300, time.monotonic()), "the chat waits"
+    async with harness.deps.session_factory() as session:
+        [row] = (await session.scalars(select(OutboxItem))).all()
+    assert row.attempts == 0, "a 429 is no try"
+    assert row.not_before > utcnow() + timedelta(seconds=1.5)
