@@ -4,24 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 
 from sqlalchemy import text
 
 from bot.db.engine import create_engine
 from bot.db.migrate import upgrade_to_head
 from tests.conftest import BotProcess
-from tests.test_postgres import (  # noqa: F401 - the fixtures pg, redis_place, redis_url
+from tests.test_postgres import (  # noqa: F401 - the fixtures pg, redis_place
     PgDatabase,
+    RedisPlace,
     alembic_rows,
     pg_fixture,
     redis_place_fixture,
-    redis_url_fixture,
 )
 from tests.test_webhook import free_port
 
 INSTANCES = 3
-# s, from the start to a listening port: about 3 s on an idle machine, far more on a loaded one
+# s, from the start to a listening port: a few seconds, far more on a loaded machine
 COME_UP = 60
 
 
@@ -48,7 +47,7 @@ async def test_three_upgrades_at_once_on_one_empty_database(pg: PgDatabase) -> N
 
 
 async def test_three_processes_started_together_all_come_up(
-    pg: PgDatabase, redis_url: str, bot_env: dict[str, str]
+    pg: PgDatabase, redis_place: RedisPlace, bot_env: dict[str, str]
 ) -> None:
     """Webhook mode, three `python -m bot` at the same moment on an empty database: one
     migrates while the others wait for it, then every one listens; none printed a traceback."""
@@ -58,8 +57,8 @@ async def test_three_processes_started_together_all_come_up(
             bot_env
             | {
                 "DATABASE_URL": pg.url,
-                "REDIS_URL": redis_url,
-                "REDIS_NAMESPACE": f"test-{uuid.uuid4().hex}",
+                "REDIS_URL": redis_place.url,
+                "REDIS_NAMESPACE": redis_place.prefix,
                 "SECRET_KEY": "pg-start-secret-key-0123456789",
                 "WEBHOOK_URL": "https://bot.example.test/telegram/hook",
                 "WEB_HOST": "127.0.0.1",

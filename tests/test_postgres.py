@@ -109,11 +109,6 @@ async def redis_place_fixture() -> AsyncIterator[RedisPlace]:
         await redis.aclose()
 
 
-@pytest.fixture(name="redis_url")
-def redis_url_fixture(redis_place: RedisPlace) -> str:
-    return redis_place.url
-
-
 async def alembic_rows(url: str) -> list[str]:
     engine = create_engine(url)
     try:
