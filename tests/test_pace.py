@@ -8,6 +8,7 @@ import itertools
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -247,3 +248,40 @@ async def test_a_short_429_of_a_push_pauses_the_chat_instead_of_holding_a_send(
         [row] = (await session.scalars(select(OutboxItem))).all()
     assert row.attempts == 0, "a 429 is no try"
     assert row.not_before > utcnow() + timedelta(seconds=1.5)
+
+
+class FloodAfterFirst:
+    """Gives one slot, then none (Telegram's flood wait began meanwhile); any lateness counts."""
+
+    late = 0.0
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    async def admit(self, sends: Sequence[Send]) -> list[float | None]:
+        self.asked += 1
+        return [0.0 if self.asked == 1 else None for _ in sends]
+
+    async def back_off(self, chat_id: int, seconds: float) -> None:
+        raise AssertionError("no 429 here")
+
+
+async def test_a_send_that_missed_its_slot_lets_go_before_its_claim_runs_out(
+    harness: Harness,
+) -> None:
+    await add_users(harness, {7400: 1})
+    pace = FloodAfterFirst()
+    out = OutboxSender(
+        harness.bot,
+        harness.deps.session_factory,
+        harness.deps.i18n,
+        pace=pace,
+        claim_hold=timedelta(seconds=1),
+    )
+    assert await out.drain_once() == 0
+    assert pace.asked > 2, "it asked for a new slot again and again"
+    assert not harness.tg.calls_of("sendMessage")
+    async with harness.deps.session_factory() as session:
+        [row] = (await session.scalars(select(OutboxItem))).all()
+    assert row.claimed_until is None, "let go: no other sender waits for a claim to run out"
+    assert row.attempts == 0

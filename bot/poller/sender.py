@@ -149,7 +149,9 @@ class OutboxSender:
         again, its try counted, until it is parked after MAX_ATTEMPTS.
         """
         try:
-            await self._at_slot(Send(due.item.id, due.chat_id), slot)
+            if not await self._at_slot(Send(due.item.id, due.chat_id), slot):
+                await self._let_go(due)
+                return False
             async with self._slots:  # each delivery holds a database connection while it sends
                 return await self._deliver(due)
         except Exception as exc:
@@ -163,20 +165,30 @@ class OutboxSender:
         finally:
             self._in_flight.discard(due.item.id)
 
-    async def _at_slot(self, send: Send, slot: float) -> None:
+    async def _at_slot(self, send: Send, slot: float) -> bool:
         """Waits for the slot; one that went by meanwhile (a slow claim, a busy loop) is asked
-        again, so late sends never crowd those of other senders."""
+        again, so late sends never crowd those of other senders. False: no new slot within half
+        the claim (Telegram's flood wait), so the push is let go before another sender may
+        claim it."""
         loop = asyncio.get_running_loop()
+        give_up = loop.time() + self.claim_hold.total_seconds() / 2
         while True:
             if (wait := slot - loop.time()) > 0:
                 await asyncio.sleep(wait)
             if loop.time() - slot <= self.pace.late:
-                return
+                return True
+            if loop.time() > give_up:
+                return False
             [again] = await self.pace.admit([send])
             if again is None:  # the chat paused, or the next second taken: ask again soon
                 await asyncio.sleep(self.idle)
             else:
                 slot = loop.time() + again
+
+    async def _let_go(self, due: Due) -> None:
+        async with self.session_factory() as session:
+            repo = OutboxRepo(session)
+            await self._write(lambda: repo.retry_later(due.item.id, utcnow(), count=False))
 
     def _why(self, error: BaseException) -> str:
         """An error as one line, without the bot token (aiogram's errors may quote the URL)."""
