@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/scale.py [--users 1000] [--instances 1 2 3] [--duration 60]
                                     [--sqlite] [--hot 0.05] [--codes-per-hot 1] [--seed 1]
+                                    [--env NAME=VALUE ...]
 
 For each user count and each number of instances: a fresh PostgreSQL database of its own on
 BENCH_POSTGRES_URL's server (default 127.0.0.1:5432) and a Redis namespace of its own on
@@ -120,7 +121,9 @@ class Instance:
         return self.log_path.read_text(errors="replace")
 
 
-async def start_instance(cfg: dict[str, Any], work: Path, number: int) -> Instance:
+async def start_instance(
+    cfg: dict[str, Any], work: Path, number: int, extra: dict[str, str]
+) -> Instance:
     port = _free_port()
     env = bot_environment(
         cfg,
@@ -132,6 +135,7 @@ async def start_instance(cfg: dict[str, Any], work: Path, number: int) -> Instan
         web_host="127.0.0.1",
         web_port=str(port),
         role="all",
+        **extra,
     )
     home = work / f"instance-{number}"
     home.mkdir()
@@ -374,7 +378,8 @@ async def _measure(
     args: argparse.Namespace,
 ) -> None:
     t_start = time.monotonic()
-    instances = [await start_instance(cfg, work, n) for n in range(n_instances)]
+    extra = dict(item.split("=", 1) for item in args.env)
+    instances = [await start_instance(cfg, work, n, extra) for n in range(n_instances)]
     try:
         await asyncio.gather(*(wait_listening(i) for i in instances))
         result.start_s = time.monotonic() - t_start
@@ -537,7 +542,7 @@ async def driver(args: argparse.Namespace) -> None:
         f"bench/scale.py: POLL_INTERVAL={POLL_INTERVAL} s, API latency {LATENCY * 1000:.0f} ms,"
         f" hot share {args.hot:.0%}, {args.codes_per_hot} code(s) per hot user, measured"
         f" window {args.duration:.0f} s, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f},"
-        f" python {sys.version.split()[0]}",
+        f" python {sys.version.split()[0]}; instances' extra settings: {args.env or 'none'}",
         flush=True,
     )
     results = []
@@ -575,6 +580,13 @@ def main() -> None:
     parser.add_argument("--hot", type=float, default=0.05)
     parser.add_argument("--codes-per-hot", type=int, default=1)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--env",
+        nargs="*",
+        default=[],
+        metavar="NAME=VALUE",
+        help="more settings of the instances, e.g. DB_POOL_SIZE=20 DB_POOL_OVERFLOW=0",
+    )
     asyncio.run(driver(parser.parse_args()))
 
 
