@@ -644,6 +644,7 @@ def _measure_logs(
     tracebacks = {i.name: i.bot.log.count("Traceback") for i in instances}
     errors = {i.name: i.bot.log.count(" ERROR ") for i in instances}
     figures.values |= {"exit_codes": codes, "tracebacks": tracebacks, "error_lines": errors}
+    figures.values["warnings"] = _warnings(instances)
     for instance in instances:
         if instance is victim:
             continue
@@ -655,3 +656,14 @@ def _measure_logs(
     every_log = "".join(i.bot.log for i in instances)
     leaked = sum(1 for token in seeded.tokens.values() if token in every_log)
     figures.check(leaked == 0, f"{leaked} GotSMS tokens in the instances' logs")
+
+
+def _warnings(instances: list[Instance]) -> dict[str, int]:
+    """The instances' WARNING lines by their first words (user ids and numbers left out)."""
+    counts: dict[str, int] = defaultdict(int)
+    for instance in instances:
+        for line in instance.bot.log.splitlines():
+            if " WARNING " in line:
+                message = line.split(" WARNING ", 1)[1]
+                counts[re.sub(r"\d+", "N", message)[:90]] += 1
+    return dict(counts)
