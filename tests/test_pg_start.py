@@ -39,7 +39,8 @@ async def listens(port: int, within: float) -> bool:
 async def test_three_upgrades_at_once_on_one_empty_database(pg: PgDatabase) -> None:
     engines = [create_engine(pg.url) for _ in range(INSTANCES)]
     try:
-        await asyncio.gather(*(upgrade_to_head(engine) for engine in engines))
+        # without the lock they fail (alembic_version created twice) or never finish
+        await asyncio.wait_for(asyncio.gather(*(upgrade_to_head(e) for e in engines)), 30)
     finally:
         for engine in engines:
             await engine.dispose()
