@@ -192,7 +192,7 @@ class IdleWatch:
 
 
 @pytest.fixture
-def watch(pg: PgDatabase, gotsms: FakeGotSMS, gosms: FakeGoSMS) -> IdleWatch:
+def watch(pg: PgDatabase) -> IdleWatch:
     return IdleWatch(pg.name)
 
 
