@@ -537,6 +537,10 @@ def verdicts(results: list[ScaleResult]) -> list[str]:
 
 
 async def driver(args: argparse.Namespace) -> None:
+    # SIGTERM (a `timeout`) cancels the run: the instances are stopped, the database dropped
+    current = asyncio.current_task()
+    assert current is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, current.cancel)
     began = time.monotonic()
     print(
         f"bench/scale.py: POLL_INTERVAL={POLL_INTERVAL} s, API latency {LATENCY * 1000:.0f} ms,"
