@@ -129,9 +129,12 @@ def shared_pace(deps: Deps) -> RedisPace | None:
 def _redis(settings: Settings) -> Redis | None:
     if not settings.redis_url:
         return None
-    from redis.asyncio import Redis
+    from redis.asyncio import BlockingConnectionPool, Redis
 
-    return Redis.from_url(settings.redis_url)
+    # 128 polls at once each ask for the GotSMS budget: they wait for a connection instead of
+    # failing over 100 (redis-py's default pool)
+    pool = BlockingConnectionPool.from_url(settings.redis_url, max_connections=64, timeout=5)
+    return Redis(connection_pool=pool)
 
 
 def create_bot(settings: Settings, session: BaseSession | None = None) -> Bot:

@@ -190,7 +190,7 @@ class RedisPace:
         chat_rate: float = 1.0,
         chat_burst: float = 3.0,
         ahead: float = 1.0,
-        late: float = 0.02,
+        late: float = 0.1,
         margin: float = 0.08,
         hold: float = 3.0,
         flood_chats: int = 3,
