@@ -239,6 +239,24 @@ async def _empty(url: str) -> None:
             others = sorted(present - set(known) - {"alembic_version"})
             for table in [*others, *known]:  # children before their parents
                 await conn.execute(text(f'DELETE FROM "{table}"'))  # noqa: S608 - of pg_tables
+            triggers = await conn.execute(  # a test's own, that made the database fail
+                text(
+                    "SELECT t.tgname, c.relname FROM pg_trigger t"
+                    " JOIN pg_class c ON c.oid = t.tgrelid"
+                    " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                    " WHERE n.nspname = 'public' AND NOT t.tgisinternal"
+                )
+            )
+            for trigger, table in triggers.all():
+                await conn.execute(text(f'DROP TRIGGER "{trigger}" ON "{table}"'))
+            functions = await conn.scalars(
+                text(
+                    "SELECT p.oid::regprocedure::text FROM pg_proc p"
+                    " JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public'"
+                )
+            )
+            for function in functions.all():
+                await conn.execute(text(f"DROP FUNCTION {function}"))
             sequences = await conn.scalars(
                 text("SELECT sequencename FROM pg_sequences WHERE schemaname = 'public'")
             )

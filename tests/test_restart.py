@@ -10,6 +10,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from aiogram.fsm.storage.base import StorageKey
 from sqlalchemy import func, select, update
 
@@ -20,6 +21,7 @@ from bot.keyboards.gosms import SEND
 from bot.keyboards.gotsms import RENT
 from bot.poller.recovery import Recovery
 from bot.poller.sender import OutboxSender
+from tests.backends import Backend, Place, stored_bytes
 from tests.conftest import GOSMS_TOKEN, GOTSMS_TOKEN, BotProcess, Harness
 from tests.fakes.gosms import FakeGoSMS
 from tests.fakes.gotsms import FakeGotSMS
@@ -32,6 +34,10 @@ EN, RU = 9201, 9202
 RENT_YES = "Rent for 1.00"
 ALREADY_USED = "already used"
 WAIT = 20.0
+# s from a restart to the push the killed process had in flight: the only instance (SQLite)
+# takes over from the process before it at once; instances sharing PostgreSQL wait until the
+# dead one's beat is dead_after old (15 s, then up to one beat of 5 s): issue 12's "within 30 s"
+TAKEOVER = {Backend.SQLITE: 15.0, Backend.POSTGRES: 30.0}
 
 
 async def started(env: dict[str, str], tmp_path: Path, tg: FakeTelegram) -> BotProcess:
@@ -69,16 +75,13 @@ async def connect(tg: FakeTelegram, user_id: int, service: str) -> None:
     await says(tg, user_id, "is connected")
 
 
-def database_bytes(tmp_path: Path) -> bytes:
-    return b"".join(path.read_bytes() for path in (tmp_path / "state").glob("bot.db*"))
-
-
 async def test_dialogs_go_on_after_sigkill_and_a_rent_runs_once(
     bot_env: dict[str, str],
     tmp_path: Path,
     tg: FakeTelegram,
     gotsms: FakeGotSMS,
     gosms: FakeGoSMS,
+    backend: Place,
 ) -> None:
     gosms.add_device(GOSMS_TOKEN, device_id=UUID, name="Pixel")
     bot = await started(bot_env, tmp_path, tg)
@@ -158,19 +161,21 @@ async def test_dialogs_go_on_after_sigkill_and_a_rent_runs_once(
     for report in [m for m in tg.bot_messages(RENTER) if "restarted" in m.text]:
         assert "The rent went through" in report.text
         assert gotsms.rents_of(GOTSMS_TOKEN)[0]["phone"] in report.text
-    stored = database_bytes(tmp_path)
+    stored = await stored_bytes(backend, tmp_path / "state")
     assert GOTSMS_TOKEN.encode() not in stored
     assert GOSMS_TOKEN.encode() not in stored
 
 
 async def test_rent_and_push_in_flight_when_killed(
-    bot_env: dict[str, str], tmp_path: Path, tg: FakeTelegram, gotsms: FakeGotSMS
+    bot_env: dict[str, str], tmp_path: Path, tg: FakeTelegram, gotsms: FakeGotSMS, backend: Place
 ) -> None:
     """Killed while Telegram is slow to answer the push of a code (it is in the chat, the bot
     does not know) and while GotSMS works on a confirmed rent (it rents the number, nobody gets
-    the answer). After the restart: the push goes again at once (twice at most, never lost), a
-    code that came meanwhile arrives once, the user is told the rent went through and which
-    number it is, its codes come, and the Yes button does not rent again."""
+    the answer). After the restart: the push goes again (at once on SQLite, once the dead
+    instance's beat is old on a shared database; twice at most, never lost), a code that came
+    meanwhile arrives once, the user is told the rent went through and which number it is, its
+    codes come, and the Yes button does not rent again."""
+    takeover = TAKEOVER[backend.backend]
     env = bot_env | {"POLL_INTERVAL": "1"}
     bot = await started(env, tmp_path, tg)
     await connect(tg, RENTER, "gotsms")
@@ -206,7 +211,7 @@ async def test_rent_and_push_in_flight_when_killed(
     def count(text: str) -> int:
         return sum(1 for m in tg.bot_messages(RENTER) if text in m.text)
 
-    await tg.wait_for(lambda: count("\n111111\n") == 2 and count("\n222222\n") == 1, WAIT)
+    await tg.wait_for(lambda: count("\n111111\n") == 2 and count("\n222222\n") == 1, takeover)
     redelivered_in = time.monotonic() - restarted_at
     report = await tg.wait_for_bot_message(RENTER, "I was restarted while renting", timeout=WAIT)
     assert "The rent went through" in report.text
@@ -222,7 +227,7 @@ async def test_rent_and_push_in_flight_when_killed(
     assert len(gotsms.rents_of(GOTSMS_TOKEN)) == 2
     assert count("I was restarted") == 1
     assert (count("\n111111\n"), count("\n222222\n"), count("\n333333\n")) == (2, 1, 1)
-    assert redelivered_in < 15, "the dead process's claim is not waited out"
+    assert redelivered_in < takeover, "the dead process's claim is not waited out longer"
 
 
 async def cut_off(harness: Harness, user_id: int, action: str, payload: dict[str, object]) -> None:
@@ -288,6 +293,7 @@ async def test_cut_off_rent_of_an_unreadable_token_is_reported_not_raised(
     assert "could not check whether it went through. Look at /rents" in harness.last(EN).text
 
 
+@pytest.mark.sqlite_only
 async def test_dialog_storage_round_trip(harness: Harness) -> None:
     storage = harness.dp.storage
     assert isinstance(storage, SqlStorage)

@@ -330,21 +330,38 @@ async def test_a_push_telegram_keeps_refusing_is_parked_and_the_next_goes(
     assert harness.bot.token not in caplog.text
 
 
+async def fail_updates(harness: Harness, column: str, when: str, error: str) -> None:
+    """A trigger makes the database refuse these updates of the outbox with this error."""
+    if harness.deps.engine.dialect.name == "sqlite":
+        statements = [
+            f"CREATE TRIGGER poison BEFORE UPDATE OF {column} ON outbox WHEN {when}"
+            f" BEGIN SELECT RAISE(ABORT, '{error}'); END"
+        ]
+    else:  # PostgreSQL; the emptying of the database after the test drops both
+        statements = [
+            "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$"
+            f" BEGIN IF {when} THEN RAISE EXCEPTION '{error}'; END IF; RETURN NEW; END $$",
+            f"CREATE TRIGGER poison BEFORE UPDATE OF {column} ON outbox"
+            " FOR EACH ROW EXECUTE FUNCTION poison()",
+        ]
+    async with harness.deps.session_factory() as session:
+        for statement in statements:
+            await session.execute(text(statement))
+        await session.commit()
+
+
 async def test_a_database_error_after_a_send_does_not_block_the_user(
     harness: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
     await add_user(harness, U1)
     await enqueue(harness, U1, "poison")
     await enqueue(harness, U1, "msg-2", CODE | {"code": "222222"})
-    async with harness.deps.session_factory() as session:
-        await session.execute(
-            text(
-                "CREATE TRIGGER poison BEFORE UPDATE OF sent_at ON outbox"
-                " WHEN NEW.dedupe_key = 'poison' AND NEW.sent_at IS NOT NULL"
-                " BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END"
-            )
-        )
-        await session.commit()
+    await fail_updates(
+        harness,
+        "sent_at",
+        "NEW.dedupe_key = 'poison' AND NEW.sent_at IS NOT NULL",
+        "disk I/O error",
+    )
     out, stop = sender(harness, claim_hold=timedelta(seconds=0.2)), asyncio.Event()
     running = asyncio.create_task(out.run(stop))
     try:
@@ -367,15 +384,9 @@ async def test_tries_whose_failure_cannot_be_recorded_still_count(
     await add_user(harness, U1)
     await enqueue(harness, U1, "poison")
     await enqueue(harness, U1, "msg-2", CODE | {"code": "222222"})
-    async with harness.deps.session_factory() as session:
-        await session.execute(
-            text(
-                "CREATE TRIGGER poison BEFORE UPDATE OF not_before ON outbox"
-                " WHEN NEW.dedupe_key = 'poison'"
-                " BEGIN SELECT RAISE(ABORT, 'database disk image is malformed'); END"
-            )
-        )
-        await session.commit()
+    await fail_updates(
+        harness, "not_before", "NEW.dedupe_key = 'poison'", "database disk image is malformed"
+    )
     harness.tg.fail_next("sendMessage", 500, "Internal Server Error", times=MAX_ATTEMPTS)
     bot = plain_bot(harness)
     pace = Pace(chat_rate=1000, chat_burst=1000)
