@@ -9,7 +9,9 @@ one of them settles each of its cut-off actions (bot/poller/recovery.py). So its
 elsewhere within `dead_after + beat` seconds, and nothing of a live instance is ever taken.
 
 With one instance only (`single`: SQLite) every other row is a dead process's at once: a restart
-after a crash sends again, at once, what the killed process had in flight.
+after a crash sends again, at once, what the killed process had in flight. With several, an
+instance of the same machine and PID namespace whose process is gone is dead at once too (a
+restart in place), without waiting for its beat to age.
 
 A clean stop lets its own claims and leases go and deletes its row; an action it was still
 running when it stopped has no living owner any more, so a living instance settles it.
@@ -20,11 +22,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Role
@@ -39,13 +43,39 @@ log = logging.getLogger(__name__)
 WORKERS = frozenset({Role.ALL, Role.WORKER})  # the roles that run the poller and the sender
 
 
+def pid_space() -> str | None:
+    """This machine's boot and PID namespace: processes with the same one share their pids
+    (None where /proc does not say)."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+    return f"{boot}:{namespace}"[:64]
+
+
+def process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 @dataclass(frozen=True)
 class Look:
     """What one beat saw: every instance's beat age, and what is to be taken over."""
 
     ages: dict[str, float]
-    stale: list[str]  # instances whose beat is too old (or any other, for the only instance)
+    stale: list[str]  # instances whose beat is too old
+    exited: list[str]  # instances known dead however fresh their beat (their process is gone)
     cut_off: set[str | None]  # owners of running actions that are not alive (None: no owner)
+
+    @property
+    def dead(self) -> list[str]:
+        return [*self.stale, *self.exited]
 
 
 @dataclass(frozen=True)
@@ -81,7 +111,9 @@ class Instances:
         self.recovery = recovery
         self.on_queued = on_queued  # pushes were let go: the sender may look at once
         self.started_at = utcnow()
+        self.pid_space = pid_space()
         self._beats = 0
+        self._swept = False  # the only instance let go of everything the one before held
         self._failing = False
         self._task: asyncio.Task[None] | None = None
         self._settling: asyncio.Task[None] | None = None
@@ -115,13 +147,14 @@ class Instances:
         roles). Their cut-off actions are settled in the background (`settled()`)."""
         now = utcnow()
         await self._write_beat(now)
-        first, self._beats = self._beats == 0, self._beats + 1
+        self._beats += 1
         look = await self._look(now)
         fresh = sum(1 for age in look.ages.values() if age <= self._dead_s)
         self.metrics.set_heartbeats(look.ages, fresh)
         if not self.takes_over:
             return Freed()
-        freed = await self._take_over(look, now, everyone=first and self.single)
+        freed = await self._take_over(look, now, everyone=self.single and not self._swept)
+        self._swept = True
         if freed.claims:
             self.on_queued()
         if look.cut_off and self.recovery is not None and self._settling is None:
@@ -169,6 +202,8 @@ class Instances:
                         role=self.role.value,
                         started_at=self.started_at,
                         beat_at=now,
+                        pid_space=self.pid_space,
+                        pid=os.getpid(),
                     )
                 )
             await session.commit()
@@ -178,27 +213,35 @@ class Instances:
             # the owners first: an instance registers before it runs anything, so an owner
             # without a row here has stopped (its row deleted), not just started
             owners = await ConfirmationRepo(session).running_owners() if self.takes_over else set()
-            rows = (await session.execute(select(Instance.id, Instance.beat_at))).all()
-        ages = {id_: (now - beat_at).total_seconds() for id_, beat_at in rows}
-        if self.single:
-            stale = [id_ for id_ in ages if id_ != self.instance_id]
-        else:
-            stale = [id_ for id_, age in ages.items() if age > self._dead_s]
-        alive = set(ages) - set(stale)
-        return Look(ages, stale, {owner for owner in owners if owner not in alive})
+            query = select(Instance.id, Instance.beat_at, Instance.pid_space, Instance.pid)
+            rows = (await session.execute(query)).all()
+        ages = {row.id: (now - row.beat_at).total_seconds() for row in rows}
+        others = [row for row in rows if row.id != self.instance_id]
+        exited = [row.id for row in others if self.single or self._exited(row.pid_space, row.pid)]
+        stale = [row.id for row in others if ages[row.id] > self._dead_s and row.id not in exited]
+        alive = set(ages) - set(stale) - set(exited)
+        return Look(ages, stale, exited, {owner for owner in owners if owner not in alive})
+
+    def _exited(self, space: str | None, pid: int | None) -> bool:
+        """An instance of this machine's PID namespace whose process is gone."""
+        if space is None or pid is None or space != self.pid_space:
+            return False
+        return not process_exists(pid)
 
     async def _take_over(self, look: Look, now: datetime, *, everyone: bool) -> Freed:
         """Lets the claims and leases of the stale instances go and deletes their rows, in one
         transaction; `everyone`: of every instance but this one (the only one, starting)."""
-        if not look.stale and not everyone:
+        if not look.dead and not everyone:
             return Freed()
-        dead = Dead(all_but=self.instance_id) if everyone else Dead(ids=look.stale)
+        dead = Dead(all_but=self.instance_id) if everyone else Dead(ids=look.dead)
         async with self.session_factory() as session:
             freed = await self._free(session, dead, now)
-            rows = delete(Instance).where(Instance.id.in_(look.stale))
-            if not self.single:  # not one that beat again meanwhile
-                rows = rows.where(Instance.beat_at < now - self.dead_after)
-            gone = await session.execute(rows)
+            stale = and_(  # not one that beat again meanwhile
+                Instance.id.in_(look.stale), Instance.beat_at < now - self.dead_after
+            )
+            gone = await session.execute(
+                delete(Instance).where(or_(Instance.id.in_(look.exited), stale))
+            )
             await session.commit()
         freed = Freed(int(getattr(gone, "rowcount", 0) or 0), freed.claims, freed.leases)
         if freed.instances or freed.claims or freed.leases:

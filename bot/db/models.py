@@ -178,6 +178,10 @@ class Instance(Base):
     role: Mapped[str] = mapped_column(String(8))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     beat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # where its pid means something: a process of the same machine and PID namespace can tell
+    # at once that it is gone
+    pid_space: Mapped[str | None] = mapped_column(String(64))
+    pid: Mapped[int | None] = mapped_column(Integer)
 
 
 class SentSms(Base):

@@ -25,6 +25,8 @@ def upgrade() -> None:
         sa.Column("role", sa.String(length=8), nullable=False),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("beat_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("pid_space", sa.String(length=64), nullable=True),
+        sa.Column("pid", sa.Integer(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_instances")),
     )
     with op.batch_alter_table("poll_state", schema=None) as batch_op:
