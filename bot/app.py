@@ -99,7 +99,11 @@ def new_instance_id() -> str:
 
 async def build_deps(settings: Settings, *, api_policy: RetryPolicy | None = None) -> Deps:
     """`api_policy`: timeouts and retries of the GoSMS / GotSMS calls (tests shorten them)."""
-    engine = create_engine(settings.database_url)
+    engine = create_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_pool_overflow,
+    )
     await upgrade_to_head(engine)
     secret = settings.secret_key.get_secret_value() if settings.secret_key else None
     redis = _redis(settings)

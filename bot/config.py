@@ -66,8 +66,8 @@ class Settings(BaseSettings):
     log_level: LogLevel = "INFO"
     role: Role = Role.ALL
     # connections per instance, of a server database (SQLite's pool is fixed: bot/db/engine.py)
-    db_pool_size: int = Field(default=10, ge=1, le=500)
-    db_pool_overflow: int = Field(default=10, ge=0, le=500)
+    db_pool_size: int = Field(default=30, ge=1, le=500)
+    db_pool_overflow: int = Field(default=0, ge=0, le=500)
 
     @field_validator("bot_token")
     @classmethod

@@ -28,8 +28,8 @@ SQLITE_POOL_SIZE = 20
 SQLITE_POOL_OVERFLOW = 80
 # A server database is shared by every instance and counts its connections (PostgreSQL's
 # max_connections is 100 by default): Settings.db_pool_size / db_pool_overflow per instance.
-SERVER_POOL_SIZE = 10
-SERVER_POOL_OVERFLOW = 10
+SERVER_POOL_SIZE = 30
+SERVER_POOL_OVERFLOW = 0
 # A write that waited out the busy timeout tries again after a pause. The pauses are random
 # (up to a cap that doubles each time): a burst of writers that all timed out at once must
 # not all come back at once.

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from aiogram import Bot
 from aiogram.utils.i18n import I18n
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.api.clients import Clients
 from bot.db.crypto import TokenCipher
@@ -50,6 +50,12 @@ class Poller:
         self.tasks = []
 
 
+def _engine_of(session_factory: async_sessionmaker[AsyncSession]) -> AsyncEngine:
+    bind = session_factory.kw.get("bind")
+    assert isinstance(bind, AsyncEngine), "the session factory must be bound to an engine"
+    return bind
+
+
 def create_poller(
     bot: Bot,
     session_factory: async_sessionmaker[AsyncSession],
@@ -64,7 +70,15 @@ def create_poller(
 ) -> Poller:
     metrics = metrics or Metrics()
     writes = Writes(session_factory)
-    sender = OutboxSender(bot, session_factory, i18n, pace=pace, lock=writes.lock, metrics=metrics)
+    serial = _engine_of(session_factory).dialect.name == "sqlite"
+    sender = OutboxSender(
+        bot,
+        session_factory,
+        i18n,
+        pace=pace,
+        lock=writes.lock if serial else None,
+        metrics=metrics,
+    )
     sender.owner = instance_id
     shared = (session_factory, cipher, clients)
     wake, timing = sender.wake, CodesTiming(hot_interval=poll_interval)

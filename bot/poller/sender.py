@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, TelegramRetryAfter
@@ -44,13 +46,15 @@ class OutboxSender:
         batch: int = 200,
         claim_hold: timedelta = timedelta(seconds=20),
         idle: float = 0.25,
-        lock: asyncio.Lock | None = None,
+        lock: AbstractAsyncContextManager[Any] | None = None,
         metrics: Metrics | None = None,
     ) -> None:
         self.bot = bot
         self.metrics = metrics or Metrics()
         self.owner: str | None = None  # the instance whose claims these are (bot/instances.py)
-        self.lock = lock or asyncio.Lock()  # the poller's writer lock (bot/poller/writes.py)
+        # the poller's writer lock on SQLite (bot/poller/writes.py); a server database takes
+        # writes side by side, and a send recorded late is a send a kill doubles
+        self.lock: AbstractAsyncContextManager[Any] = lock or contextlib.nullcontext()
         self.session_factory = session_factory
         self.i18n = i18n
         self.renderers = renderers
