@@ -56,6 +56,7 @@ from bot.pace import RedisPace
 from bot.poller import Poller, create_poller
 from bot.poller.recovery import Recovery
 from bot.polling import ConflictGuard, PollingConflict
+from bot.reply_pace import ReplyPace
 from bot.startup import TelegramSetup, Webhook
 from bot.telegram_retry import RetryRequests
 
@@ -245,6 +246,8 @@ async def _on_startup(
             log.info("%d dialog key(s) in Redis given their destiny", moved)
     if role is not Role.WORKER:
         await _set_up_telegram(bot, deps, webhook)
+        if (replies := shared_pace(deps)) is not None:
+            bot.session.middleware(ReplyPace(replies))
     if role is Role.WEB:  # updates only: the workers poll, send and take over
         await _start_instance(deps, dispatcher, None)
         return

@@ -171,6 +171,17 @@ return 0
 """
 
 
+# A reply to a user goes at once, but takes the next slot in all: the pushes of every instance
+# make room for it.
+NOTE = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + tonumber(clock[2]) / 1000
+local slot = math.max(now, tonumber(redis.call('GET', KEYS[1]) or 0)) + tonumber(ARGV[1])
+redis.call('SET', KEYS[1], string.format('%.3f', slot), 'PX', math.ceil(slot - now))
+return 1
+"""
+
+
 class RedisPace:
     """The pace of every sender of a deployment, in Redis under `namespace`.
 
@@ -211,6 +222,7 @@ class RedisPace:
         self.local = LocalPace(global_rate, chat_rate, chat_burst)
         self._admit = redis.register_script(ADMIT)
         self._back_off = redis.register_script(BACK_OFF)
+        self._note = redis.register_script(NOTE)
         self._down = False
 
     def _keys(self, sends: Sequence[Send]) -> list[str]:
@@ -232,6 +244,15 @@ class RedisPace:
             return await self.local.admit(sends)
         self._back()
         return [None if ms < 0 else ms / 1000.0 for ms in slots]
+
+    async def note_reply(self) -> None:
+        """A message sent outside the sender (a handler's reply) counts towards the pace."""
+        from redis.exceptions import RedisError
+
+        try:
+            await self._note(keys=[f"{self.prefix}:all"], args=self.args[:1])
+        except (RedisError, OSError) as exc:
+            self._lost(exc)
 
     async def back_off(self, chat_id: int, seconds: float) -> None:
         from redis.exceptions import RedisError

@@ -30,6 +30,11 @@ def leave_429s_to_caller() -> Iterator[None]:
         _CALLER_WAITS.reset(token)
 
 
+def sender_is_calling() -> bool:
+    """Whether the call is the outbox sender's (which took its slot of the pace already)."""
+    return _CALLER_WAITS.get()
+
+
 class RetryRequests(BaseRequestMiddleware):
     """Replies to the user survive Telegram's transient errors.
 

@@ -291,3 +291,25 @@ async def test_a_send_that_missed_its_slot_lets_go_before_its_claim_runs_out(
         [row] = (await session.scalars(select(OutboxItem))).all()
     assert row.claimed_until is None, "let go: no other sender waits for a claim to run out"
     assert row.attempts == 0
+
+
+async def test_handler_replies_take_slots_of_the_pace_and_pushes_make_room(
+    shared: Shared, harness: Harness
+) -> None:
+    """A reply is sent at once, but 20 replies on one instance leave another instance's sender
+    only the rest of the second: Telegram counts the bot's messages, not just its pushes."""
+    from bot.reply_pace import ReplyPace
+
+    replies = RedisPace(shared.redis, shared.namespace)
+    harness.bot.session.middleware(ReplyPace(replies))
+    for n in range(20):
+        harness.tg.register_chat(9000 + n)
+    began = time.monotonic()
+    for n in range(20):
+        await harness.bot.send_message(9000 + n, "reply")
+    assert time.monotonic() - began < 2.0, "replies do not wait for the pace"
+    sender = RedisPace(shared.redis, shared.namespace)
+    given = slots_of(await sender.admit([Send(n, 100 + n) for n in range(40)]), time.monotonic())
+    assert len(given) <= 26 - 20 + 6, "the next second of slots went mostly to the replies"
+    alone = RedisPace(shared.redis, f"{shared.namespace}-alone")
+    assert len(slots_of(await alone.admit([Send(n, 100 + n) for n in range(40)]), 0)) >= 22
