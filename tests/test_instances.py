@@ -6,8 +6,9 @@ POLL_INTERVAL), are seeded into the database as a user who connected a token ear
 rented a number leaves them. Codes then arrive for everyone, twice; halfway through one instance
 is SIGKILLed. What an operator would look at:
 
-- every code pushed once (counted at the fake Telegram by chat and code), at most one duplicate
-  for the kill; p95 from a code's arrival to its push within POLL_INTERVAL + 2 s before the kill;
+- every code pushed once (counted at the fake Telegram by chat and code), duplicates only of
+  sends the killed instance had in flight; p95 from a code's arrival to its push within
+  POLL_INTERVAL + 2 s before the kill;
   the dead instance's users' codes pushed by the others within 30 s;
 - no GotSMS token over 30 requests in any minute, Telegram never more than 30 messages in a
   second over all instances; the webhook and the command menu set once for the deployment;
@@ -57,9 +58,15 @@ INSTANCES = 3
 USERS = 300
 FIRST_USER = 7_100_000_000
 POLL = 3.0  # POLL_INTERVAL: hot polls every 3 s stay within GotSMS's 30 a minute
-STREAM = 24.0  # s of arriving codes: one per user in each half
+# s of arriving codes, one per user in each half: 15 a second, under the ~23 a second the
+# deployment's Telegram pace sends (at that pace or above codes queue for Telegram, whatever polls)
+STREAM = 40.0
 KILL_AT = STREAM / 2
 TAKEOVER = 30.0
+# A kill doubles the pushes Telegram had accepted and the killed instance had not yet recorded:
+# the sends in flight at that moment (the sender runs them side by side, ~23 a second in all), so
+# each duplicate must be the killed instance's, sent within IN_FLIGHT_S before its kill.
+IN_FLIGHT, IN_FLIGHT_S = 5, 0.5
 STARTS = 20  # users who send /start through the proxy, before and after the kill
 PUBLIC = "https://bot.example.test/telegram/hook"
 HOOK_PATH = "/telegram/hook"
@@ -466,6 +473,11 @@ def _measure(
         "load_average": [round(n, 1) for n in os.getloadavg()],
     }
     figures.values |= _senders(tg, instances, {a.code for a in run.arrivals}, run.kill_at)
+    for first, *_again in figures.values["duplicate_sends"]:
+        figures.check(
+            first[0] == run.victim.name and -IN_FLIGHT_S <= first[1] <= 0,
+            f"a duplicate first sent by {first[0]} {first[1]} s from the kill: not one in flight",
+        )
     figures.values |= _timeline(run, pushed)
 
 
@@ -516,7 +528,10 @@ def _measure_codes(
     }
     values |= _split(gotsms, seeded, pushed, [a for a in arrivals if a.at < steady_end])
     check(not lost, f"{len(lost)} of {len(arrivals)} codes never pushed")
-    check(doubled <= 1, f"{doubled} duplicate pushes (at most one for the one kill)")
+    check(
+        doubled <= IN_FLIGHT,
+        f"{doubled} duplicate pushes (at most the {IN_FLIGHT} a kill can catch in flight)",
+    )
     check(
         _pct(steady, 95) <= POLL + 2,
         f"p95 {_pct(steady, 95)} s before the kill > POLL_INTERVAL + 2 = {POLL + 2} s",
