@@ -45,20 +45,26 @@ class RenewedRedisIsolation(BaseEventIsolation):
         name = self.key_builder.build(key, "lock")
         lock = self.redis.lock(name, timeout=self.ttl, sleep=RETRY_EVERY, thread_local=False)
         await lock.acquire()
-        renewal = asyncio.create_task(self._renew(lock), name=f"lock-renewal:{name}")
+        done = asyncio.Event()
+        renewal = asyncio.create_task(self._renew(lock, done), name=f"lock-renewal:{name}")
         try:
             yield
         finally:
+            # the event ends the renewal even where a cancel is lost inside redis-py's waits
+            done.set()
             renewal.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewal
             await self._release(lock)
 
-    async def _renew(self, lock: Lock) -> None:
+    async def _renew(self, lock: Lock, done: asyncio.Event) -> None:
         from redis.exceptions import LockNotOwnedError, RedisError
 
-        while True:
-            await asyncio.sleep(self.renew_every)
+        while not done.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), self.renew_every)
+            if done.is_set():
+                return
             try:
                 await lock.reacquire()
             except LockNotOwnedError:  # expired while Redis could not be reached, or taken
