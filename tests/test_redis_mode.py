@@ -7,8 +7,8 @@ from aiogram.fsm.storage.base import DefaultKeyBuilder, StorageKey
 from redis.asyncio import Redis
 
 from bot.app import upgrade_dialog_keys
-from tests.backends import Backend
-from tests.conftest import GOTSMS_TOKEN, Harness, RedisPlace
+from tests.backends import Backend, RedisPlace
+from tests.conftest import GOTSMS_TOKEN, Harness
 from tests.fakes.gotsms import FakeGotSMS
 from tests.test_gotsms_catalog import connect
 
