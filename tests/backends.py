@@ -10,6 +10,7 @@ once per process and the run's summary counts the skips."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import threading
@@ -143,6 +144,22 @@ async def admin_execute(*statements: str) -> None:
 
 def database_url(name: str) -> str:
     return make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+
+
+@contextlib.asynccontextmanager
+async def new_database(label: str) -> AsyncIterator[str]:
+    """The URL of a new, empty PostgreSQL database of one test (migrations, several processes:
+    what needs a database from nothing), dropped afterwards. A missing server skips the test,
+    or fails it with CI=true."""
+    name = f"sms_desk_{label}_{uuid.uuid4().hex[:12]}"
+    try:
+        await admin_execute(f'CREATE DATABASE "{name}"')
+    except (OSError, SQLAlchemyError) as exc:
+        unavailable(Backend.POSTGRES, f"PostgreSQL at {_where(POSTGRES_URL)}: {_first_line(exc)}")
+    try:
+        yield database_url(name)
+    finally:
+        await admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @dataclass

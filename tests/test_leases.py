@@ -6,18 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import os
 import random
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta
-from typing import NoReturn
 
 import pytest
 from sqlalchemy import insert, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bot.db.engine import create_engine, create_session_factory
@@ -28,43 +23,21 @@ from bot.metrics import Metrics
 from bot.poller.jobs import Client, Job, Poll, Target
 from bot.poller.scheduler import Scheduler
 from bot.poller.writes import Pending, Writes
+from tests.backends import new_database
 
-POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+asyncpg://127.0.0.1:5432/test")
 JOB = "fake"
-
-
-def unavailable(message: str) -> NoReturn:
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-async def _admin(statement: str) -> None:
-    admin = create_engine(POSTGRES_URL)
-    try:
-        async with admin.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text(statement))
-    finally:
-        await admin.dispose()
 
 
 @contextlib.asynccontextmanager
 async def fresh_postgres() -> AsyncIterator[str]:
     """A new PostgreSQL database, migrated, dropped afterwards (others may share the server)."""
-    name = f"sms_desk_leases_{uuid.uuid4().hex[:12]}"
-    try:
-        await _admin(f'CREATE DATABASE "{name}"')
-    except (OSError, SQLAlchemyError) as exc:
-        unavailable(f"PostgreSQL at {POSTGRES_URL} cannot be used: {exc}")
-    url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    engine = create_engine(url)
-    try:
-        await upgrade_to_head(engine)
-        yield url
-    finally:
-        await engine.dispose()
-        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    async with new_database("leases") as url:
+        engine = create_engine(url)
+        try:
+            await upgrade_to_head(engine)
+            yield url
+        finally:
+            await engine.dispose()
 
 
 @pytest.fixture

@@ -4,8 +4,6 @@ values a user or an API can produce fit into it (PostgreSQL enforces VARCHAR len
 from __future__ import annotations
 
 import asyncio
-import os
-import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -16,7 +14,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import bot.db.fsm  # registers the dialog state table
@@ -25,32 +23,18 @@ from bot.db.engine import create_engine, create_session_factory
 from bot.db.migrate import alembic_config, upgrade_to_head
 from bot.db.models import Base, Confirmation, Device, SentSms
 from bot.db.repo import ConfirmationRepo, DeviceRepo, SentSmsRepo, UserRepo
-
-# A server the tests may create databases on (each run makes its own and drops it afterwards).
-POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+asyncpg://127.0.0.1:5432/test")
-
-
-async def _admin_execute(statement: str) -> None:
-    admin = create_engine(POSTGRES_URL)
-    try:
-        async with admin.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text(statement))
-    finally:
-        await admin.dispose()
+from tests.backends import new_database
 
 
 @pytest.fixture
 async def postgres() -> AsyncIterator[AsyncEngine]:
     """A new, empty PostgreSQL database of its own (others may share the server)."""
-    name = f"sms_desk_test_{uuid.uuid4().hex[:12]}"
-    await _admin_execute(f'CREATE DATABASE "{name}"')
-    engine = create_engine(make_url(POSTGRES_URL).set(database=name).render_as_string(False))
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
-        await _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    async with new_database("migrations") as url:
+        engine = create_engine(url)
+        try:
+            yield engine
+        finally:
+            await engine.dispose()
 
 
 @pytest.fixture

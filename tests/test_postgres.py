@@ -6,22 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.app import build_deps, create_bot, create_dispatcher
 from bot.config import Settings
 from bot.db.engine import create_engine
+from tests.backends import POSTGRES_URL, REDIS_URL, Backend, new_database, unavailable
 from tests.conftest import GOSMS_TOKEN, Harness
 from tests.fakes.gosms import FakeGoSMS
 from tests.fakes.gotsms import FakeGotSMS
@@ -31,29 +29,10 @@ from tests.test_gosms_send import save_device
 from tests.test_gotsms_catalog import connect as connect_gotsms
 
 # A server the tests may create databases on (each test makes its own and drops it afterwards).
-POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+asyncpg://127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 API_LATENCY = 1.0  # s, of every GoSMS / GotSMS answer while a path is watched
 # A transaction idle longer than this waited for something slow: a normal one idles for the
 # microseconds between its statements.
 HELD_AFTER = 0.4  # s
-
-
-def unavailable(message: str) -> NoReturn:
-    """A missing server fails the test in CI and skips it elsewhere."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-async def admin_execute(statement: str) -> None:
-    admin = create_engine(POSTGRES_URL)
-    try:
-        async with admin.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text(statement))
-    finally:
-        await admin.dispose()
 
 
 @dataclass(frozen=True)
@@ -75,16 +54,8 @@ class RedisPlace:
 
 @pytest.fixture(name="pg")
 async def pg_fixture(tmp_path: Path) -> AsyncIterator[PgDatabase]:
-    name = f"sms_desk_pg_{uuid.uuid4().hex[:12]}"
-    try:
-        await admin_execute(f'CREATE DATABASE "{name}"')
-    except (OSError, SQLAlchemyError) as exc:
-        unavailable(f"PostgreSQL at {POSTGRES_URL} cannot be used: {exc}")
-    url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    try:
-        yield PgDatabase(url, name, tmp_path)
-    finally:
-        await admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    async with new_database("pg") as url:
+        yield PgDatabase(url, make_url(url).database or "", tmp_path)
 
 
 @pytest.fixture(name="redis_place")
@@ -98,7 +69,7 @@ async def redis_place_fixture() -> AsyncIterator[RedisPlace]:
         await redis.ping()
     except (RedisError, OSError) as exc:
         await redis.aclose()
-        unavailable(f"Redis at {REDIS_URL} does not answer: {exc}")
+        unavailable(Backend.POSTGRES, f"Redis at {REDIS_URL} does not answer: {exc}")
     place = RedisPlace(REDIS_URL, f"test-{uuid.uuid4().hex}")
     try:
         yield place
