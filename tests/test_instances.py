@@ -67,6 +67,7 @@ TAKEOVER = 30.0
 # the sends in flight at that moment (the sender runs them side by side, ~23 a second in all), so
 # each duplicate must be the killed instance's, sent within IN_FLIGHT_S before its kill.
 IN_FLIGHT, IN_FLIGHT_S = 5, 0.5
+ARRIVES_AFTER_KILL = 0.2  # s: a request written just before the kill reaches the fake after it
 STARTS = 20  # users who send /start through the proxy, before and after the kill
 PUBLIC = "https://bot.example.test/telegram/hook"
 HOOK_PATH = "/telegram/hook"
@@ -475,7 +476,7 @@ def _measure(
     figures.values |= _senders(tg, instances, {a.code for a in run.arrivals}, run.kill_at)
     for first, *_again in figures.values["duplicate_sends"]:
         figures.check(
-            first[0] == run.victim.name and -IN_FLIGHT_S <= first[1] <= 0,
+            first[0] == run.victim.name and -IN_FLIGHT_S <= first[1] <= ARRIVES_AFTER_KILL,
             f"a duplicate first sent by {first[0]} {first[1]} s from the kill: not one in flight",
         )
     figures.values |= _timeline(run, pushed)
