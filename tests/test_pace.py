@@ -313,3 +313,35 @@ async def test_handler_replies_take_slots_of_the_pace_and_pushes_make_room(
     assert len(given) <= 26 - 20 + 6, "the next second of slots went mostly to the replies"
     alone = RedisPace(shared.redis, f"{shared.namespace}-alone")
     assert len(slots_of(await alone.admit([Send(n, 100 + n) for n in range(40)]), 0)) >= 22
+
+
+class Counting:
+    """Every send may go now, and only now: each ask is counted."""
+
+    late = 0.2
+
+    def __init__(self) -> None:
+        self.asked: dict[int, int] = defaultdict(int)
+
+    async def admit(self, sends: Sequence[Send]) -> list[float | None]:
+        for send in sends:
+            self.asked[send.push_id] += 1
+        return [0.0 for _ in sends]
+
+    async def back_off(self, chat_id: int, seconds: float) -> None:
+        raise AssertionError("no 429 here")
+
+
+async def test_a_send_kept_waiting_for_a_delivery_slot_asks_the_pace_again(
+    harness: Harness,
+) -> None:
+    """Sends that queued behind slow ones would otherwise all go at once when they get through:
+    a burst over the pace that Telegram counts."""
+    await add_users(harness, {7500 + n: 1 for n in range(3)})
+    harness.tg.set_latency(0.6)
+    pace = Counting()
+    out = OutboxSender(harness.bot, harness.deps.session_factory, harness.deps.i18n, pace=pace)
+    out._slots = asyncio.Semaphore(1)
+    assert await out.drain_once() == 3
+    asks = sorted(pace.asked.values())
+    assert asks == [1, 2, 2], "the first went at its slot, the others waited past theirs"

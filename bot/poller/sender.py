@@ -152,11 +152,17 @@ class OutboxSender:
         Whatever goes wrong ends here as one log line: the claim runs out and the row goes
         again, its try counted, until it is parked after MAX_ATTEMPTS.
         """
+        send = Send(due.item.id, due.chat_id)
+        give_up = asyncio.get_running_loop().time() + self.claim_hold.total_seconds() / 2
         try:
-            if not await self._at_slot(Send(due.item.id, due.chat_id), slot):
+            if (kept := await self._at_slot(send, slot, give_up)) is None:
                 await self._let_go(due)
                 return False
             async with self._slots:  # each delivery holds a database connection while it sends
+                # a wait here (slow records) must not bunch sends up: the slot is checked again
+                if await self._at_slot(send, kept, give_up) is None:
+                    await self._let_go(due)
+                    return False
                 return await self._deliver(due)
         except Exception as exc:
             log.warning(
@@ -169,20 +175,19 @@ class OutboxSender:
         finally:
             self._in_flight.discard(due.item.id)
 
-    async def _at_slot(self, send: Send, slot: float) -> bool:
-        """Waits for the slot; one that went by meanwhile (a slow claim, a busy loop) is asked
-        again, so late sends never crowd those of other senders. False: no new slot within half
-        the claim (Telegram's flood wait), so the push is let go before another sender may
-        claim it."""
+    async def _at_slot(self, send: Send, slot: float, give_up: float) -> float | None:
+        """Waits for the slot and returns it; one that went by meanwhile (a slow claim, a busy
+        loop, a wait for a delivery slot) is asked again, so late sends never crowd those of
+        other senders. None: no new slot by `give_up` (Telegram's flood wait), so the push is
+        let go before another sender may claim it."""
         loop = asyncio.get_running_loop()
-        give_up = loop.time() + self.claim_hold.total_seconds() / 2
         while True:
             if (wait := slot - loop.time()) > 0:
                 await asyncio.sleep(wait)
             if loop.time() - slot <= self.pace.late:
-                return True
+                return slot
             if loop.time() > give_up:
-                return False
+                return None
             [again] = await self.pace.admit([send])
             if again is None:  # the chat paused, or the next second taken: ask again soon
                 await asyncio.sleep(self.idle)
