@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     # connections per instance, of a server database (SQLite's pool is fixed: bot/db/engine.py)
     db_pool_size: int = Field(default=30, ge=1, le=500)
     db_pool_overflow: int = Field(default=0, ge=0, le=500)
+    # /bulk campaigns: rows of one campaign, the size of a list file, seconds between two SMS
+    # of one device
+    bulk_max_rows: int = Field(default=5000, ge=1, le=100_000)
+    bulk_max_file_bytes: int = Field(default=1024 * 1024, ge=1024, le=20 * 1024 * 1024)
+    bulk_device_pace: float = Field(default=3.0, ge=0.1, le=3600)
 
     @field_validator("bot_token")
     @classmethod

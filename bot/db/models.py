@@ -11,7 +11,9 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -202,4 +204,75 @@ class SentSms(Base):
     to_sim: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class CampaignState(StrEnum):
+    DRAFT = "draft"  # summed up, not yet confirmed
+    RUNNING = "running"
+    PAUSED = "paused"  # by the user, or by an error that makes going on pointless (`reason`)
+    CANCELLED = "cancelled"
+    DONE = "done"  # every row sent, failed or unknown; deliveries may still be followed
+
+
+class DeviceMode(StrEnum):
+    ANY = "any"  # GoSMS chooses
+    ONE = "one"  # one saved device
+    SPREAD = "spread"  # the saved devices in turn
+
+
+class RowState(StrEnum):
+    QUEUED = "queued"
+    SENDING = "sending"  # marked before its request: left so by a crash, it becomes UNKNOWN
+    SENT = "sent"
+    FAILED = "failed"  # refused: nothing went out
+    UNKNOWN = "unknown"  # the request may have gone out; never sent again by itself
+
+
+class Campaign(Base):
+    """One /bulk campaign: a text (or template) to many numbers, sent row by row."""
+
+    __tablename__ = "campaigns"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    state: Mapped[str] = mapped_column(String(16), default=CampaignState.DRAFT, index=True)
+    source: Mapped[str] = mapped_column(Clipped(128), default="")  # the file's name, or ""
+    template: Mapped[str] = mapped_column(Text, default="")  # "" when every row has its text
+    device_mode: Mapped[str] = mapped_column(String(8), default=DeviceMode.ANY)
+    device_ids: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of GoSMS ids
+    to_sim: Mapped[int | None] = mapped_column(Integer)  # 0-based, with a device only
+    pace: Mapped[float] = mapped_column(Float, default=3.0)  # seconds between SMS of a device
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    dropped: Mapped[str] = mapped_column(Text, default="[]")  # JSON [[line, value, reason], ...]
+    reason: Mapped[str | None] = mapped_column(String(32))  # why it paused by itself
+    chat_id: Mapped[int | None] = mapped_column(BigInteger)  # the progress card
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    leased_by: Mapped[str | None] = mapped_column(String(64))  # the instance sending it
+    leased_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class CampaignRow(Base):
+    """One recipient of a campaign: a durable record marked before its SMS is requested."""
+
+    __tablename__ = "campaign_rows"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "phone"),
+        Index("ix_campaign_rows_campaign_id_state", "campaign_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    line: Mapped[int] = mapped_column(Integer)  # in the pasted list or the file, from 1
+    phone: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(String(1024))  # filled in
+    state: Mapped[str] = mapped_column(String(8), default=RowState.QUEUED)
+    device_id: Mapped[str] = mapped_column(String(64), default="")
+    sms_id: Mapped[str | None] = mapped_column(String(64))
+    sms_status: Mapped[int | None] = mapped_column(Integer)  # GoSMS's, once sent
+    error: Mapped[str | None] = mapped_column(Clipped(255))
+    tried_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

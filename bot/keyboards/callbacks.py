@@ -42,3 +42,30 @@ class ConfirmCb(CallbackData, prefix="cf"):
 class NotifyCb(CallbackData, prefix="nt"):
     action: str
     kind: str
+
+
+class BulkAction(StrEnum):
+    """The buttons of /bulk: its dialog, the progress card and the list of campaigns."""
+
+    PASTE_OR_FILE = "src"
+    TEXT_OF_ROWS = "rowtext"
+    DEVICE_ANY = "any"
+    DEVICE_ONE = "one"
+    DEVICE_SPREAD = "spread"
+    SIM = "sim"
+    DROPPED = "dropped"  # every dropped row, as a file
+    OPEN = "open"
+    PAUSE = "pause"
+    RESUME = "resume"
+    CANCEL = "cancel"  # asks first
+    REPORT = "report"
+    RETRY = "retry"  # asks first
+    LIST = "list"
+
+
+class BulkCb(CallbackData, prefix="bk"):
+    """`id`: a campaign's, a saved device's row or a SIM slot, by `action`; `page` of the list."""
+
+    action: BulkAction
+    id: int = 0
+    page: int = 0
