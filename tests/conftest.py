@@ -151,6 +151,7 @@ ON_POSTGRES = frozenset(
         "test_poller_sms",
         "test_restart",
         "test_crash",
+        "test_bulk_runner",
     }
 )
 # ... and those whose dialogs and kept searches run once more on SQLite with dialogs in Redis

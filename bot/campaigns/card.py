@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from typing import Any
 
 from bot.db.campaigns import Counts
@@ -13,6 +14,16 @@ from bot.db.models import Campaign, CampaignState, DeviceMode
 CARD = "campaign_card"  # outbox kinds
 STOPPED = "campaign_stopped"  # it paused by itself: why, and what to do
 DONE = "campaign_done"  # the final card's note, with the report
+
+
+class StopReason(StrEnum):
+    """Why a campaign paused by itself (Campaign.reason): going on would be pointless."""
+
+    REVOKED = "revoked"  # 1002 switched off, 1003 deleted
+    TARIFF = "tariff"  # 1006 the monthly limit
+    NO_DEVICE = "no_device"  # 1004, 1015, 1012/1016 for every device it uses
+    BLOCKED = "blocked"  # 3000
+    PERMISSION = "permission"  # 1005 the token may not send
 
 
 def devices_of(campaign: Campaign) -> list[str]:
