@@ -117,3 +117,48 @@ async def test_without_redis_each_instance_keeps_its_own_books(
         await gone.aclose()
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1, warnings
+
+
+async def test_a_polls_reserved_request_is_counted_once_over_the_instances(
+    instances: Instances, gotsms: FakeGotSMS, shared: Shared
+) -> None:
+    worker = gotsms_of(instances[0], gotsms)
+    log = f"{shared.namespace}:gotsms:{RateLimits.key('gotsms', GOTSMS_TOKEN)}:sent"
+    assert await worker.reserve(GOTSMS_RESERVE) == 0
+    assert await shared.redis.zcard(log) == 1, "counted when reserved"
+    await worker.account()
+    assert await shared.redis.zcard(log) == 1, "the request itself is not counted again"
+    await worker.account()
+    assert await shared.redis.zcard(log) == 2
+    assert await worker.reserve(GOTSMS_RESERVE) == 0
+    worker.unreserve()  # the poll made no request after all
+    await worker.account()
+    assert await shared.redis.zcard(log) == 4, "an unused reservation counts: never one too few"
+    assert len(gotsms.requests_for(GOTSMS_TOKEN)) == 3
+
+
+async def test_a_reservation_leaves_the_users_reserve_to_the_other_instance(
+    instances: Instances, gotsms: FakeGotSMS
+) -> None:
+    web, worker = (gotsms_of(http, gotsms) for http in instances)
+    assert await calls(web, 30 - GOTSMS_RESERVE) == (30 - GOTSMS_RESERVE, 0)
+    assert await worker.reserve(GOTSMS_RESERVE) > 55, "no poll takes the user's reserve"
+    assert await worker.reserve(0) == 0, "a command's request may still go"
+
+
+async def test_answers_are_shared_when_only_the_service_knows_something(
+    instances: Instances, gotsms: FakeGotSMS, shared: Shared
+) -> None:
+    """The shared log counts what the instances spend; an answer is written for the others when
+    it says the limit, a wait or a budget running low (the token spent elsewhere)."""
+    said = f"{shared.namespace}:gotsms:{RateLimits.key('gotsms', GOTSMS_TOKEN)}:said"
+    first = gotsms_of(instances[0], gotsms)
+    await first.account()
+    assert await shared.redis.hget(said, "limit") == b"30", "the first answer says the limit"
+    assert await shared.redis.hget(said, "remaining") == b"29"
+    for _ in range(5):
+        await first.account()
+    assert await shared.redis.hget(said, "remaining") == b"29", "plenty left: nothing written"
+    for _ in range(10):
+        await first.account()
+    assert await shared.redis.hget(said, "remaining") == b"14", "running low: every answer"

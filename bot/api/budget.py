@@ -69,10 +69,10 @@ class RedisBudget:
     def _keys(self, key: str) -> list[str]:
         return [f"{self.prefix}:{key}:said", f"{self.prefix}:{key}:sent"]
 
-    async def admit(self, key: str) -> float:
+    async def admit(self, key: str, keep: int = 0) -> float:
         """Counts one request of the token and returns 0, or returns how long to wait first
-        (seconds; nothing counted)."""
-        return await self._ask(key, 0, uuid.uuid4().hex)
+        (seconds; nothing counted); `keep`: requests to leave to others."""
+        return await self._ask(key, keep, uuid.uuid4().hex)
 
     async def wait(self, key: str, keep: int) -> float:
         """How long until a request that leaves `keep` of the budget to others may go."""

@@ -23,6 +23,7 @@ from bot.api.errors import ApiBadResponse, ApiError, ApiRateLimited, ApiUnavaila
 log = logging.getLogger(__name__)
 
 JSON = Any
+SHARE_BELOW = 15  # requests left of a token's budget under which every answer is shared
 ErrorParser = Callable[[int, JSON, str], ApiError]
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -44,6 +45,8 @@ class Quota:
     remaining: int | None = None
     reset_at: float | None = None
     blocked_until: float = 0.0
+    shared_remaining: int | None = None  # the last `remaining` written to the shared budget
+    reserved: int = 0  # requests already counted in the shared budget and not yet made
 
 
 @dataclass
@@ -95,13 +98,30 @@ class RateLimits:
         return said
 
     async def record(self, key: str, headers: Mapping[str, str], status: int, now: float) -> None:
+        before = self.quotas.get(key)
+        limit = before.limit if before is not None else None
         said = self.observe(key, headers, status, now)
-        if self.shared is not None:
+        if self.shared is not None and self._worth_sharing(self.quotas[key], said, limit):
+            self.quotas[key].shared_remaining = self.quotas[key].remaining
             await self.shared.publish(key, said)
+
+    @staticmethod
+    def _worth_sharing(quota: Quota, said: Mapping[str, float], limit: int | None) -> bool:
+        """The shared log of requests already counts what the instances spend; what only the
+        service knows is worth a write: a wait, another limit, or a budget running low (the
+        requests the token made elsewhere) — and the first plenty after a low one."""
+        if "blocked_until" in said or said.get("limit", limit) != limit:
+            return True
+        low = [r for r in (quota.remaining, quota.shared_remaining) if r is not None]
+        return any(r <= SHARE_BELOW for r in low)
 
     async def admit(self, key: str, now: float) -> float:
         """0: a request of the token may go now (and is counted in the shared budget); else how
         many seconds to wait first."""
+        quota = self.quotas.get(key)
+        if quota is not None and quota.reserved > 0:
+            quota.reserved -= 1
+            return 0.0
         wait = self.wait_time(key, now)
         if wait > 0 or self.shared is None:
             return wait
@@ -110,12 +130,34 @@ class RateLimits:
     async def budget_wait(self, key: str, keep: int, now: float) -> float:
         """Seconds until a request that leaves `keep` of the token's budget to others may go
         (the poller leaves the user's reserve)."""
-        wait, quota = 0.0, self.quotas.get(key)
-        if quota is not None and quota.remaining is not None and quota.reset_at is not None:
-            wait = max(0.0, quota.reset_at - now) if quota.remaining <= keep else 0.0
+        wait = self._local_budget_wait(key, keep, now)
         if self.shared is not None:
             wait = max(wait, await self.shared.wait(key, keep))
         return wait
+
+    async def reserve(self, key: str, keep: int, now: float) -> float:
+        """`budget_wait` and `admit` in one decision: 0 when a request that leaves `keep` to
+        others may go, and then it is counted already (the next `admit` of the token takes it);
+        else the wait, nothing counted."""
+        wait = max(self._local_budget_wait(key, keep, now), self.wait_time(key, now))
+        if wait == 0 and self.shared is not None:
+            wait = await self.shared.admit(key, keep)
+        if wait == 0:
+            self.get(key).reserved += 1
+        return wait
+
+    def unreserve(self, key: str) -> None:
+        """A reserved request that was not made: it stays counted in the shared budget (a
+        request too many, never one too few)."""
+        quota = self.quotas.get(key)
+        if quota is not None and quota.reserved > 0:
+            quota.reserved -= 1
+
+    def _local_budget_wait(self, key: str, keep: int, now: float) -> float:
+        quota = self.quotas.get(key)
+        if quota is not None and quota.remaining is not None and quota.reset_at is not None:
+            return max(0.0, quota.reset_at - now) if quota.remaining <= keep else 0.0
+        return 0.0
 
 
 def _int_header(headers: Mapping[str, str], name: str) -> int | None:
@@ -307,6 +349,14 @@ class ApiClient(ABC):
         """Seconds until a request that leaves `keep` of the token's budget to others may go,
         counted over every instance when they share the budget."""
         return await self._http.rate_limits.budget_wait(self.quota_key, keep, time.time())
+
+    async def reserve(self, keep: int) -> float:
+        """`budget_wait`, and when it is 0 the next request is counted already (a poll's
+        first request: one decision of the shared budget instead of two)."""
+        return await self._http.rate_limits.reserve(self.quota_key, keep, time.time())
+
+    def unreserve(self) -> None:
+        self._http.rate_limits.unreserve(self.quota_key)
 
     @abstractmethod
     def parse_error(self, status: int, data: JSON, text: str) -> ApiError:

@@ -12,6 +12,7 @@ from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm.attributes import set_committed_value
 
 from bot.db.engine import lock_for_writing
 from bot.db.models import User, locale_of, utcnow
@@ -297,9 +298,16 @@ class PollStateRepo:
         `skip` (still being polled here) are left as they are."""
         due = await self.due(job, now, limit, lock=True)
         fresh = [state for state in due if state.user_id not in skip]
-        for state in fresh:
-            state.next_at = until
-            state.leased_by = owner
+        if fresh:  # one statement for the batch, not one UPDATE per row from the unit of work
+            await self.session.execute(
+                update(PollState)
+                .where(PollState.job == job, PollState.user_id.in_([s.user_id for s in fresh]))
+                .values(next_at=until, leased_by=owner)
+                .execution_options(synchronize_session=False)
+            )
+            for state in fresh:
+                set_committed_value(state, "next_at", until)
+                set_committed_value(state, "leased_by", owner)
         await self.session.commit()
         return fresh
 

@@ -116,10 +116,11 @@ class Job(ABC):
 
     async def quota_wait(self, client: Client) -> datetime | None:
         """When only the user's reserve of the GotSMS budget is left (over every instance, when
-        they share it), wait until a request may go without taking it."""
+        they share it), wait until a request may go without taking it; else the poll's first
+        request is counted already."""
         if self.service is not Service.GOTSMS:
             return None
-        wait = await client.budget_wait(self.reserve)
+        wait = await client.reserve(self.reserve)
         return utcnow() + timedelta(seconds=wait) if wait > 0 else None
 
     async def load(
@@ -205,10 +206,16 @@ class Job(ABC):
         return self.clients.gosms(token)
 
     async def _poll(self, poll: Poll, client: Client, now: datetime) -> datetime:
-        state = poll.state
         waiting = await self.quota_wait(client)
         if waiting is not None:
             return waiting
+        try:
+            return await self._work(poll, client, now)
+        finally:
+            client.unreserve()  # a poll that made no request leaves no reserved one behind
+
+    async def _work(self, poll: Poll, client: Client, now: datetime) -> datetime:
+        state = poll.state
         try:
             await self.work(poll, client)
         except ApiRateLimited as exc:

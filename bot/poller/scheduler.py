@@ -46,18 +46,20 @@ class Scheduler:
         self._slots = asyncio.Semaphore(concurrency)
         self._concurrency = concurrency
         self._failing: set[str] = set()  # jobs whose batch failed to load (logged once)
+        # a lease of the last round came back full: more may be due than it took. Otherwise the
+        # next round waits a tick, so a trickle of due polls is leased in batches, not one a round
+        self._more_due = False
 
     async def run(self, stop: asyncio.Event) -> None:
         """Rounds until `stop` is set; then waits for the polls under way (they end quickly)."""
         try:
             while not stop.is_set():
-                started = 0
                 try:
-                    started = await self.round(utcnow())
+                    await self.round(utcnow())
                     self.last_round = time.monotonic()
                 except Exception:
                     log.exception("scheduler round failed")
-                if started and len(self._running) < self._concurrency:
+                if self._more_due and len(self._running) < self._concurrency:
                     await asyncio.sleep(0)  # more may be due and slots are free: look again now
                     continue
                 with contextlib.suppress(TimeoutError):
@@ -73,7 +75,7 @@ class Scheduler:
         """Writes what the polls since the last round found out, then starts every due poll
         that is not already running, hot users first."""
         await self.writes.flush()
-        started = 0
+        started, self._more_due = 0, False
         for job in self.jobs:
             try:
                 targets = await self._lease(job, now)
@@ -97,18 +99,14 @@ class Scheduler:
     async def _lease(self, job: Job, now: datetime) -> list[Target]:
         """The due polls of `job`, leased to this instance (the poll sets the real next time
         when it ends); other instances leasing at the same moment get other users."""
-        leased = now + LEASE
+        leased, limit = now + LEASE, self._concurrency * 4
         running = {user_id for name, user_id in self._running if name == job.name}
         async with self.session_factory() as session:
             async with self.writes.lock:
                 fresh = await PollStateRepo(session).lease(
-                    job.name,
-                    now,
-                    self._concurrency * 4,
-                    until=leased,
-                    owner=self.instance_id,
-                    skip=running,
+                    job.name, now, limit, until=leased, owner=self.instance_id, skip=running
                 )
+            self._more_due |= len(fresh) >= limit - len(running)
             if not fresh:
                 return []
             return await job.load(session, fresh, [leased] * len(fresh))
