@@ -6,6 +6,7 @@ import re
 import string
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 
 from aiogram.utils.i18n import gettext as _
 
@@ -31,57 +32,98 @@ class InvalidInput(ValueError):
         self.text = text
 
 
-def normalize_phone(raw: str) -> str:
-    """`+7 (999) 123-45-67` → `79991234567`; raises InvalidInput with what to fix."""
+class PhoneProblem(StrEnum):
+    EMPTY = "empty"
+    LETTERS = "letters"
+    CHARACTERS = "characters"
+    SHORT = "short"
+    LONG = "long"
+
+
+class TextProblem(StrEnum):
+    EMPTY = "empty"
+    LONG = "long"
+    BACKTICK = "backtick"
+
+
+def phone_digits(raw: str) -> tuple[str, PhoneProblem | None]:
+    """The rule of every GoSMS phone, pure (no texts, safe off the event loop): the digits
+    of `raw`, and what is wrong with it or None."""
     value = raw.strip()
     if not value:
+        return "", PhoneProblem.EMPTY
+    if any(c.isalpha() for c in value):
+        return "", PhoneProblem.LETTERS
+    if not PHONE_CHARS.issuperset(value):
+        return "", PhoneProblem.CHARACTERS
+    digits = "".join(c for c in value if c.isdigit())
+    if len(digits) < PHONE_MIN:
+        return digits, PhoneProblem.SHORT
+    if len(digits) > PHONE_MAX:
+        return digits, PhoneProblem.LONG
+    return digits, None
+
+
+def text_problem(text: str) -> TextProblem | None:
+    """The rule of every SMS text, pure: what is wrong with `text` (already stripped) or None."""
+    if not text:
+        return TextProblem.EMPTY
+    if len(text) > TEXT_MAX:
+        return TextProblem.LONG
+    if "`" in text:
+        return TextProblem.BACKTICK
+    return None
+
+
+def normalize_phone(raw: str) -> str:
+    """`+7 (999) 123-45-67` → `79991234567`; raises InvalidInput with what to fix."""
+    digits, problem = phone_digits(raw)
+    if problem is None:
+        return digits
+    if problem == PhoneProblem.EMPTY:
         raise InvalidInput(
             _("The phone number is empty: send it in digits, like +7 999 123-45-67.")
         )
-    if any(c.isalpha() for c in value):
+    if problem == PhoneProblem.LETTERS:
         raise InvalidInput(
             _("The phone number must not contain letters: send digits only, like +7 999 123-45-67.")
         )
-    if any(c not in PHONE_CHARS for c in value):
+    if problem == PhoneProblem.CHARACTERS:
         raise InvalidInput(
             _(
                 "The phone number may contain only digits, spaces, +, brackets and dashes. "
                 "Send it like +7 999 123-45-67."
             )
         )
-    digits = "".join(c for c in value if c.isdigit())
-    if len(digits) < PHONE_MIN:
+    if problem == PhoneProblem.SHORT:
         raise InvalidInput(
             _(
                 "The phone number is too short: it needs {min} to {max} digits, it has {count}."
             ).format(min=PHONE_MIN, max=PHONE_MAX, count=len(digits))
         )
-    if len(digits) > PHONE_MAX:
-        raise InvalidInput(
-            _(
-                "The phone number is too long: it needs {min} to {max} digits, it has {count}."
-            ).format(min=PHONE_MIN, max=PHONE_MAX, count=len(digits))
+    raise InvalidInput(
+        _("The phone number is too long: it needs {min} to {max} digits, it has {count}.").format(
+            min=PHONE_MIN, max=PHONE_MAX, count=len(digits)
         )
-    return digits
+    )
 
 
 def check_text(raw: str) -> str:
     """The SMS text, stripped of surrounding blanks: 1–300 characters, no backtick."""
     text = raw.strip()
-    if not text:
+    problem = text_problem(text)
+    if problem is None:
+        return text
+    if problem == TextProblem.EMPTY:
         raise InvalidInput(_("The text is empty: send 1 to {max} characters.").format(max=TEXT_MAX))
-    if len(text) > TEXT_MAX:
+    if problem == TextProblem.LONG:
         raise InvalidInput(
             _(
                 "The text is {count} characters long, the limit is {max}: "
                 "shorten it by {extra} characters."
             ).format(count=len(text), max=TEXT_MAX, extra=len(text) - TEXT_MAX)
         )
-    if "`" in text:
-        raise InvalidInput(
-            _("GoSMS does not accept the backtick (`): replace it, for example with '.")
-        )
-    return text
+    raise InvalidInput(_("GoSMS does not accept the backtick (`): replace it, for example with '."))
 
 
 def split_one_liner(args: str) -> tuple[str, str]:
