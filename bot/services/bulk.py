@@ -14,10 +14,10 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from bot.db.campaigns import Dropped, Recipient
-from bot.services.gosms import TextProblem, phone_digits, text_problem
+from bot.services.gosms import TextProblem, phone_digits, split_one_liner, text_problem
 
 NUMBER_COLUMNS = frozenset(
     ("phone", "number", "tel", "telephone", "mobile", "msisdn", "номер", "телефон")
@@ -151,6 +151,8 @@ def pasted_rows(lines: Iterable[str], max_rows: int) -> list[SourceRow]:
         if not line.strip():
             continue
         parts = _PASTED_SEPARATOR.split(line, maxsplit=1)
+        if len(parts) == 1:  # `+7 999 123-45-67 Hello`: split as /send splits it
+            parts = list(split_one_liner(line))
         phone = parts[0].strip()
         text = own_text(parts[1]) if len(parts) > 1 else None
         counter.add(SourceRow(line=line_no, phone=phone, text=text, fields={}))
@@ -229,6 +231,12 @@ def checked_text(text: str) -> str:
 # ---- CSV
 
 
+class CsvRow(NamedTuple):
+    line: int
+    cells: list[str]
+    raw: str  # the row's lines as written
+
+
 @dataclass(frozen=True)
 class Layout:
     """Which cell of a row is what."""
@@ -242,11 +250,11 @@ class Layout:
 def csv_source(lines: list[str], name: str, max_rows: int) -> Source:
     delimiter = sniff(lines)
     reader = csv.reader(lines, delimiter=delimiter, skipinitialspace=True)
-    rows = numbered(reader)
+    rows = numbered(reader, lines)
     first = next(rows, None)
     if first is None:
         raise BulkRefused(Refusal.EMPTY)
-    layout, header = layout_of(first[1])
+    layout, header = layout_of(first.cells)
     counter = RowCounter(max_rows)
     if not header:
         counter.add(source_row(first, layout, delimiter))
@@ -256,13 +264,14 @@ def csv_source(lines: list[str], name: str, max_rows: int) -> Source:
     return source_of(counter.done(), columns, name)
 
 
-def numbered(reader: Iterator[list[str]]) -> Iterator[tuple[int, list[str]]]:
-    """(first line of the row, cells) for every row with a non-blank cell."""
+def numbered(reader: Iterator[list[str]], lines: Sequence[str]) -> Iterator[CsvRow]:
+    """Every row with a non-blank cell, with its first line and its text as written."""
     line = 1
     for cells in reader:
+        end: int = reader.line_num  # type: ignore[attr-defined]
         if any(c.strip() for c in cells):
-            yield line, cells
-        line = reader.line_num + 1  # type: ignore[attr-defined]
+            yield CsvRow(line, cells, "".join(lines[line - 1 : end]))
+        line = end + 1
 
 
 def sniff(lines: Sequence[str]) -> str:
@@ -283,8 +292,11 @@ def layout_of(first: list[str]) -> tuple[Layout, bool]:
     names = [c.strip().lower() for c in first]
     number = next((i for i, n in enumerate(names) if n in NUMBER_COLUMNS), None)
     text = next((i for i, n in enumerate(names) if n in TEXT_COLUMNS), None)
+    headerless = Layout(number=0, text=1, fields=(), joined_text=True)
+    if phone_digits(names[0])[1] is None:  # a number first: data, whatever its text says
+        return headerless, False
     if number is None and text is None and any(ch.isdigit() for ch in names[0]):
-        return Layout(number=0, text=1, fields=(), joined_text=True), False
+        return headerless, False  # a bad number first: data, its row is dropped
     if number is None:
         raise BulkRefused(Refusal.NO_NUMBER_COLUMN, columns=[c.strip() for c in first])
     fields: dict[str, int] = {}
@@ -294,18 +306,23 @@ def layout_of(first: list[str]) -> tuple[Layout, bool]:
     return Layout(number=number, text=text, fields=tuple(fields.items()), joined_text=False), True
 
 
-def source_row(item: tuple[int, list[str]], layout: Layout, delimiter: str) -> SourceRow:
-    line, cells = item
-    size = len(cells)
+def source_row(row: CsvRow, layout: Layout, delimiter: str) -> SourceRow:
+    cells, size = row.cells, len(row.cells)
     phone = cells[layout.number].strip() if layout.number < size else ""
+    text: str | None = None
     if layout.joined_text:
-        text = own_text(delimiter.join(cells[1:])) if size > 1 else None
-    else:
+        # `number, text` with the text's own commas unquoted: the text as written
         text = (
-            own_text(cells[layout.text]) if layout.text is not None and layout.text < size else None
+            own_text(row.raw.partition(delimiter)[2])
+            if size > 2
+            else own_text(cells[1])
+            if size > 1
+            else None
         )
+    elif layout.text is not None and layout.text < size:
+        text = own_text(cells[layout.text])
     fields = {f: cells[i].strip() for f, i in layout.fields if i < size and cells[i].strip()}
-    return SourceRow(line=line, phone=phone, text=text, fields=fields)
+    return SourceRow(line=row.line, phone=phone, text=text, fields=fields)
 
 
 # ---- templates
