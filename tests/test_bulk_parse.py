@@ -416,3 +416,27 @@ def test_every_reason_and_refusal_has_words() -> None:
     assert not words & {r.value for r in DropReason}
     for refused in Refusal:
         assert refusal_text(BulkRefused(refused)).strip()
+
+
+@pytest.mark.parametrize(
+    ("header", "row", "columns"),
+    [
+        ("Phone number,Name,SMS text", "79990000001,Ann,Hi", ("name",)),
+        ("Номер телефона,Имя,Текст сообщения", "79990000001,Ann,Hi", ("имя",)),
+        ("number of visits,phone,text", "3,79990000001,Hi", ("number of visits",)),
+        ("first-name,mobile_phone,message", "Ann,79990000001,Hi", ("first-name",)),
+    ],
+)
+def test_header_names_in_words(header: str, row: str, columns: tuple[str, ...]) -> None:
+    source = read(f"{header}\n{row}\n".encode())
+    assert source.columns == columns
+    assert (source.rows[0].phone, source.rows[0].text) == ("79990000001", "Hi")
+
+
+def test_an_unclosed_quote_is_refused_with_its_line() -> None:
+    error = refusal(b'phone,text\n79990000001,ok\n79990000002,"never closed\n79990000003,x\n')
+    assert error.reason == Refusal.BAD_CSV
+    assert error.detail == {"line": 3}
+    assert "line 3" in refusal_text(error)
+    huge = refusal(b'phone,text\n79990000001,"' + b"a" * 200_000 + b'"\n')
+    assert huge.reason == Refusal.BAD_CSV

@@ -29,6 +29,7 @@ VALUE_MAX = 60  # characters of a dropped row kept to show it
 # control characters no text file has: what binary data decoded as cp1251 is full of
 _CONTROLS = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 _PASTED_SEPARATOR = re.compile(r"[,;\t]")
+_WORDS = re.compile(r"[\s_\-.#()]+")
 
 
 class Refusal(StrEnum):
@@ -38,6 +39,7 @@ class Refusal(StrEnum):
     TOO_MANY = "too_many"
     NO_NUMBER_COLUMN = "no_number_column"
     BAD_TEMPLATE = "bad_template"
+    BAD_CSV = "bad_csv"  # a quoted cell never closed (or over 128 KB)
 
 
 class TemplateError(StrEnum):
@@ -52,6 +54,7 @@ class TemplateError(StrEnum):
 class BulkRefused(Exception):
     """The whole list (or template) is refused. `detail` carries the numbers a message needs:
     TOO_BIG {"bytes", "max"}, TOO_MANY {"rows", "max"}, NO_NUMBER_COLUMN {"columns"},
+    BAD_CSV {"line": where the bad cell starts},
     BAD_TEMPLATE {"error": TemplateError, "near": the text around it}."""
 
     def __init__(self, reason: Refusal, detail: dict[str, Any] | None = None, **more: Any) -> None:
@@ -251,15 +254,21 @@ def csv_source(lines: list[str], name: str, max_rows: int) -> Source:
     delimiter = sniff(lines)
     reader = csv.reader(lines, delimiter=delimiter, skipinitialspace=True)
     rows = numbered(reader, lines)
-    first = next(rows, None)
-    if first is None:
-        raise BulkRefused(Refusal.EMPTY)
-    layout, header = layout_of(first.cells)
-    counter = RowCounter(max_rows)
-    if not header:
-        counter.add(source_row(first, layout, delimiter))
-    for item in rows:
-        counter.add(source_row(item, layout, delimiter))
+    try:
+        first = next(rows, None)
+        if first is None:
+            raise BulkRefused(Refusal.EMPTY)
+        layout, header = layout_of(first.cells)
+        counter = RowCounter(max_rows)
+        if not header:
+            counter.add(source_row(first, layout, delimiter))
+        last = first
+        for last in rows:
+            counter.add(source_row(last, layout, delimiter))
+    except csv.Error:  # a cell over the csv module's 128 KB: no list of SMS has one
+        raise BulkRefused(Refusal.BAD_CSV, line=reader.line_num) from None
+    if last.raw.count('"') % 2:  # a quote left open takes the rest of the file as one cell
+        raise BulkRefused(Refusal.BAD_CSV, line=last.line)
     columns = tuple(f for f, _i in layout.fields)
     return source_of(counter.done(), columns, name)
 
@@ -287,11 +296,23 @@ def sniff(lines: Sequence[str]) -> str:
     return max(present, key=lambda d: (sum(d in ln for ln in sample), -head.index(d)))
 
 
+def find_column(names: list[str], known: frozenset[str], taken: int | None) -> int | None:
+    """The first cell that is one of the `known` names, else the first with one of them as a
+    word (`Phone number`, `mobile_phone`, `Номер телефона`)."""
+    exact = next((i for i, n in enumerate(names) if n in known and i != taken), None)
+    if exact is not None:
+        return exact
+    return next(
+        (i for i, n in enumerate(names) if i != taken and not known.isdisjoint(_WORDS.split(n))),
+        None,
+    )
+
+
 def layout_of(first: list[str]) -> tuple[Layout, bool]:
     """The layout, and whether the first row is a header."""
     names = [c.strip().lower() for c in first]
-    number = next((i for i, n in enumerate(names) if n in NUMBER_COLUMNS), None)
-    text = next((i for i, n in enumerate(names) if n in TEXT_COLUMNS), None)
+    number = find_column(names, NUMBER_COLUMNS, None)
+    text = find_column(names, TEXT_COLUMNS, number)
     headerless = Layout(number=0, text=1, fields=(), joined_text=True)
     if phone_digits(names[0])[1] is None:  # a number first: data, whatever its text says
         return headerless, False
@@ -311,18 +332,19 @@ def source_row(row: CsvRow, layout: Layout, delimiter: str) -> SourceRow:
     phone = cells[layout.number].strip() if layout.number < size else ""
     text: str | None = None
     if layout.joined_text:
-        # `number, text` with the text's own commas unquoted: the text as written
-        text = (
-            own_text(row.raw.partition(delimiter)[2])
-            if size > 2
-            else own_text(cells[1])
-            if size > 1
-            else None
-        )
+        text = joined_text(row, delimiter)
     elif layout.text is not None and layout.text < size:
         text = own_text(cells[layout.text])
     fields = {f: cells[i].strip() for f, i in layout.fields if i < size and cells[i].strip()}
     return SourceRow(line=row.line, phone=phone, text=text, fields=fields)
+
+
+def joined_text(row: CsvRow, delimiter: str) -> str | None:
+    """A headerless row's text: every cell after the number; when the text's own commas
+    were not quoted (more than two cells), the text as written."""
+    if len(row.cells) > 2:
+        return own_text(row.raw.partition(delimiter)[2])
+    return own_text(row.cells[1]) if len(row.cells) > 1 else None
 
 
 # ---- templates

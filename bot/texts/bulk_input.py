@@ -49,6 +49,11 @@ def refusal_text(error: BulkRefused) -> str:
             ).format(rows=count(rows), max=count(int(detail.get("max", 0))))
         case Refusal.NO_NUMBER_COLUMN:
             return no_number_column_text([str(c) for c in detail.get("columns", [])])
+        case Refusal.BAD_CSV:
+            return _(
+                'The CSV file cannot be read from line {line}: a quote (") opened there is '
+                "never closed. Close it, or remove it, and send the file again."
+            ).format(line=count(int(detail.get("line", 0))))
         case Refusal.BAD_TEMPLATE:
             return bad_template_text(str(detail.get("error", "")), str(detail.get("near", "")))
     return _("The list cannot be read.")
