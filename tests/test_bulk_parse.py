@@ -440,3 +440,11 @@ def test_an_unclosed_quote_is_refused_with_its_line() -> None:
     assert "line 3" in refusal_text(error)
     huge = refusal(b'phone,text\n79990000001,"' + b"a" * 200_000 + b'"\n')
     assert huge.reason == Refusal.BAD_CSV
+
+
+def test_counts_in_the_users_locale() -> None:
+    error = BulkRefused(Refusal.TOO_MANY, rows=10_000, max=5000)
+    i18n = create_i18n()
+    with i18n.context(), i18n.use_locale("ru"):
+        assert "10\u00a0000" in refusal_text(error)
+    assert "10,000" in refusal_text(error)

@@ -7,16 +7,18 @@ from html import escape
 
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
+from babel.numbers import format_decimal
 
 from bot.services.bulk import BulkRefused, DropReason, Refusal, TemplateError
 from bot.services.gosms import PHONE_MAX, PHONE_MIN, TEXT_MAX
+from bot.texts import _number_locale, current_locale
 
 COLUMNS_SHOWN = 8  # header cells named in the NO_NUMBER_COLUMN refusal
 
 
 def count(value: int) -> str:
-    """10000 → "10,000" (a thin space would be Russian's, but a comma reads in both)."""
-    return f"{value:,}"
+    """10000 → en "10,000", ru "10\u00a0000"."""
+    return format_decimal(value, "#,##0", locale=_number_locale(current_locale()))
 
 
 def refusal_text(error: BulkRefused) -> str:
@@ -24,10 +26,7 @@ def refusal_text(error: BulkRefused) -> str:
     detail = error.detail
     match error.reason:
         case Refusal.NOT_TEXT:
-            return _(
-                "This file is not a text list. Save it as CSV (UTF-8) or plain text and send it "
-                "again."
-            )
+            return _("This file is not a text list: save it as CSV (UTF-8) or as plain text.")
         case Refusal.EMPTY:
             return _("The list has no numbers. Send one number per line, or a CSV file with them.")
         case Refusal.TOO_BIG:
@@ -52,8 +51,8 @@ def refusal_text(error: BulkRefused) -> str:
         case Refusal.BAD_CSV:
             return _(
                 'The CSV file cannot be read from line {line}: a quote (") opened there is '
-                "never closed. Close it, or remove it, and send the file again."
-            ).format(line=count(int(detail.get("line", 0))))
+                "never closed: close it or remove it."
+            ).format(line=int(detail.get("line", 0)))
         case Refusal.BAD_TEMPLATE:
             return bad_template_text(str(detail.get("error", "")), str(detail.get("near", "")))
     return _("The list cannot be read.")
