@@ -251,7 +251,11 @@ class Layout:
 
 
 def csv_source(lines: list[str], name: str, max_rows: int) -> Source:
-    delimiter = sniff(lines)
+    delimiter = excel_separator(lines)
+    if delimiter is None:
+        delimiter = sniff(lines)
+    else:  # the line stays, blank, so that the lines keep their numbers
+        lines = ["\n", *lines[1:]]
     reader = csv.reader(lines, delimiter=delimiter, skipinitialspace=True)
     rows = numbered(reader, lines)
     try:
@@ -281,6 +285,14 @@ def numbered(reader: Iterator[list[str]], lines: Sequence[str]) -> Iterator[CsvR
         if any(c.strip() for c in cells):
             yield CsvRow(line, cells, "".join(lines[line - 1 : end]))
         line = end + 1
+
+
+def excel_separator(lines: Sequence[str]) -> str | None:
+    """The delimiter Excel names in a first line `sep=;`, if there is one."""
+    first = lines[0].strip() if lines else ""
+    if len(first) == 5 and first.lower().startswith("sep=") and first[4] in DELIMITERS:
+        return first[4]
+    return None
 
 
 def sniff(lines: Sequence[str]) -> str:
@@ -462,7 +474,8 @@ def row_text(row: SourceRow, template: Template | None) -> tuple[str, DropReason
 
 
 def drop(row: SourceRow, reason: DropReason) -> Dropped:
-    said = row.phone if row.text is None else f"{row.phone}, {row.text}"
+    cells = [row.phone or ", ".join(row.fields.values()), row.text or ""]
+    said = ", ".join(c for c in cells if c)
     said = " ".join(said.split())  # one line, whatever the cells held
     if len(said) > VALUE_MAX:
         said = said[: VALUE_MAX - 1] + "…"
