@@ -152,6 +152,7 @@ ON_POSTGRES = frozenset(
         "test_restart",
         "test_crash",
         "test_bulk_runner",
+        "test_bulk_repo",
     }
 )
 # ... and those whose dialogs and kept searches run once more on SQLite with dialogs in Redis

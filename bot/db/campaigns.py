@@ -7,13 +7,19 @@ of the campaign becomes UNKNOWN and is never sent again by itself.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import NamedTuple
 
+from sqlalchemy import ColumnElement, and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import Campaign, CampaignRow, CampaignState, DeviceMode
+from bot.api.gosms import SmsStatus
+from bot.db.models import Campaign, CampaignRow, CampaignState, DeviceMode, RowState, utcnow
+
+ENDED = (CampaignState.CANCELLED, CampaignState.DONE)
+FAILED_ON_THE_WAY = (int(SmsStatus.SEND_ERROR), int(SmsStatus.DELIVERY_ERROR))
 
 
 class Recipient(NamedTuple):
@@ -62,26 +68,88 @@ class CampaignRepo:
         dropped: Sequence[Dropped],
     ) -> Campaign:
         """A DRAFT campaign with its rows (QUEUED); the user's older drafts are deleted."""
-        raise NotImplementedError
+        await self.drop_drafts(user_id)
+        campaign = Campaign(
+            user_id=user_id,
+            state=CampaignState.DRAFT,
+            source=source,
+            template=template,
+            device_mode=device_mode,
+            device_ids=json.dumps(list(device_ids)),
+            to_sim=to_sim,
+            pace=pace,
+            total=len(recipients),
+            dropped=json.dumps([list(d) for d in dropped], ensure_ascii=False),
+        )
+        self.session.add(campaign)
+        await self.session.flush()
+        if recipients:
+            now = utcnow()
+            rows = [
+                {
+                    "campaign_id": campaign.id,
+                    "line": r.line,
+                    "phone": r.phone,
+                    "text": r.text,
+                    "state": RowState.QUEUED,
+                    "device_id": "",
+                    "updated_at": now,
+                }
+                for r in recipients
+            ]
+            await self.session.execute(insert(CampaignRow), rows)  # one executemany
+        return campaign
 
     async def get(self, user_id: int, campaign_id: int) -> Campaign | None:
         """The user's campaign, or None (another user's, or gone)."""
-        raise NotImplementedError
+        query = select(Campaign).where(Campaign.id == campaign_id, Campaign.user_id == user_id)
+        return (await self.session.execute(query)).scalar_one_or_none()
 
     async def of_user(self, user_id: int, *, limit: int, offset: int = 0) -> list[Campaign]:
         """The user's campaigns but drafts, newest first."""
-        raise NotImplementedError
+        query = (
+            select(Campaign)
+            .where(Campaign.user_id == user_id, Campaign.state != CampaignState.DRAFT)
+            .order_by(Campaign.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        return list((await self.session.execute(query)).scalars())
 
     async def count(self, user_id: int) -> int:
         """How many campaigns `of_user` can show."""
-        raise NotImplementedError
+        query = select(func.count(Campaign.id)).where(
+            Campaign.user_id == user_id, Campaign.state != CampaignState.DRAFT
+        )
+        return int((await self.session.execute(query)).scalar_one())
 
     async def counts(self, campaign_id: int) -> Counts:
-        raise NotImplementedError
+        state, status = CampaignRow.state, CampaignRow.sms_status
+        sent = state == RowState.SENT
+
+        def total(condition: ColumnElement[bool]) -> ColumnElement[int]:
+            return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+        query = select(
+            func.count(CampaignRow.id),
+            total(sent),
+            total(and_(sent, status == int(SmsStatus.DELIVERED))),
+            total(or_(state == RowState.FAILED, and_(sent, status.in_(FAILED_ON_THE_WAY)))),
+            total(state.in_((RowState.QUEUED, RowState.SENDING))),
+            total(state == RowState.UNKNOWN),
+        ).where(CampaignRow.campaign_id == campaign_id)
+        values = (await self.session.execute(query)).one()
+        return Counts(*(int(v) for v in values))
 
     async def start(self, user_id: int, campaign_id: int, now: datetime) -> bool:
         """DRAFT → RUNNING once; False if it was not a draft of this user."""
-        raise NotImplementedError
+        return await self._move(
+            user_id,
+            campaign_id,
+            (CampaignState.DRAFT,),
+            state=CampaignState.RUNNING,
+            started_at=now,
+        )
 
     async def move(
         self,
@@ -94,19 +162,81 @@ class CampaignRepo:
     ) -> bool:
         """Pause / resume / cancel: one guarded UPDATE; False if it was in none of `from_states`.
         Resuming clears `reason`; CANCELLED and DONE set `finished_at`."""
-        raise NotImplementedError
+        values: dict[str, object] = {"state": to, "reason": reason}
+        if to in ENDED:
+            values["finished_at"] = utcnow()
+        if to != CampaignState.RUNNING:
+            values |= {"leased_by": None, "leased_until": None}
+        return await self._move(user_id, campaign_id, from_states, **values)
+
+    async def _move(
+        self, user_id: int, campaign_id: int, from_states: Sequence[str], **values: object
+    ) -> bool:
+        result = await self.session.execute(
+            update(Campaign)
+            .where(
+                Campaign.id == campaign_id,
+                Campaign.user_id == user_id,
+                Campaign.state.in_(list(from_states)),
+            )
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        moved = int(getattr(result, "rowcount", 0) or 0) == 1
+        if moved:
+            self.session.expire_all()  # a campaign read before shows its new state when read again
+        return moved
 
     async def retry(self, user_id: int, campaign_id: int, *, with_unknown: bool) -> int:
         """A DONE (or CANCELLED) campaign: its FAILED rows that were refused (no SMS id) — and
         its UNKNOWN ones if asked — go back to QUEUED, and it runs again. How many rows."""
-        raise NotImplementedError
+        if not await self._move(
+            user_id,
+            campaign_id,
+            ENDED,
+            state=CampaignState.RUNNING,
+            reason=None,
+            finished_at=None,
+        ):
+            return 0
+        again = [RowState.FAILED, RowState.UNKNOWN] if with_unknown else [RowState.FAILED]
+        result = await self.session.execute(
+            update(CampaignRow)
+            .where(
+                CampaignRow.campaign_id == campaign_id,
+                CampaignRow.state.in_(again),
+                CampaignRow.sms_id.is_(None),
+            )
+            .values(state=RowState.QUEUED, error=None, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def set_card(self, campaign_id: int, chat_id: int, message_id: int) -> None:
-        raise NotImplementedError
+        await self.session.execute(
+            update(Campaign)
+            .where(Campaign.id == campaign_id)
+            .values(chat_id=chat_id, message_id=message_id)
+            .execution_options(synchronize_session=False)
+        )
 
     async def rows(self, campaign_id: int) -> list[CampaignRow]:
         """Every row, in the order of their lines (the report)."""
-        raise NotImplementedError
+        query = (
+            select(CampaignRow)
+            .where(CampaignRow.campaign_id == campaign_id)
+            .order_by(CampaignRow.line, CampaignRow.id)
+        )
+        return list((await self.session.execute(query)).scalars())
 
     async def drop_drafts(self, user_id: int) -> int:
-        raise NotImplementedError
+        drafts = select(Campaign.id).where(
+            Campaign.user_id == user_id, Campaign.state == CampaignState.DRAFT
+        )
+        ids = list((await self.session.execute(drafts)).scalars())
+        if not ids:
+            return 0
+        # rows first: SQLite enforces the foreign key's cascade only with its pragma on
+        await self.session.execute(delete(CampaignRow).where(CampaignRow.campaign_id.in_(ids)))
+        await self.session.execute(delete(Campaign).where(Campaign.id.in_(ids)))
+        return len(ids)
