@@ -17,6 +17,7 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import (
     TelegramBadRequest,
     TelegramConflictError,
+    TelegramEntityTooLarge,
     TelegramForbiddenError,
     TelegramRetryAfter,
     TelegramServerError,
@@ -25,6 +26,7 @@ from aiogram.filters import Command
 from aiogram.types import (
     BotCommand,
     BotCommandScopeAllPrivateChats,
+    BufferedInputFile,
     CallbackQuery,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
@@ -613,3 +615,239 @@ async def test_polling_end_to_end(fake: FakeTelegram, bot: Bot) -> None:
     finally:
         await dp.stop_polling()
         await polling
+
+
+# -------------------------------------------------------------------------------- files
+
+MB = 1024 * 1024
+CSV = b"phone,name\n+79991234567,Ann\n+79997654321,Bob\n"
+REPORT = b"number,status\n+79991234567,delivered\n"
+
+
+def files_router() -> Router:
+    """Answers a document with its line count, as a /bulk upload would be read."""
+    router = Router()
+
+    @router.message(F.document)
+    async def count_lines(message: Message, bot: Bot) -> None:
+        assert message.document is not None
+        data = await bot.download(message.document)
+        assert data is not None
+        await message.answer(f"{len(data.read().splitlines())} lines")
+
+    return router
+
+
+async def test_user_document_is_downloaded_by_the_bot(fake: FakeTelegram, bot: Bot) -> None:
+    dp = Dispatcher()
+    dp.include_router(files_router())
+
+    update = fake.document_update(USER, CSV, "numbers.csv", caption="/bulk list")
+    await dp.feed_update(bot, Update.model_validate(update, context={"bot": bot}))
+
+    document = update["message"]["document"]
+    assert {k: v for k, v in document.items() if k not in ("file_id", "file_unique_id")} == {
+        "file_name": "numbers.csv",
+        "mime_type": "text/csv",
+        "file_size": len(CSV),
+    }
+    assert update["message"]["caption"] == "/bulk list"
+    assert update["message"]["caption_entities"] == [
+        {"type": "bot_command", "offset": 0, "length": 5}
+    ]
+    sent, answer = fake.chat(USER)
+    assert fake.document_of(sent) == ("numbers.csv", CSV)
+    assert answer.text == "3 lines"
+    assert [c.http_status for c in fake.downloads] == [200]
+
+
+async def test_get_file_and_download(fake: FakeTelegram, bot: Bot) -> None:
+    update = fake.document_update(USER, b"+79991234567\n", "list.TXT", "text/plain")
+    file_id = update["message"]["document"]["file_id"]
+
+    file = await bot.get_file(file_id)
+
+    assert file.file_id == file_id
+    assert file.file_size == 13
+    assert file.file_path is not None
+    assert file.file_path.startswith("documents/file_")
+    assert file.file_path.endswith(".txt")
+    assert (await bot.get_file(file_id)).file_path == file.file_path  # the path stays
+    downloaded = await bot.download(file_id)
+    assert downloaded is not None
+    assert downloaded.read() == b"+79991234567\n"
+    assert fake.downloads[-1].params == {"file_path": file.file_path}
+
+
+async def test_get_file_refusals(fake: FakeTelegram, bot: Bot) -> None:
+    with pytest.raises(TelegramBadRequest) as info:
+        await bot.get_file("BQACAgIAAxkBAAI-no-such-file")
+    assert info.value.message == "Bad Request: invalid file_id"
+
+    limit = fake.document_update(USER, b"x" * (20 * MB), "limit.csv")
+    assert (await bot.get_file(limit["message"]["document"]["file_id"])).file_size == 20 * MB
+    big = fake.document_update(USER, b"x" * (20 * MB + 1), "big.csv")
+    with pytest.raises(TelegramBadRequest) as info:
+        await bot.get_file(big["message"]["document"]["file_id"])
+    assert info.value.message == "Bad Request: file is too big"
+
+
+async def test_download_route_answers_like_telegram(
+    fake: FakeTelegram, bot: Bot, http: aiohttp.ClientSession
+) -> None:
+    file_id = fake.document_update(USER, CSV, "numbers.csv")["message"]["document"]["file_id"]
+    not_found = {"ok": False, "error_code": 404, "description": "Not Found"}
+    never_given = f"{fake.url}/file/bot{fake.bot_token}/documents/file_0.csv"
+    async with http.get(never_given) as response:  # no getFile yet: no path
+        assert (response.status, await response.json()) == (404, not_found)
+
+    path = (await bot.get_file(file_id)).file_path
+    async with http.get(f"{fake.url}/file/bot{fake.bot_token}/{path}") as response:
+        assert response.status == 200
+        assert response.content_type == "application/octet-stream"
+        assert await response.read() == CSV
+    async with http.get(f"{fake.url}/file/bot123:wrong/{path}") as response:
+        assert (response.status, await response.json()) == (404, not_found)
+    async with http.get(f"{fake.url}/file/bot{fake.bot_token}/documents/nope.csv") as response:
+        assert (response.status, await response.json()) == (404, not_found)
+    assert [c.http_status for c in fake.downloads] == [404, 200, 404, 404]
+
+
+async def test_sample_document_has_placeholder_bytes(fake: FakeTelegram, bot: Bot) -> None:
+    update = fake.content_update(USER, "document")
+    document = update["message"]["document"]
+
+    downloaded = await bot.download(document["file_id"])
+
+    assert downloaded is not None
+    data = downloaded.read()
+    assert len(data) == document["file_size"] == 321
+    assert data.startswith(b"placeholder\n")
+    assert fake.files[document["file_id"]].placeholder
+    photo = fake.content_update(USER, "photo")["message"]["photo"][-1]
+    path = (await bot.get_file(photo["file_id"])).file_path
+    assert path is not None
+    assert path.startswith("photos/")
+    assert path.endswith(".jpg")
+
+
+async def test_send_document_with_caption_and_keyboard(
+    fake: FakeTelegram, bot: Bot, chat: int
+) -> None:
+    report = BufferedInputFile(REPORT, filename="r.csv")
+
+    message = await bot.send_document(
+        chat, report, caption="<b>Report</b> &amp; more", reply_markup=keyboard(("Again", "again"))
+    )
+
+    assert message.document is not None
+    assert (message.document.file_name, message.document.mime_type) == ("r.csv", "text/csv")
+    assert message.document.file_size == len(REPORT) == 37
+    assert message.caption == "Report & more"
+    assert [(e.type, e.offset, e.length) for e in message.caption_entities or []] == [
+        ("bold", 0, 6)
+    ]
+    assert message.text is None
+    stored = fake.last_bot_message(chat)
+    assert fake.document_of(stored) == ("r.csv", REPORT)
+    assert (stored.text, stored.html) == ("Report & more", "<b>Report</b> &amp; more")
+    assert stored.button_texts() == ["Again"]
+    again = await bot.download(message.document.file_id)  # the bot re-downloads its own file
+    assert again is not None
+    assert again.read() == REPORT
+    resent = await bot.send_document(chat, message.document.file_id)
+    assert resent.document is not None
+    assert resent.document.file_id == message.document.file_id
+    assert resent.caption is None
+
+
+async def test_send_document_refusals(
+    fake: FakeTelegram, bot: Bot, chat: int, http: aiohttp.ClientSession
+) -> None:
+    def csv() -> BufferedInputFile:
+        return BufferedInputFile(b"a\n", filename="r.csv")
+
+    assert (await bot.send_document(chat, csv(), caption="x" * 1024)).caption == "x" * 1024
+    assert (await bot.send_document(chat, csv(), caption="😀" * 512)).caption == "😀" * 512
+    sent = len(fake.bot_messages(chat))
+    refusals = [
+        ({"caption": "x" * 1025}, "Bad Request: message caption is too long"),
+        ({"caption": "😀" * 513}, "Bad Request: message caption is too long"),
+        ({"caption": "AT&T"}, 'Bad Request: can\'t parse entities: Character "&" must be'),
+        ({"reply_markup": keyboard(("A", "x" * 65))}, "Bad Request: BUTTON_DATA_INVALID"),
+    ]
+    for kwargs, description in refusals:
+        with pytest.raises(TelegramBadRequest) as info:
+            await bot.send_document(chat, csv(), **kwargs)  # type: ignore[arg-type]
+        assert info.value.message.startswith(description)
+    with pytest.raises(TelegramBadRequest) as info:
+        await bot.send_document(chat, BufferedInputFile(b"", filename="empty.csv"))
+    assert info.value.message == "Bad Request: file must be non-empty"
+    with pytest.raises(TelegramBadRequest) as info:
+        await bot.send_document(chat, "BQACAgIAAxkBAAI-unknown")
+    assert info.value.message == "Bad Request: wrong file identifier/HTTP URL specified"
+    url = f"{fake.url}/bot{fake.bot_token}/sendDocument"
+    async with http.post(url, data={"chat_id": str(chat), "caption": "x"}) as response:
+        body = await response.json()
+    assert (response.status, body["description"]) == (
+        400,
+        "Bad Request: there is no document in the request",
+    )
+    assert len(fake.bot_messages(chat)) == sent
+
+
+async def test_send_document_size_limit(fake: FakeTelegram, bot: Bot, chat: int) -> None:
+    at_limit = await bot.send_document(chat, BufferedInputFile(b"x" * (50 * MB), filename="a.csv"))
+    assert at_limit.document is not None
+    assert at_limit.document.file_size == 50 * MB
+
+    # checked by sendDocument itself / refused before the body is read
+    for size, read in ((50 * MB + 1, True), (52 * MB, False)):
+        with pytest.raises(TelegramEntityTooLarge) as info:
+            await bot.send_document(chat, BufferedInputFile(b"x" * size, filename="b.csv"))
+        assert info.value.message == "Request Entity Too Large"
+        assert (fake.calls[-1].method, fake.calls[-1].http_status) == ("sendDocument", 413)
+        assert ("chat_id" in fake.calls[-1].params) is read
+    assert len(fake.bot_messages(chat)) == 1
+
+
+async def test_send_document_counts_in_rate_limits(fake: FakeTelegram, bot: Bot, chat: int) -> None:
+    fake.enforce_rate_limits(per_chat_per_sec=1.0, burst=2)
+    await bot.send_message(chat, "1")
+    await bot.send_document(chat, BufferedInputFile(b"a\n", filename="r.csv"))
+
+    with pytest.raises(TelegramRetryAfter):
+        await bot.send_document(chat, BufferedInputFile(b"a\n", filename="r.csv"))
+    with pytest.raises(TelegramRetryAfter):
+        await bot.send_message(chat, "3")
+    assert len(fake.bot_messages(chat)) == 2
+
+
+async def test_edit_text_and_caption_of_a_document(fake: FakeTelegram, bot: Bot, chat: int) -> None:
+    sent = await bot.send_document(
+        chat, BufferedInputFile(b"a\n", filename="r.csv"), caption="<b>v1</b>"
+    )
+    text = await bot.send_message(chat, "text")
+
+    with pytest.raises(TelegramBadRequest) as info:
+        await bot.edit_message_text("v2", chat_id=chat, message_id=sent.message_id)
+    assert info.value.message == "Bad Request: there is no text in the message to edit"
+    with pytest.raises(TelegramBadRequest) as info:
+        await bot.edit_message_caption(chat_id=chat, message_id=text.message_id, caption="c")
+    assert info.value.message == "Bad Request: there is no caption in the message to edit"
+    with pytest.raises(TelegramBadRequest, match="message is not modified"):
+        await bot.edit_message_caption(
+            chat_id=chat, message_id=sent.message_id, caption="<b>v1</b>"
+        )
+    with pytest.raises(TelegramBadRequest, match="message caption is too long"):
+        await bot.edit_message_caption(chat_id=chat, message_id=sent.message_id, caption="x" * 1025)
+
+    edited = await bot.edit_message_caption(
+        chat_id=chat, message_id=sent.message_id, caption="<i>v2</i>"
+    )
+
+    assert isinstance(edited, Message)
+    assert edited.caption == "v2"
+    stored = fake.message(chat, sent.message_id)
+    assert (stored.text, stored.history[0].text) == ("v2", "v1")
+    assert fake.document_of(stored) == ("r.csv", b"a\n")

@@ -27,6 +27,11 @@ Behaviour in brief (details in the docstrings below):
   caught.  Parsed text is trimmed of leading/trailing whitespace like Telegram does and then
   must be 1..4096 UTF-16 code units.
 * Messages live per chat with per-chat increasing ids shared by the user and the bot.
+* Files: :meth:`FakeTelegram.document_update` makes a user send a document with real bytes;
+  ``getFile`` (at most 20 MB) gives a ``file_path`` served at ``/file/bot{token}/{file_path}``
+  (the layout ``TelegramAPIServer.from_base`` builds, so ``Bot.download`` works); the bot
+  uploads with ``sendDocument`` (at most 50 MB, caption at most 1024 characters) and
+  :meth:`FakeTelegram.document_of` reads what it sent.
 * Control hooks (the user side) are plain sync methods; only the waits are async.
 """
 
@@ -36,6 +41,7 @@ import asyncio
 import contextlib
 import json
 import math
+import mimetypes
 import random
 import re
 import socket
@@ -43,6 +49,7 @@ import string
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from types import TracebackType
 from typing import Any, Literal
 
@@ -59,7 +66,9 @@ __all__ = [
     "FakeTelegram",
     "HtmlParseError",
     "MessageVersion",
+    "StoredFile",
     "StoredMessage",
+    "Upload",
     "UserProfile",
     "WebhookDelivery",
     "bot_command_entities",
@@ -153,6 +162,21 @@ MSG_CHAT_ACTION = "Bad Request: wrong parameter action in request"
 MSG_MENU_BUTTON = "Bad Request: can't parse menu button JSON object"
 MSG_WEBHOOK_HTTPS = "Bad Request: bad webhook: An HTTPS URL must be provided for webhook"
 MSG_MESSAGE_IDS = "Bad Request: message identifiers are not specified"
+MSG_INVALID_FILE_ID = "Bad Request: invalid file_id"
+MSG_FILE_TOO_BIG = "Bad Request: file is too big"
+MSG_CAPTION_TOO_LONG = "Bad Request: message caption is too long"
+MSG_FILE_EMPTY = "Bad Request: file must be non-empty"
+MSG_NO_DOCUMENT = "Bad Request: there is no document in the request"
+MSG_WRONG_FILE = "Bad Request: wrong file identifier/HTTP URL specified"
+MSG_ENTITY_TOO_LARGE = "Request Entity Too Large"
+MSG_NO_TEXT_TO_EDIT = "Bad Request: there is no text in the message to edit"
+MSG_NO_CAPTION_TO_EDIT = "Bad Request: there is no caption in the message to edit"
+
+MAX_CAPTION_LENGTH = 1024
+MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024  # getFile refuses bigger files
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024  # what a bot may upload
+_REQUEST_OVERHEAD = 1024 * 1024  # the rest of a multipart body around an upload
+PLACEHOLDER_SIZE = 1000  # bytes of a sample file (content_update) that names no file_size
 
 TEXT_LIMITS = {"description": 512, "short_description": 120, "name": 64}
 UPDATE_TYPES = _words(
@@ -701,6 +725,47 @@ class CallbackQueryRecord:
     cache_time: int | None = None
 
 
+@dataclass
+class Upload:
+    """A file part of a multipart request, as it stands in :attr:`Call.params`."""
+
+    filename: str | None
+    data: bytes
+    content_type: str
+
+    def __repr__(self) -> str:
+        return f"<file {self.filename} {len(self.data)} bytes>"
+
+
+@dataclass
+class StoredFile:
+    """A file on Telegram's side: sent by a user or uploaded by the bot.
+
+    ``placeholder`` marks a sample file of :meth:`FakeTelegram.content_update`, whose bytes
+    are filler.  ``file_path`` is set by the first ``getFile``.
+    """
+
+    file_id: str
+    file_unique_id: str
+    data: bytes
+    file_name: str | None = None
+    mime_type: str | None = None
+    folder: str = "documents"
+    extension: str = ""
+    file_path: str | None = None
+    placeholder: bool = False
+
+    def as_document(self) -> JSON:
+        """The Bot API ``Document`` object."""
+        document: JSON = {"file_id": self.file_id, "file_unique_id": self.file_unique_id}
+        if self.file_name is not None:
+            document["file_name"] = self.file_name
+        if self.mime_type is not None:
+            document["mime_type"] = self.mime_type
+        document["file_size"] = len(self.data)
+        return document
+
+
 # ============================================================================================
 # Internal state
 # ============================================================================================
@@ -848,6 +913,29 @@ CONTENT_KINDS: dict[str, JSON] = {
 }
 # Service messages Telegram itself puts into a private chat (nobody "sent" them).
 SERVICE_KINDS: tuple[str, ...] = ("message_auto_delete_timer_changed", "pinned_message")
+# Where getFile puts each kind of file, and the extension of a file that has no name.
+_FILE_FOLDERS = {
+    "photo": ("photos", ".jpg"),
+    "sticker": ("stickers", ".webp"),
+    "voice": ("voice", ".oga"),
+    "audio": ("music", ".mp3"),
+    "video": ("videos", ".mp4"),
+    "video_note": ("video_notes", ".mp4"),
+    "animation": ("animations", ".mp4"),
+}
+
+
+def _placeholder(size: int) -> bytes:
+    return (b"placeholder\n" * (size // 12 + 1))[:size]
+
+
+def _extension(file_name: str | None, default: str) -> str:
+    suffix = PurePosixPath(file_name or "").suffix.lower()
+    return suffix if re.fullmatch(r"\.[a-z0-9]{1,10}", suffix) else default
+
+
+def _guess_mime(file_name: str | None) -> str | None:
+    return mimetypes.guess_type(file_name)[0] if file_name else None
 
 
 def _decode_value(name: str, value: Any) -> Any:
@@ -1045,8 +1133,22 @@ class FakeTelegram:
     * ``logOut``/``close`` answer True and change nothing.
     * Markdown parse modes are not implemented: such requests get a 400 that says so.
     * Random faults (:meth:`set_fault_rates`) are HTTP 500 ``Internal Server Error`` or 429.
-    * Rate limits (:meth:`enforce_rate_limits`) count ``sendMessage``, ``editMessageText`` and
-      ``editMessageReplyMarkup`` that passed validation.
+    * Rate limits (:meth:`enforce_rate_limits`) count ``sendMessage``, ``sendDocument``,
+      ``editMessageText``, ``editMessageCaption`` and ``editMessageReplyMarkup`` that passed
+      validation.
+    * Files (:attr:`files` by file_id): the sample files of :meth:`content_update` exist, with
+      filler bytes of their ``file_size`` (:data:`PLACEHOLDER_SIZE` when it names none), so
+      ``getFile`` and downloads work on them.  A ``file_path`` is given by the first
+      ``getFile`` of the file and stays; the download route answers Telegram's JSON 404 ``Not
+      Found`` for a wrong token or a path no ``getFile`` gave, and records every request in
+      :attr:`downloads` (method ``"file"``).  ``sendDocument`` takes an upload (``attach://``
+      or the ``document`` field itself) or the file_id of a known file (sent again with the
+      same file_id, as Telegram does); URLs are not implemented.  The mime type of an upload
+      is guessed from its name (none when unknown).  A body over 50 MB + 1 MB is refused
+      before it is read (413, recorded in :attr:`calls` with empty params).
+    * ``editMessageText`` on a message without text (a document) -> 400 ``there is no text in
+      the message to edit``; ``editMessageCaption`` on a text -> 400 ``there is no caption in
+      the message to edit``.
     * An exception inside the fake answers 500 and is kept in :attr:`errors`.
     """
 
@@ -1070,6 +1172,9 @@ class FakeTelegram:
         self.bot_texts: dict[tuple[str, str], str] = {}  # (name|description|..., language)
         self.default_menu_button: JSON = {"type": "commands"}
         self.webhook: JSON | None = None
+        self.files: dict[str, StoredFile] = {}
+        self.downloads: list[Call] = []
+        self._file_paths: dict[str, StoredFile] = {}
         self._runner: web.AppRunner | None = None
         self._chats: dict[int, _Chat] = {}
         self._pending: list[JSON] = []
@@ -1100,9 +1205,10 @@ class FakeTelegram:
     async def start(self, port: int = 0) -> None:
         """Listen on ``127.0.0.1`` on ``port`` (0: a free one) and set :attr:`url` (no trailing
         slash)."""
-        app = web.Application()
+        app = web.Application(client_max_size=MAX_UPLOAD_BYTES + _REQUEST_OVERHEAD)
         app.router.add_route("GET", "/bot{token}/{method}", self._entry)
         app.router.add_route("POST", "/bot{token}/{method}", self._entry)
+        app.router.add_route("GET", "/file/bot{token}/{path:.+}", self._download)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
@@ -1348,6 +1454,7 @@ class FakeTelegram:
         target = chat_id if chat_id is not None else user_id
         if kind in CONTENT_KINDS:
             content = self._unique_files(CONTENT_KINDS[kind])
+            self._register_samples(content)
         elif kind == "message_auto_delete_timer_changed":
             content = {kind: {"message_auto_delete_time": 86400}}
         elif kind == "pinned_message":
@@ -1368,6 +1475,84 @@ class FakeTelegram:
             "update_id": self._next_update_id(),
             **self._message_payload(user_id, caption or "", chat_id, chat_type, content),
         }
+
+    def document_update(
+        self,
+        user_id: int,
+        data: bytes,
+        file_name: str | None,
+        mime_type: str | None = None,
+        *,
+        caption: str | None = None,
+        chat_id: int | None = None,
+        chat_type: Literal["private", "group", "supergroup"] = "private",
+    ) -> JSON:
+        """An Update with a document (a file with ``data`` as its bytes) from ``user_id``, NOT
+        queued.  ``mime_type`` None: guessed from ``file_name`` as Telegram's apps do (no field
+        when unknown).  The file is kept in :attr:`files`: ``getFile`` and the download route
+        serve it (``getFile`` refuses it above 20 MB, as Telegram does)."""
+        content = self._user_document(data, file_name, mime_type)
+        return {
+            "update_id": self._next_update_id(),
+            **self._message_payload(user_id, caption or "", chat_id, chat_type, content),
+        }
+
+    def send_document(
+        self,
+        user_id: int,
+        data: bytes,
+        file_name: str | None,
+        mime_type: str | None = None,
+        *,
+        caption: str | None = None,
+        chat_id: int | None = None,
+        chat_type: Literal["private", "group", "supergroup"] = "private",
+    ) -> JSON:
+        """Like :meth:`document_update`, but queued for ``getUpdates``."""
+        content = self._user_document(data, file_name, mime_type)
+        return self.queue_update(
+            self._message_payload(user_id, caption or "", chat_id, chat_type, content)
+        )
+
+    def _user_document(self, data: bytes, file_name: str | None, mime_type: str | None) -> JSON:
+        if not data:
+            raise AssertionError("Telegram's apps do not send an empty file")
+        stored = self._new_file(bytes(data), file_name, mime_type or _guess_mime(file_name))
+        return {"document": stored.as_document()}
+
+    def _new_file(self, data: bytes, file_name: str | None, mime_type: str | None) -> StoredFile:
+        self._file_count += 1
+        number = self._file_count
+        stored = StoredFile(
+            f"BQACAgIAAxkBAAI{number:06d}",
+            f"AgAD{number:06d}",
+            data,
+            file_name,
+            mime_type,
+            extension=_extension(file_name, ""),
+        )
+        self.files[stored.file_id] = stored
+        return stored
+
+    def _register_samples(self, content: JSON) -> None:
+        """Keep the files of a sample payload, with filler bytes of their ``file_size``."""
+        for kind, value in content.items():
+            folder, extension = _FILE_FOLDERS.get(kind, ("documents", ""))
+            for item in value if isinstance(value, list) else [value]:
+                if not isinstance(item, dict) or "file_id" not in item:
+                    continue
+                name = item.get("file_name")
+                size = item.get("file_size")
+                self.files[item["file_id"]] = StoredFile(
+                    item["file_id"],
+                    item["file_unique_id"],
+                    _placeholder(size if isinstance(size, int) else PLACEHOLDER_SIZE),
+                    name,
+                    item.get("mime_type"),
+                    folder,
+                    _extension(name, extension),
+                    placeholder=True,
+                )
 
     def _unique_files(self, value: Any) -> Any:
         """A copy of a sample payload with fresh ``file_id``/``file_unique_id``/poll ``id``."""
@@ -1571,6 +1756,15 @@ class FakeTelegram:
         """Any stored message, deleted ones included; KeyError if unknown."""
         return self._chats[chat_id].messages[message_id]
 
+    def document_of(self, message: StoredMessage) -> tuple[str | None, bytes]:
+        """``(file name, bytes)`` of the document in ``message`` (sent by the bot or a user);
+        AssertionError if it holds none."""
+        document = (message.content or {}).get("document")
+        if not isinstance(document, dict):
+            raise AssertionError(f"message {message.message_id} holds no document")
+        stored = self.files[document["file_id"]]
+        return stored.file_name, stored.data
+
     @staticmethod
     def buttons(message: StoredMessage) -> list[list[Button]]:
         """The inline keyboard of ``message`` as rows of :class:`Button`."""
@@ -1742,10 +1936,31 @@ class FakeTelegram:
     async def _not_found(self, request: web.Request) -> web.Response:
         return web.json_response(_ApiError(404, MSG_NOT_FOUND).body(), status=404)
 
+    async def _download(self, request: web.Request) -> web.Response:
+        """``/file/bot{token}/{file_path}``: the bytes, or Telegram's JSON 404 for a wrong token
+        or a path no ``getFile`` gave."""
+        path = request.match_info["path"]
+        call = Call("file", {"file_path": path}, 0, {}, time.monotonic(), request.host)
+        self.downloads.append(call)
+        if self._latency > 0:
+            await asyncio.sleep(self._latency)
+        stored = self._file_paths.get(path)
+        if request.match_info["token"] != self.bot_token or stored is None:
+            call.http_status, call.response = 404, _ApiError(404, MSG_NOT_FOUND).body()
+            return web.json_response(call.response, status=404)
+        call.http_status = 200
+        return web.Response(body=stored.data, content_type="application/octet-stream")
+
     async def _entry(self, request: web.Request) -> web.Response:
         url_method = request.match_info["method"]
         known = self._handlers.get(url_method.lower())
-        params = await _read_params(request)
+        try:
+            params = await _read_params(request)
+        except web.HTTPRequestEntityTooLarge:
+            body = _ApiError(413, MSG_ENTITY_TOO_LARGE).body()
+            name = known[0] if known else url_method
+            self.calls.append(Call(name, {}, 413, body, time.monotonic(), request.host))
+            return web.json_response(body, status=413)
         call = Call(known[0] if known else url_method, params, 0, {}, time.monotonic())
         call.host = request.host
         self.calls.append(call)
@@ -1807,7 +2022,10 @@ class FakeTelegram:
             "deleteWebhook": self._delete_webhook,
             "getWebhookInfo": self._get_webhook_info,
             "sendMessage": self._send_message,
+            "sendDocument": self._send_document,
+            "getFile": self._get_file,
             "editMessageText": self._edit_message_text,
+            "editMessageCaption": self._edit_message_caption,
             "editMessageReplyMarkup": self._edit_message_reply_markup,
             "deleteMessage": self._delete_message,
             "deleteMessages": self._delete_messages,
@@ -1847,6 +2065,23 @@ class FakeTelegram:
         raw = _str_param(params, "text")
         if not raw:
             raise _ApiError(400, MSG_TEXT_EMPTY)
+        text = self._parsed(raw, params, "entities")
+        size = utf16_len(text.text)
+        if size == 0:
+            raise _ApiError(400, MSG_TEXT_EMPTY)
+        if size > MAX_TEXT_LENGTH:
+            raise _ApiError(400, MSG_TOO_LONG)
+        return text
+
+    def _caption(self, params: JSON) -> _Text:
+        """The optional ``caption`` of a media message (empty: none), parsed like a text."""
+        raw = _str_param(params, "caption") or ""
+        text = self._parsed(raw, params, "caption_entities")
+        if utf16_len(text.text) > MAX_CAPTION_LENGTH:
+            raise _ApiError(400, MSG_CAPTION_TOO_LONG)
+        return text
+
+    def _parsed(self, raw: str, params: JSON, entities_field: str) -> _Text:
         mode = _parse_mode(params.get("parse_mode"))
         if mode == "HTML":
             try:
@@ -1854,15 +2089,10 @@ class FakeTelegram:
             except HtmlParseError as error:
                 raise _ApiError(400, MSG_PARSE + str(error)) from None
         elif mode is None:
-            plain, entities = raw, _entities_param(params.get("entities"))
+            plain, entities = raw, _entities_param(params.get(entities_field))
         else:
             raise _ApiError(400, f"Bad Request: FakeTelegram does not implement parse_mode {mode}")
         plain, entities = _trim(plain, entities)
-        size = utf16_len(plain)
-        if size == 0:
-            raise _ApiError(400, MSG_TEXT_EMPTY)
-        if size > MAX_TEXT_LENGTH:
-            raise _ApiError(400, MSG_TOO_LONG)
         return _Text(plain, raw, mode, entities)
 
     def _markup(self, params: JSON, *, inline_only: bool) -> tuple[JSON | None, JSON | None]:
@@ -2017,8 +2247,71 @@ class FakeTelegram:
         message = self._store(chat, self.bot_id, True, text, markup, keyboard, reply_to)
         return self._message_dict(message)
 
+    async def _send_document(self, params: JSON) -> JSON:
+        chat = self._target_chat(params, sending=True)
+        stored = self._document_param(params)
+        caption = self._caption(params)
+        markup, keyboard = self._markup(params, inline_only=False)
+        reply_to = self._reply_to(chat, params)
+        self._check_rate(chat.id)
+        message = self._store(chat, self.bot_id, True, caption, markup, keyboard, reply_to)
+        message.content = {"document": stored.as_document()}
+        return self._message_dict(message)
+
+    def _document_param(self, params: JSON) -> StoredFile:
+        """The file of ``document``: an upload (``attach://name`` or the field itself) or the
+        file_id of a file Telegram has."""
+        value = params.get("document")
+        if isinstance(value, str) and value.startswith("attach://"):
+            value = params.get(value.removeprefix("attach://"))
+        if isinstance(value, Upload):
+            if not value.data:
+                raise _ApiError(400, MSG_FILE_EMPTY)
+            if len(value.data) > MAX_UPLOAD_BYTES:
+                raise _ApiError(413, MSG_ENTITY_TOO_LARGE)
+            name = value.filename or "document"
+            return self._new_file(value.data, name, _guess_mime(name))
+        if value is None or value == "":
+            raise _ApiError(400, MSG_NO_DOCUMENT)
+        if isinstance(value, str) and value in self.files:
+            return self.files[value]
+        if isinstance(value, str) and value.lower().startswith(("http://", "https://")):
+            raise _ApiError(400, "Bad Request: FakeTelegram does not implement sending by URL")
+        raise _ApiError(400, MSG_WRONG_FILE)
+
+    async def _get_file(self, params: JSON) -> JSON:
+        stored = self.files.get(str(params.get("file_id") or ""))
+        if stored is None:
+            raise _ApiError(400, MSG_INVALID_FILE_ID)
+        if len(stored.data) > MAX_DOWNLOAD_BYTES:
+            raise _ApiError(400, MSG_FILE_TOO_BIG)
+        if stored.file_path is None:
+            stored.file_path = f"{stored.folder}/file_{len(self._file_paths)}{stored.extension}"
+            self._file_paths[stored.file_path] = stored
+        return {
+            "file_id": stored.file_id,
+            "file_unique_id": stored.file_unique_id,
+            "file_size": len(stored.data),
+            "file_path": stored.file_path,
+        }
+
+    async def _edit_message_caption(self, params: JSON) -> JSON:
+        message = self._message_to_edit(params)
+        if message.content is None:
+            raise _ApiError(400, MSG_NO_CAPTION_TO_EDIT)
+        caption = self._caption(params)
+        markup, _ = self._markup(params, inline_only=True)
+        same_caption = (caption.text, caption.entities) == (message.text, message.entities)
+        if same_caption and markup == message.reply_markup:
+            raise _ApiError(400, MSG_NOT_MODIFIED)
+        self._check_rate(message.chat_id)
+        self._edit(message, caption, markup)
+        return self._message_dict(message)
+
     async def _edit_message_text(self, params: JSON) -> JSON:
         message = self._message_to_edit(params)
+        if message.content is not None:
+            raise _ApiError(400, MSG_NO_TEXT_TO_EDIT)
         text = self._text(params)
         markup, _ = self._markup(params, inline_only=True)
         same_text = (text.text, text.entities) == (message.text, message.entities)
@@ -2185,7 +2478,8 @@ async def _read_params(request: web.Request) -> JSON:
                 if isinstance(value, str):
                     raw[key] = value
                 elif isinstance(value, FileField):
-                    raw[key] = f"<file {value.filename}>"
+                    data = value.file.read()
+                    raw[key] = Upload(value.filename or None, data, value.content_type)
                 else:
                     raw[key] = bytes(value).decode("utf-8", "replace")
     return {key: _decode_value(key, value) for key, value in raw.items()}
