@@ -1,0 +1,486 @@
+"""/bulk through the real dispatcher: the recipients, the text, the devices, the summary, one
+Start, the card's buttons, the list of campaigns, Retry failed. The runner that sends is not
+part of these tests: a campaign in some state is set up directly in the database."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import select, update
+
+from bot.db.campaigns import CampaignRepo, Recipient
+from bot.db.models import Campaign, CampaignRow, CampaignState, DeviceMode, RowState
+from bot.db.repo import UserRepo
+from bot.keyboards.callbacks import BulkAction, BulkCb, MenuCb
+from tests.conftest import GOSMS_TOKEN, Harness
+from tests.fakes.gosms import FakeGoSMS
+from tests.fakes.telegram import CallbackQueryRecord
+from tests.test_gosms_send import connect, forge, save_device
+
+EN, RU, OTHER = 4101, 4102, 4103
+UUID = "0F8FAD5B-D9CB-469F-A165-70867728950E"
+NUMBERS = "79991234567\n79991234568\n+7 999 123-45-69"
+
+
+# ---- helpers
+
+
+async def campaigns(harness: Harness) -> list[Campaign]:
+    async with harness.deps.session_factory() as session:
+        return list((await session.scalars(select(Campaign).order_by(Campaign.id))).all())
+
+
+async def rows_of(harness: Harness, campaign_id: int) -> list[CampaignRow]:
+    async with harness.deps.session_factory() as session:
+        return await CampaignRepo(session).rows(campaign_id)
+
+
+async def only_campaign(harness: Harness) -> Campaign:
+    [campaign] = await campaigns(harness)
+    return campaign
+
+
+def answered(answer: CallbackQueryRecord) -> CallbackQueryRecord:
+    assert answer.answered, f"the press on {answer.data!r} was not answered"
+    assert "Traceback" not in (answer.text or "")
+    return answer
+
+
+async def press(harness: Harness, user_id: int, label: str) -> CallbackQueryRecord:
+    return answered(await harness.press(user_id, label))
+
+
+def last_text(harness: Harness, user_id: int) -> str:
+    text = harness.last(user_id).text
+    assert "Traceback" not in text, text
+    assert "Error" not in text, text
+    return text
+
+
+async def summary_of(harness: Harness, user_id: int, recipients: str, text: str | None) -> str:
+    await harness.send(user_id, "/bulk")
+    await harness.send(user_id, recipients)
+    if text is not None:
+        await harness.send(user_id, text)
+    return last_text(harness, user_id)
+
+
+async def made(
+    harness: Harness,
+    user_id: int,
+    state: CampaignState,
+    rows: list[tuple[RowState, str | None]],
+    *,
+    message_id: int | None = None,
+    source: str = "",
+) -> int:
+    """A campaign of `user_id` in `state`, with a row per (state, sms_id)."""
+    async with harness.deps.session_factory() as session:
+        await UserRepo(session).upsert_seen(user_id, user_id, "en")
+        recipients = [Recipient(n + 1, f"7999000{n:04d}", f"Hi {n}") for n in range(len(rows))]
+        repo = CampaignRepo(session)
+        campaign = await repo.create_draft(
+            user_id,
+            source=source,
+            template="",
+            device_mode=DeviceMode.ANY,
+            device_ids=[],
+            to_sim=None,
+            pace=3.0,
+            recipients=recipients,
+            dropped=[],
+        )
+        campaign_id = campaign.id
+        await session.execute(
+            update(Campaign).where(Campaign.id == campaign_id).values(state=state)
+        )
+        for row, (row_state, sms_id) in zip(await repo.rows(campaign_id), rows, strict=True):
+            await session.execute(
+                update(CampaignRow)
+                .where(CampaignRow.id == row.id)
+                .values(
+                    state=row_state,
+                    sms_id=sms_id,
+                    sms_status=2 if sms_id else None,
+                    error=None if sms_id or row_state != RowState.FAILED else "refused",
+                )
+            )
+        if message_id is not None:
+            await repo.set_card(campaign_id, user_id, message_id)
+        await session.commit()
+        return campaign_id
+
+
+async def open_card(harness: Harness, user_id: int, campaign_id: int) -> CallbackQueryRecord:
+    """The card of a campaign, as a new message (as from the list)."""
+    await harness.send(user_id, "/bulk")
+    return answered(
+        await forge(harness, user_id, BulkCb(action=BulkAction.OPEN, id=campaign_id).pack())
+    )
+
+
+# ---- step 1: the recipients
+
+
+async def test_bulk_and_the_menu_button_ask_for_recipients(
+    harness: Harness, gosms: FakeGoSMS
+) -> None:
+    await connect(harness, EN)
+    await harness.send(EN, "/bulk")
+    asked = last_text(harness, EN)
+    assert asked.startswith("📨 A campaign: one text to many numbers.")
+    assert "Up to 5000 rows, files up to 1024 KB." in asked
+    assert harness.last(EN).button_texts() == [], "no campaigns yet: no list button"
+    await harness.send(EN, "/start")
+    assert "📨 Campaign" in harness.last(EN).button_texts()
+    answer = await press(harness, EN, "📨 Campaign")
+    assert not answer.show_alert
+    assert last_text(harness, EN).startswith("📨 A campaign")
+    await harness.send(EN, NUMBERS)
+    assert "3 rows read" in last_text(harness, EN), "the button's dialog is the same"
+    assert not gosms.requests
+
+
+async def test_without_a_gosms_token_the_user_is_told_to_connect(harness: Harness) -> None:
+    harness.tg.user(OTHER, language_code="en")
+    await harness.send(OTHER, "/bulk")
+    assert "Connect your GoSMS token first" in last_text(harness, OTHER)
+    answer = answered(await forge(harness, OTHER, MenuCb(action="bulk").pack()))
+    assert answer.show_alert
+    assert "Connect your GoSMS token first" in (answer.text or "")
+    await harness.send(OTHER, NUMBERS)
+    assert "3 rows read" not in harness.last(OTHER).text, "no dialog was started"
+    assert await campaigns(harness) == []
+
+
+# ---- step 2: the text
+
+
+async def test_a_pasted_list_asks_for_the_text_then_sums_up(
+    harness: Harness, gosms: FakeGoSMS
+) -> None:
+    await connect(harness, EN)
+    await harness.send(EN, "/bulk")
+    await harness.send(EN, NUMBERS)
+    asked = last_text(harness, EN)
+    assert asked.startswith("✅ 3 rows read.")
+    assert "Now send the text of the SMS" in asked
+    await harness.send(EN, "Meeting at 10 <sharp> & on time")
+    summary = harness.last(EN)
+    text = summary.text
+    assert text.startswith("📨 Campaign #")
+    assert "👥 Recipients: 3" in text
+    assert "Dropped" not in text
+    assert "Meeting at 10 <sharp> & on time" in text, "the sample, escaped and shown as written"
+    assert "📱 Devices: any device (GoSMS chooses)" in text
+    assert "🐢 Pace: one SMS every 3 s per device" in text
+    assert "⏱ It will take about 9 s." in text
+    assert summary.button_texts() == ["🚀 Start", "Cancel"]
+    campaign = await only_campaign(harness)
+    assert campaign.state == CampaignState.DRAFT
+    assert campaign.template == "Meeting at 10 <sharp> & on time"
+    assert [(r.line, r.phone, r.state) for r in await rows_of(harness, campaign.id)] == [
+        (1, "79991234567", RowState.QUEUED),
+        (2, "79991234568", RowState.QUEUED),
+        (3, "79991234569", RowState.QUEUED),
+    ]
+    assert not gosms.requests, "nothing is sent before Start"
+
+
+async def test_lines_with_their_own_text_skip_the_text_question(harness: Harness) -> None:
+    await connect(harness, EN)
+    text = await summary_of(
+        harness, EN, "79991234567, Your code is 1\n79991234568, Your code is 2", None
+    )
+    assert "👥 Recipients: 2" in text
+    assert "Your code is 1" in text, "the first row's own text is the sample"
+    campaign = await only_campaign(harness)
+    assert campaign.template == ""
+    assert [r.text for r in await rows_of(harness, campaign.id)] == [
+        "Your code is 1",
+        "Your code is 2",
+    ]
+
+
+async def test_a_template_needs_columns_a_pasted_list_has_not(harness: Harness) -> None:
+    await connect(harness, EN)
+    await harness.send(EN, "/bulk")
+    await harness.send(EN, NUMBERS)
+    await harness.send(EN, "Hello {name}")
+    refused = last_text(harness, EN)
+    assert refused.startswith("❌ The list has no column for {name}.")
+    assert "This list has no columns" in refused
+    assert "Send the text again" in refused
+    assert await campaigns(harness) == []
+    await harness.send(EN, "Hello all")
+    assert "👥 Recipients: 3" in last_text(harness, EN), "the dialog waited for a new text"
+
+
+@pytest.mark.parametrize(
+    ("text", "refusal"),
+    [("Use `code`", "backtick"), ("x" * 301, "301 characters long, the limit is 300")],
+)
+async def test_a_text_gosms_refuses_is_refused_and_the_text_asked_again(
+    harness: Harness, text: str, refusal: str
+) -> None:
+    await connect(harness, EN)
+    await harness.send(EN, "/bulk")
+    await harness.send(EN, NUMBERS)
+    await harness.send(EN, text)
+    answer = last_text(harness, EN)
+    assert answer.startswith("❌")
+    assert refusal in answer
+    assert "Send the text again, or /cancel." in answer
+    assert await campaigns(harness) == []
+    await harness.send(EN, "x" * 300)
+    assert "👥 Recipients: 3" in last_text(harness, EN)
+
+
+async def test_the_text_refusal_in_russian(harness: Harness) -> None:
+    await connect(harness, RU, "ru")
+    await harness.send(RU, "/bulk")
+    await harness.send(RU, NUMBERS)
+    await harness.send(RU, "Код `1`")
+    answer = last_text(harness, RU)
+    assert answer.startswith("❌ GoSMS не принимает обратный апостроф (`)")
+    assert answer.endswith("Пришлите текст ещё раз или /cancel.")
+    await harness.send(RU, "Привет")
+    assert "Привет" in last_text(harness, RU)
+    assert harness.last(RU).button_texts() == ["🚀 Start", "Отмена"]
+
+
+# ---- the summary
+
+
+async def test_the_summary_names_what_was_dropped_and_why(harness: Harness) -> None:
+    await connect(harness, EN)
+    pasted = "\n".join(
+        ["79991234567", "call me", "79991234567", "", "12", "+7 (999) 123-45-67", "79990000001"]
+    )
+    text = await summary_of(harness, EN, pasted, "Hi there")
+    assert "👥 Recipients: 2" in text
+    assert "🚫 Dropped: 4" in text
+    assert "• the number is already in the list: 2" in text
+    assert "• not a phone number (3 to 30 digits): 2" in text
+    assert "line 2: call, me — not a phone number (3 to 30 digits)" in text
+    assert "line 3: 79991234567 — the number is already in the list" in text
+    assert "line 5: 12 — not a phone number" in text, "line numbers count the blank line"
+    assert "line 6: +7 (999) 123-45-67 — the number is already in the list" in text
+    assert "Hi there" in text
+    assert harness.last(EN).button_texts() == ["🚀 Start", "Cancel", "📄 All dropped rows"]
+    campaign = await only_campaign(harness)
+    assert campaign.total == 2
+    assert [r.line for r in await rows_of(harness, campaign.id)] == [1, 7]
+
+
+async def test_more_dropped_rows_than_shown_point_at_the_file(harness: Harness) -> None:
+    await connect(harness, EN)
+    pasted = "\n".join(["79991234567"] + [f"bad{n}" for n in range(8)])
+    text = await summary_of(harness, EN, pasted, "Hi")
+    assert "🚫 Dropped: 8" in text
+    assert "line 6: bad4" in text
+    assert "bad5" not in text, "the first five only"
+    assert "…and 3 more in the file." in text
+
+
+async def test_nothing_valid_is_nothing_to_start(harness: Harness) -> None:
+    await connect(harness, EN)
+    text = await summary_of(harness, EN, "abc\nxyz", "Hi")
+    assert "👥 Recipients: 0" in text
+    assert "Nothing to send: no row is valid." in text
+    assert harness.last(EN).button_texts() == ["📄 All dropped rows"], "no Start"
+    await harness.send(EN, "Hi again")
+    assert "Recipients" not in harness.last(EN).text, "the dialog is over"
+
+
+async def test_a_long_campaign_says_how_long_it_takes(harness: Harness) -> None:
+    await connect(harness, EN)
+    pasted = "\n".join(f"7999{n:07d}" for n in range(1500))
+    text = await summary_of(harness, EN, pasted, "Hi")
+    assert "👥 Recipients: 1500" in text
+    assert "⏱ It will take about 1 h 15 min." in text
+
+
+# ---- the devices
+
+
+async def test_one_saved_device_asks_device_then_sim(harness: Harness, gosms: FakeGoSMS) -> None:
+    device_id = gosms.add_device(GOSMS_TOKEN, device_id=UUID, name="Pixel <7>")
+    await connect(harness, EN)
+    await save_device(harness, EN, device_id, "Pixel <7>")
+    await harness.send(EN, "/bulk")
+    await harness.send(EN, NUMBERS)
+    await harness.send(EN, "Hi")
+    assert last_text(harness, EN) == "📱 Which devices should send the campaign?"
+    assert harness.last(EN).button_texts() == ["🎲 Any device", "📱 Pixel <7>"]
+    await press(harness, EN, "Pixel")
+    assert last_text(harness, EN) == "📶 Which SIM slot of Pixel <7> should send it?"
+    assert harness.last(EN).button_texts() == ["Default SIM", "SIM 1", "SIM 2"]
+    await press(harness, EN, "SIM 2")
+    summary = harness.last(EN)
+    assert "📱 Devices: Pixel <7>, SIM 2" in summary.text
+    assert summary.html is not None
+    assert "Pixel &lt;7&gt;" in summary.html
+    campaign = await only_campaign(harness)
+    assert (campaign.device_mode, campaign.device_ids, campaign.to_sim) == (
+        DeviceMode.ONE,
+        f'["{UUID.lower()}"]',
+        1,
+    )
+
+
+async def test_spread_over_every_saved_device(harness: Harness) -> None:
+    await connect(harness, EN)
+    await save_device(harness, EN, "a" * 24, "Alpha")
+    await save_device(harness, EN, "b" * 24, "Beta")
+    await harness.send(EN, "/bulk")
+    await harness.send(EN, NUMBERS)
+    await harness.send(EN, "Hi")
+    assert harness.last(EN).button_texts() == [
+        "🎲 Any device",
+        "📱 Alpha",
+        "📱 Beta",
+        "🔀 Spread over all 2",
+    ]
+    await press(harness, EN, "Spread")
+    assert last_text(harness, EN) == "📶 Which SIM slot of the devices should send it?"
+    await press(harness, EN, "Default SIM")
+    text = last_text(harness, EN)
+    assert "📱 Devices: spread over 2: Alpha, Beta, default SIM" in text
+    assert "⏱ It will take about 4 s." in text, "two devices: twice the pace"
+    campaign = await only_campaign(harness)
+    assert campaign.device_mode == DeviceMode.SPREAD
+    assert campaign.device_ids == f'["{"a" * 24}", "{"b" * 24}"]'
+    assert campaign.to_sim is None
+
+
+async def test_any_device_asks_no_sim(harness: Harness) -> None:
+    await connect(harness, EN)
+    await save_device(harness, EN, "a" * 24, "Alpha")
+    await harness.send(EN, "/bulk")
+    await harness.send(EN, "79991234567, own text")
+    await press(harness, EN, "Any device")
+    text = last_text(harness, EN)
+    assert "📱 Devices: any device (GoSMS chooses)" in text
+    assert "own text" in text
+    assert (await only_campaign(harness)).device_mode == DeviceMode.ANY
+
+
+async def test_a_device_removed_meanwhile_is_refused(harness: Harness) -> None:
+    await connect(harness, EN)
+    row = await save_device(harness, EN, "a" * 24, "Alpha")
+    await save_device(harness, EN, "b" * 24, "Beta")
+    await harness.send(EN, "/bulk")
+    await harness.send(EN, NUMBERS)
+    await harness.send(EN, "Hi")
+    async with harness.deps.session_factory() as session:
+        from bot.db.repo import SavedDeviceRepo
+
+        assert await SavedDeviceRepo(session).delete(EN, row)
+        await session.commit()
+    answer = await press(harness, EN, "Alpha")
+    assert answer.show_alert
+    assert "not in your list any more" in (answer.text or "")
+    assert await campaigns(harness) == []
+    await press(harness, EN, "Beta")
+    await press(harness, EN, "SIM 1")
+    assert "📱 Devices: Beta, SIM 1" in last_text(harness, EN)
+
+
+# ---- Start
+
+
+async def test_start_runs_the_campaign_and_turns_the_summary_into_its_card(
+    harness: Harness, gosms: FakeGoSMS
+) -> None:
+    await connect(harness, EN)
+    await summary_of(harness, EN, NUMBERS, "Hi")
+    summary = harness.last(EN)
+    answer = await press(harness, EN, "Start")
+    assert not answer.show_alert
+    card = harness.tg.message(EN, summary.message_id)
+    assert card.text.startswith("📨 Campaign #")
+    assert "░░░░░░░░░░ 0 %" in card.text
+    assert "✅ Sent: 0 of 3" in card.text
+    assert "⏳ Waiting: 3" in card.text
+    assert "▶️ Running: one SMS every 3 s · about 9 s left" in card.text
+    assert card.button_texts() == ["⏸ Pause", "⏹ Cancel"]
+    campaign = await only_campaign(harness)
+    assert campaign.state == CampaignState.RUNNING
+    assert campaign.started_at is not None
+    assert (campaign.chat_id, campaign.message_id) == (EN, summary.message_id)
+    await harness.send(EN, "Hi")
+    assert "Recipients" not in harness.last(EN).text, "the dialog is over"
+    assert not gosms.requests, "the dialog sends nothing itself: the runner does"
+
+
+async def test_start_pressed_twice_at_once_starts_once(harness: Harness) -> None:
+    await connect(harness, EN)
+    await summary_of(harness, EN, NUMBERS, "Hi")
+    one = harness.press_update(EN, "Start")
+    two = harness.press_update(EN, "Start")
+    await asyncio.gather(harness.feed(one), harness.feed(two))
+    answers = [harness.tg.callback_answers[u["callback_query"]["id"]] for u in (one, two)]
+    assert all(a.answered for a in answers)
+    assert sorted(a.show_alert for a in answers) == [False, True]
+    [refused] = [a for a in answers if a.show_alert]
+    assert "already used" in (refused.text or "")
+    campaign = await only_campaign(harness)
+    assert campaign.state == CampaignState.RUNNING
+    cards = [m for m in harness.tg.bot_messages(EN) if "Running" in m.text]
+    assert len(cards) == 1, "one card"
+    # the same Start button once more, later
+    start = next(
+        str(b["callback_data"])
+        for v in harness.tg.message(EN, campaign.message_id or 0).history
+        for row in (v.reply_markup or {}).get("inline_keyboard", [])
+        for b in row
+        if "Start" in b["text"]
+    )
+    late = answered(await forge(harness, EN, start))
+    assert late.show_alert
+    assert "already used" in (late.text or "")
+
+
+async def test_cancel_on_the_question_leaves_a_draft_that_never_runs(harness: Harness) -> None:
+    await connect(harness, EN)
+    await summary_of(harness, EN, NUMBERS, "Hi")
+    start = harness.find_button(EN, "Start")[1]
+    answer = await press(harness, EN, "Cancel")
+    assert answer.text == "Cancelled"
+    assert last_text(harness, EN) == "Not started: nothing was sent."
+    assert harness.last(EN).button_texts() == []
+    late = answered(await forge(harness, EN, start))
+    assert late.show_alert
+    assert (await only_campaign(harness)).state == CampaignState.DRAFT
+    await harness.send(EN, "Hi")
+    assert "Recipients" not in harness.last(EN).text, "the dialog is over"
+
+
+async def test_cancel_command_closes_the_summary(harness: Harness) -> None:
+    await connect(harness, EN)
+    await summary_of(harness, EN, NUMBERS, "Hi")
+    await harness.send(EN, "/cancel")
+    assert last_text(harness, EN).startswith("Cancelled")
+    answer = await press(harness, EN, "Start")
+    assert answer.show_alert
+    assert (await only_campaign(harness)).state == CampaignState.DRAFT
+
+
+async def test_a_newer_bulk_replaces_the_older_draft(harness: Harness) -> None:
+    await connect(harness, EN)
+    await summary_of(harness, EN, NUMBERS, "First")
+    first = harness.last(EN)
+    await summary_of(harness, EN, "79990000001", "Second")
+    [campaign] = await campaigns(harness)
+    assert campaign.template == "Second"
+    assert campaign.total == 1
+    old = answered(await forge(harness, EN, harness.find_button(EN, "Start")[1]))
+    assert not old.show_alert, "the newest Start works"
+    harness_first = [b.callback_data for row in first.buttons for b in row if "Start" in b.text]
+    late = answered(await forge(harness, EN, harness_first[0] or ""))
+    assert late.show_alert, "the older summary's Start does nothing"
+    assert [(c.template, c.state) for c in await campaigns(harness)] == [
+        ("Second", CampaignState.RUNNING)
+    ]
