@@ -851,3 +851,24 @@ async def test_edit_text_and_caption_of_a_document(fake: FakeTelegram, bot: Bot,
     stored = fake.message(chat, sent.message_id)
     assert (stored.text, stored.history[0].text) == ("v2", "v1")
     assert fake.document_of(stored) == ("r.csv", b"a\n")
+
+
+async def test_queued_document_and_optional_fields(fake: FakeTelegram, bot: Bot) -> None:
+    queued = fake.send_document(USER, b"\x00\x01", None, caption="raw")
+
+    updates = await bot.get_updates(timeout=0)
+
+    assert [u.update_id for u in updates] == [queued["update_id"]]
+    assert updates[0].message is not None
+    document = updates[0].message.document
+    assert document is not None
+    assert (document.file_name, document.mime_type, document.file_size) == (None, None, 2)
+    assert updates[0].message.caption == "raw"
+    path = (await bot.get_file(document.file_id)).file_path
+    assert path is not None
+    assert path.startswith("documents/file_")
+    assert "." not in path.removeprefix("documents/")
+    guessed = fake.document_update(USER, b"x", "list.txt")["message"]["document"]
+    assert guessed["mime_type"] == "text/plain"
+    with pytest.raises(AssertionError, match="empty file"):
+        fake.document_update(USER, b"", "empty.csv")
