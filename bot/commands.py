@@ -21,6 +21,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("services", N_("GotSMS: services, searchable")),
     ("plans", N_("GotSMS: rent plans with filters")),
     ("send", N_("GoSMS: send an SMS through your phone")),
+    ("bulk", N_("GoSMS: one text to many numbers, from a list or a file")),
     ("sms", N_("GoSMS: your SMS, searchable")),
     ("devices", N_("GoSMS: your phones")),
     ("notify", N_("which notifications you get")),

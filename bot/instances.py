@@ -1,12 +1,13 @@
 """The instances sharing one database: which are alive, and who takes over from the dead.
 
 Each instance has a row in `instances` and beats it every `beat` seconds. What an instance holds
-is marked with its id: the polls it leased (`poll_state.leased_by`), the pushes it is sending
-(`outbox.claimed_by`) and the confirmed actions it runs (`confirmations.running_on`). An instance
-whose last beat is older than `dead_after` is dead: at each beat, every instance that runs the
-worker part lets the dead one's claims go, makes its leased polls due and deletes its row, and
-one of them settles each of its cut-off actions (bot/poller/recovery.py). So its work goes on
-elsewhere within `dead_after + beat` seconds, and nothing of a live instance is ever taken.
+is marked with its id: the polls it leased (`poll_state.leased_by`), the campaigns it sends
+(`campaigns.leased_by`), the pushes it is sending (`outbox.claimed_by`) and the confirmed actions
+it runs (`confirmations.running_on`). An instance whose last beat is older than `dead_after` is
+dead: at each beat, every instance that runs the worker part lets the dead one's claims and
+campaigns go, makes its leased polls due and deletes its row, and one of them settles each of
+its cut-off actions (bot/poller/recovery.py). So its work goes on elsewhere within
+`dead_after + beat` seconds, and nothing of a live instance is ever taken.
 
 With one instance only (`single`: SQLite) every other row is a dead process's at once: a restart
 after a crash sends again, at once, what the killed process had in flight. With several, an
@@ -32,6 +33,7 @@ from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Role
+from bot.db.campaigns import CampaignRepo
 from bot.db.models import Instance, utcnow
 from bot.db.outbox_repo import Dead, OutboxRepo, PollStateRepo
 from bot.db.repo import ConfirmationRepo
@@ -258,6 +260,7 @@ class Instances:
     async def _free(session: AsyncSession, dead: Dead, now: datetime) -> Freed:
         claims = await OutboxRepo(session).release_claims(dead)
         leases = await PollStateRepo(session).release_leases(dead, now, LEASE)
+        leases += await CampaignRepo(session).release_leases(dead)
         return Freed(0, claims, leases)
 
     async def _settle(self, cut_off: set[str | None]) -> None:

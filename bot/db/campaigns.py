@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from sqlalchemy import ColumnElement, and_, case, delete, func, insert, or_, select, update
@@ -17,9 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.api.gosms import SmsStatus
 from bot.db.models import Campaign, CampaignRow, CampaignState, DeviceMode, RowState, utcnow
+from bot.db.outbox_repo import Dead
 
 ENDED = (CampaignState.CANCELLED, CampaignState.DONE)
 FAILED_ON_THE_WAY = (int(SmsStatus.SEND_ERROR), int(SmsStatus.DELIVERY_ERROR))
+INTERRUPTED = "interrupted while sending: it may have gone out"
 
 
 class Recipient(NamedTuple):
@@ -46,6 +48,21 @@ class Counts(NamedTuple):
     failed: int
     waiting: int
     unknown: int
+
+
+class Holder(NamedTuple):
+    """A RUNNING campaign and who sends it."""
+
+    campaign_id: int
+    user_id: int
+    leased_by: str | None
+    leased_until: datetime | None
+
+
+class Queued(NamedTuple):
+    row_id: int
+    phone: str
+    text: str
 
 
 class CampaignRepo:
@@ -240,3 +257,178 @@ class CampaignRepo:
         await self.session.execute(delete(CampaignRow).where(CampaignRow.campaign_id.in_(ids)))
         await self.session.execute(delete(Campaign).where(Campaign.id.in_(ids)))
         return len(ids)
+
+    # ---- the runner (bot/campaigns/runner.py)
+
+    async def running(self) -> list[Holder]:
+        """Every RUNNING campaign with its lease, oldest first."""
+        query = (
+            select(Campaign.id, Campaign.user_id, Campaign.leased_by, Campaign.leased_until)
+            .where(Campaign.state == CampaignState.RUNNING)
+            .order_by(Campaign.id)
+        )
+        return [Holder(*row) for row in (await self.session.execute(query)).all()]
+
+    async def take(self, campaign_id: int, me: str, now: datetime, lease: timedelta) -> bool:
+        """Leases a RUNNING campaign whose lease is free, ran out or is this instance's own."""
+        free = or_(
+            Campaign.leased_until.is_(None), Campaign.leased_until <= now, Campaign.leased_by == me
+        )
+        return await self._lease(campaign_id, free, now + lease, me)
+
+    async def renew(self, campaign_id: int, me: str, now: datetime, lease: timedelta) -> bool:
+        """False once it is paused, cancelled or leased by another instance."""
+        return await self._lease(campaign_id, Campaign.leased_by == me, now + lease, me)
+
+    async def _lease(
+        self, campaign_id: int, free: ColumnElement[bool], until: datetime, me: str
+    ) -> bool:
+        result = await self.session.execute(
+            update(Campaign)
+            .where(Campaign.id == campaign_id, Campaign.state == CampaignState.RUNNING, free)
+            .values(leased_by=me, leased_until=until)
+            .execution_options(synchronize_session=False)
+        )
+        return _one(result)
+
+    async def release(self, campaign_id: int, me: str) -> None:
+        await self.session.execute(
+            update(Campaign)
+            .where(Campaign.id == campaign_id, Campaign.leased_by == me)
+            .values(leased_by=None, leased_until=None)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def release_leases(self, dead: Dead) -> int:
+        """The campaigns `dead` instances were sending are free to be taken at once; how many."""
+        if not dead:
+            return 0
+        result = await self.session.execute(
+            update(Campaign)
+            .where(Campaign.leased_by.is_not(None), dead.owns(Campaign.leased_by))
+            .values(leased_by=None, leased_until=None)
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def interrupted(self, campaign_id: int) -> int:
+        """A new holder's first step: rows left SENDING by the one before may have gone out,
+        so they become UNKNOWN and are never sent again by themselves; how many."""
+        result = await self.session.execute(
+            update(CampaignRow)
+            .where(CampaignRow.campaign_id == campaign_id, CampaignRow.state == RowState.SENDING)
+            .values(state=RowState.UNKNOWN, error=INTERRUPTED, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def queued(self, campaign_id: int, limit: int) -> list[Queued]:
+        query = (
+            select(CampaignRow.id, CampaignRow.phone, CampaignRow.text)
+            .where(CampaignRow.campaign_id == campaign_id, CampaignRow.state == RowState.QUEUED)
+            .order_by(CampaignRow.line, CampaignRow.id)
+            .limit(limit)
+        )
+        return [Queued(*row) for row in (await self.session.execute(query)).all()]
+
+    async def last_tries(self, campaign_id: int) -> dict[str, datetime]:
+        """When each device of the campaign was last asked to send ("" for any device)."""
+        query = (
+            select(CampaignRow.device_id, func.max(CampaignRow.tried_at))
+            .where(CampaignRow.campaign_id == campaign_id, CampaignRow.tried_at.is_not(None))
+            .group_by(CampaignRow.device_id)
+        )
+        rows = (await self.session.execute(query)).all()
+        return {str(device): when for device, when in rows if when is not None}
+
+    async def claim(
+        self, row_id: int, campaign_id: int, me: str, device_id: str, now: datetime
+    ) -> bool:
+        """QUEUED → SENDING, only while this instance holds the campaign's lease and it runs:
+        committed before the SMS is requested, so no row is ever requested twice."""
+        held = select(Campaign.id).where(
+            Campaign.id == campaign_id,
+            Campaign.state == CampaignState.RUNNING,
+            Campaign.leased_by == me,
+            Campaign.leased_until > now,
+        )
+        result = await self.session.execute(
+            update(CampaignRow)
+            .where(
+                CampaignRow.id == row_id,
+                CampaignRow.state == RowState.QUEUED,
+                CampaignRow.campaign_id.in_(held.scalar_subquery()),
+            )
+            .values(state=RowState.SENDING, device_id=device_id, tried_at=now, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return _one(result)
+
+    async def settle(
+        self,
+        row_id: int,
+        state: RowState,
+        *,
+        sms_id: str | None = None,
+        sms_status: int | None = None,
+        error: str | None = None,
+    ) -> bool:
+        """A claimed row's outcome. SENT also lands on a row a takeover marked UNKNOWN
+        meanwhile: what GoSMS answered is known better than a guess."""
+        states = (
+            [RowState.SENDING, RowState.UNKNOWN] if state == RowState.SENT else [RowState.SENDING]
+        )
+        values: dict[str, object] = {"state": state, "error": error, "updated_at": utcnow()}
+        if state == RowState.SENT:
+            values |= {"sms_id": sms_id, "sms_status": sms_status}
+        if state == RowState.QUEUED:  # not sent: it goes later, maybe through another device
+            values |= {"device_id": ""}
+        result = await self.session.execute(
+            update(CampaignRow)
+            .where(CampaignRow.id == row_id, CampaignRow.state.in_(states))
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        return _one(result)
+
+    async def finish(self, campaign_id: int, me: str) -> bool:
+        """RUNNING → DONE once no row waits, by the lease's holder."""
+        waiting = select(CampaignRow.id).where(
+            CampaignRow.campaign_id == campaign_id,
+            CampaignRow.state.in_((RowState.QUEUED, RowState.SENDING)),
+        )
+        result = await self.session.execute(
+            update(Campaign)
+            .where(
+                Campaign.id == campaign_id,
+                Campaign.state == CampaignState.RUNNING,
+                Campaign.leased_by == me,
+                ~waiting.exists(),
+            )
+            .values(
+                state=CampaignState.DONE,
+                finished_at=utcnow(),
+                leased_by=None,
+                leased_until=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return _one(result)
+
+    async def pause_by_itself(self, campaign_id: int, me: str, reason: str) -> bool:
+        """RUNNING → PAUSED with why, by the lease's holder (not over a user's own pause)."""
+        result = await self.session.execute(
+            update(Campaign)
+            .where(
+                Campaign.id == campaign_id,
+                Campaign.state == CampaignState.RUNNING,
+                Campaign.leased_by == me,
+            )
+            .values(state=CampaignState.PAUSED, reason=reason, leased_by=None, leased_until=None)
+            .execution_options(synchronize_session=False)
+        )
+        return _one(result)
+
+
+def _one(result: object) -> bool:
+    return int(getattr(result, "rowcount", 0) or 0) == 1

@@ -60,6 +60,7 @@ class BulkAction(StrEnum):
     CANCEL = "cancel"  # asks first
     REPORT = "report"
     RETRY = "retry"  # asks first
+    RETRY_ALL = "retryu"  # the retry question again, unknown rows included
     LIST = "list"
 
 

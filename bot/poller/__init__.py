@@ -1,4 +1,5 @@
-"""The background work: scheduler → jobs → outbox → sender → Telegram."""
+"""The background work: scheduler → jobs → outbox → sender → Telegram, and the campaign runner
+(bot/campaigns/runner.py) that sends the rows of running campaigns."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from aiogram.utils.i18n import I18n
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.api.clients import Clients
+from bot.campaigns.runner import CampaignRunner
 from bot.db.crypto import TokenCipher
 from bot.metrics import Metrics
 from bot.pace import Pacing
@@ -27,6 +29,7 @@ from bot.poller.writes import Writes
 class Poller:
     sender: OutboxSender
     scheduler: Scheduler
+    runner: CampaignRunner | None = None
     grace: float = 15.0
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -37,6 +40,8 @@ class Poller:
             asyncio.create_task(self.sender.run(self._stop), name="outbox-sender"),
             asyncio.create_task(self.scheduler.run(self._stop), name="scheduler"),
         ]
+        if self.runner is not None:
+            self.tasks.append(asyncio.create_task(self.runner.run(self._stop), name="campaigns"))
 
     async def stop(self) -> None:
         """Lets the polls and sends under way finish (up to `grace` seconds), then stops."""
@@ -94,4 +99,5 @@ def create_poller(
         scheduler=Scheduler(
             session_factory, jobs, writes=writes, metrics=metrics, instance_id=instance_id
         ),
+        runner=CampaignRunner(*shared, instance_id=instance_id, on_queued=wake),
     )

@@ -16,13 +16,19 @@ from aiogram.utils.i18n import ngettext
 
 from bot.api.gosms import SmsStatus
 from bot.api.gotsms import Rent
+from bot.campaigns import card as campaign
+from bot.campaigns.card import StopReason
+from bot.campaigns.report import report_name
 from bot.db.models import Service
 from bot.keyboards import gosms as gosms_kb
 from bot.keyboards import gotsms as gotsms_kb
+from bot.keyboards.bulk import card_keyboard
+from bot.keyboards.callbacks import BulkAction, BulkCb
 from bot.keyboards.gosms import sms_card as sms_card_keyboard
 from bot.keyboards.gotsms import rent_ending
 from bot.middlewares.tokens import reconnect_hint
 from bot.texts import money
+from bot.texts.bulk import card_text
 from bot.texts.gosms import sms_card, status_label
 from bot.texts.gotsms import rent_done
 
@@ -31,10 +37,20 @@ MAX_BODY = 3000
 
 
 @dataclass(frozen=True)
+class Document:
+    """A file sent with a push: the push's text is its caption."""
+
+    filename: str
+    data: bytes
+
+
+@dataclass(frozen=True)
 class Push:
     text: str
     reply_markup: InlineKeyboardMarkup | None = None
     edit_message_id: int | None = None
+    document: Document | None = None
+    attach: str | None = None  # a file the sender reads from the database (its name)
 
 
 Renderer = Callable[[Mapping[str, Any]], Push]
@@ -215,7 +231,80 @@ def token_broken_push(payload: Mapping[str, Any]) -> Push:
     return Push("🔑 " + reconnect_hint(Service(str(payload["service"]))))
 
 
+def campaign_card_push(payload: Mapping[str, Any]) -> Push:
+    """The progress card, edited in place (a card not yet shown is sent as a new message)."""
+    message_id = payload.get("message_id")
+    edit = int(message_id) if message_id is not None else None
+    return Push(card_text(payload), card_keyboard(payload), edit_message_id=edit)
+
+
+def _campaign(payload: Mapping[str, Any]) -> str:
+    head = _("<b>Campaign #{id}</b>").format(id=int(payload["campaign_id"]))
+    source = str(payload.get("source") or "")
+    return head + (f" · {escape(source)}" if source else "")
+
+
+def _stop_advice(reason: str) -> str:
+    texts: dict[str, str] = {
+        StopReason.REVOKED: _(
+            "GoSMS no longer accepts your token: it was switched off or deleted. Connect a "
+            "working one with /token, then press Resume."
+        ),
+        StopReason.TARIFF: _(
+            "The monthly tariff limit of GoSMS is reached. Raise it in the GoSMS panel, then "
+            "press Resume."
+        ),
+        StopReason.NO_DEVICE: _(
+            "No enabled device can send it. Turn a device on in the GoSMS app, then press Resume."
+        ),
+        StopReason.BLOCKED: _(
+            "Your GoSMS account is blocked. Contact GoSMS support; once it is unblocked, press "
+            "Resume."
+        ),
+        StopReason.PERMISSION: _(
+            "Your GoSMS token may not send SMS. Allow it to send in the GoSMS panel or connect "
+            "another one with /token, then press Resume."
+        ),
+    }
+    return texts.get(reason, _("GoSMS refused to go on. Press Resume to try again."))
+
+
+def campaign_stopped_push(payload: Mapping[str, Any]) -> Push:
+    """The campaign paused by itself: why, what to do, and the button to go on."""
+    lines = [
+        _("⏸ {campaign} is paused.").format(campaign=_campaign(payload)),
+        "",
+        _stop_advice(str(payload.get("reason") or "")),
+        _("What was sent stays sent; the other numbers wait and get their SMS once it goes on."),
+    ]
+    resume = InlineKeyboardButton(
+        text="▶️ " + _("Resume"),
+        callback_data=BulkCb(action=BulkAction.RESUME, id=int(payload["campaign_id"])).pack(),
+    )
+    return Push("\n".join(lines), InlineKeyboardMarkup(inline_keyboard=[[resume]]))
+
+
+def campaign_done_push(payload: Mapping[str, Any]) -> Push:
+    """The end of a campaign: the counts, with the CSV report as a document (read when it
+    is sent, so it has what is known of the deliveries by then)."""
+    campaign_id = int(payload["campaign_id"])
+    lines = [
+        _("🏁 {campaign} is done.").format(campaign=_campaign(payload)),
+        "",
+        _("✅ Sent: {sent} of {total}").format(sent=payload["sent"], total=payload["total"]),
+        _("📬 Delivered: {n}").format(n=payload["delivered"]),
+        _("❌ Failed: {n}").format(n=payload["failed"]),
+    ]
+    if int(payload.get("unknown") or 0):
+        lines.append(_("❓ Unknown (may have gone out): {n}").format(n=payload["unknown"]))
+    lines += ["", _("The report has every number with its status.")]
+    return Push("\n".join(lines), attach=report_name(campaign_id))
+
+
 RENDERERS: dict[str, Renderer] = {
+    campaign.CARD: campaign_card_push,
+    campaign.STOPPED: campaign_stopped_push,
+    campaign.DONE: campaign_done_push,
     "sms_card": sms_card_push,
     "sms_final": sms_final_push,
     "code": code_push,

@@ -8,12 +8,13 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any, TypeVar
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, TelegramRetryAfter
-from aiogram.types import Message
+from aiogram.types import BufferedInputFile, Message
 from aiogram.utils.i18n import I18n
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -22,7 +23,8 @@ from bot.db.outbox_repo import Due, OutboxRepo
 from bot.db.repo import UserRepo
 from bot.metrics import Metrics
 from bot.pace import Bucket, LocalPace, Pacing, Send
-from bot.poller.pushes import RENDERERS, Push, Renderer
+from bot.poller.files import READERS
+from bot.poller.pushes import RENDERERS, Document, Push, Renderer
 from bot.telegram_retry import leave_429s_to_caller
 
 log = logging.getLogger(__name__)
@@ -208,12 +210,18 @@ class OutboxSender:
         async with self.session_factory() as session:
             repo = OutboxRepo(session)
             try:
-                push = self._render(due)
+                push = await self._attach(session, due, self._render(due))
             except Exception:
                 log.exception("push %s (%s) cannot be rendered", due.item.id, due.item.kind)
                 await self._write(lambda: repo.drop(due.item.id, "render failed"))
                 return False
             return await self._send(repo, session, due, push)
+
+    async def _attach(self, session: AsyncSession, due: Due, push: Push) -> Push:
+        if push.attach is None:
+            return push
+        data = await READERS[due.item.kind](session, json.loads(due.item.payload))
+        return replace(push, document=Document(push.attach, data))
 
     def _render(self, due: Due) -> Push:
         renderer = self.renderers[due.item.kind]
@@ -290,6 +298,11 @@ class OutboxSender:
             return await self._call_telegram(chat_id, push)
 
     async def _call_telegram(self, chat_id: int, push: Push) -> Message | None:
+        if push.document is not None:  # the text is its caption
+            document = BufferedInputFile(push.document.data, filename=push.document.filename)
+            return await self.bot.send_document(
+                chat_id, document, caption=push.text, reply_markup=push.reply_markup
+            )
         if push.edit_message_id is None:
             return await self.bot.send_message(chat_id, push.text, reply_markup=push.reply_markup)
         try:

@@ -1,18 +1,23 @@
 """The GoSMS delivery job: SMS sent from the bot are followed until their status is final.
 
 Each status change edits the SMS card in place; a final one (delivered, or an error) also sends a
-short message. One or two pending SMS are asked for with `/sms/get`; more are read in pages of
-`GET /sms`, so a user with many SMS in flight costs a few requests, not one each.
+short message. The sent rows of the user's campaigns are followed too (bot/campaigns/delivery.py):
+their statuses land in the rows and the campaign's card follows its counts.
+
+One or two pending SMS are asked for with `/sms/get`; more are read in pages of `GET /sms`, so a
+user with thousands of SMS in flight costs pages, not one request each.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from bot.api.errors import ApiNotFound
 from bot.api.gosms import GoSMSClient, Sms, SmsStatus
+from bot.campaigns import delivery
 from bot.db.models import NotificationSettings, SentSms, Service, utcnow
 from bot.db.outbox import PollState
 from bot.db.repo import SentSmsRepo
@@ -23,7 +28,9 @@ JOB = "sms"
 FOLLOW_FOR = timedelta(hours=48)
 ONE_BY_ONE = 2
 PAGE = 100
-MAX_PAGES = 5
+MIN_PAGES = 5
+MAX_PAGES = 60  # 6,000 SMS: more than a campaign may have (BULK_MAX_ROWS)
+SPARE_PAGES = 2  # beyond the pages the wanted SMS fill: others were sent meanwhile
 FINAL = tuple(int(s) for s in SmsStatus if s.is_final)
 
 
@@ -40,28 +47,39 @@ class SmsJob(Job):
         return self.busy if state.cursor == "busy" else self.idle
 
     def wanted(self, settings: NotificationSettings) -> bool:
-        return settings.sms_status
+        return True  # campaigns are followed whatever the setting; the SMS cards only with it
 
     async def work(self, poll: Poll, client: Client) -> None:
         assert isinstance(client, GoSMSClient)
-        since = utcnow() - FOLLOW_FOR
-        rows = await SentSmsRepo(poll.session).pending(poll.state.user_id)
-        following = [s for s in rows if s.created_at > since]
-        poll.state.cursor = "busy" if following else None
-        if not following:
+        user_id, since = poll.state.user_id, utcnow() - FOLLOW_FOR
+        singles: Sequence[SentSms] = []
+        if poll.settings.sms_status:
+            singles = await SentSmsRepo(poll.session).pending(user_id)
+            singles = [s for s in singles if s.created_at > since]
+        rows = await delivery.in_flight(poll.session, user_id, since)
+        await poll.session.commit()  # no transaction is held across the requests
+        poll.state.cursor = "busy" if singles or rows else None
+        if not singles and not rows:
             return
-        found = await _statuses(client, [s.sms_id for s in following])
-        for row in following:
-            sms = found.get(row.sms_id)
-            if sms is not None and sms.status != row.status:
-                _changed(poll.pending, row, sms.status)
+        found = await _statuses(client, [s.sms_id for s in singles] + [r.sms_id for r in rows])
+        for single in singles:
+            sms = found.get(single.sms_id)
+            if sms is not None and sms.status != single.status:
+                _changed(poll.pending, single, sms.status)
+        changes = delivery.changes(rows, {sms_id: sms.status for sms_id, sms in found.items()})
+        if changes:
+            poll.pending.later(lambda session: delivery.record(session, user_id, changes))
+
+
+def _page_cap(wanted: int) -> int:
+    return min(MAX_PAGES, max(MIN_PAGES, math.ceil(wanted / PAGE) + SPARE_PAGES))
 
 
 async def _statuses(client: GoSMSClient, ids: Sequence[str]) -> dict[str, Sms]:
     wanted = set(ids)
     found: dict[str, Sms] = {}
     if len(wanted) > ONE_BY_ONE:
-        for page in range(1, MAX_PAGES + 1):
+        for page in range(1, _page_cap(len(wanted)) + 1):
             result = await client.list_sms(limit=PAGE, page=page)
             found |= {s.id: s for s in result.sms_list if s.id in wanted}
             if wanted <= found.keys() or len(result.sms_list) < PAGE:

@@ -1,11 +1,11 @@
-"""gosms routers: /send, /sms and /devices, each behind the GoSMS token check."""
+"""gosms routers: /send, /bulk, /sms and /devices, each behind the GoSMS token check."""
 
 from __future__ import annotations
 
 from aiogram import Router
 
-from bot.handlers.gosms import devices, send, sms
+from bot.handlers.gosms import bulk, devices, send, sms
 
 
 def get_routers() -> list[Router]:
-    return [send.router(), sms.router(), devices.router()]
+    return [send.router(), bulk.router(), sms.router(), devices.router()]
