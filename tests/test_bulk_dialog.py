@@ -484,3 +484,347 @@ async def test_a_newer_bulk_replaces_the_older_draft(harness: Harness) -> None:
     assert [(c.template, c.state) for c in await campaigns(harness)] == [
         ("Second", CampaignState.RUNNING)
     ]
+
+
+# ---- the card's buttons
+
+
+async def started(harness: Harness, user_id: int = EN) -> Campaign:
+    """A campaign of three, started from the dialog: its card is the newest message."""
+    await connect(harness, user_id)
+    await summary_of(harness, user_id, NUMBERS, "Hi")
+    await press(harness, user_id, "Start")
+    return await only_campaign(harness)
+
+
+async def set_row_states(harness: Harness, campaign_id: int, *states: RowState) -> None:
+    async with harness.deps.session_factory() as session:
+        rows = await CampaignRepo(session).rows(campaign_id)
+        for row, row_state in zip(rows, states, strict=False):
+            sms_id = f"sms-{row.id}" if row_state == RowState.SENT else None
+            await session.execute(
+                update(CampaignRow)
+                .where(CampaignRow.id == row.id)
+                .values(state=row_state, sms_id=sms_id, sms_status=2 if sms_id else None)
+            )
+        await session.commit()
+
+
+async def state_of(harness: Harness, campaign_id: int) -> str:
+    async with harness.deps.session_factory() as session:
+        campaign = await session.get(Campaign, campaign_id)
+        assert campaign is not None
+        return campaign.state
+
+
+async def test_pause_and_resume_edit_the_card_in_place(harness: Harness) -> None:
+    campaign = await started(harness)
+    card_id = campaign.message_id
+    assert card_id is not None
+    pause = harness.find_button(EN, "Pause")[1]
+    answer = await press(harness, EN, "Pause")
+    assert not answer.show_alert
+    card = harness.tg.message(EN, card_id)
+    assert "⏸ Paused. Resume it when you are ready." in card.text
+    assert card.button_texts() == ["▶️ Resume", "⏹ Cancel"]
+    assert await state_of(harness, campaign.id) == CampaignState.PAUSED
+    stale = answered(await forge(harness, EN, pause))
+    assert stale.show_alert, "a Pause pressed again on a paused campaign"
+    assert "has changed meanwhile" in (stale.text or "")
+    assert await state_of(harness, campaign.id) == CampaignState.PAUSED
+    answer = await press(harness, EN, "Resume")
+    assert not answer.show_alert
+    card = harness.tg.message(EN, card_id)
+    assert "▶️ Running: one SMS every 3 s" in card.text
+    assert card.button_texts() == ["⏸ Pause", "⏹ Cancel"]
+    assert await state_of(harness, campaign.id) == CampaignState.RUNNING
+    assert len([m for m in harness.tg.bot_messages(EN) if "Campaign #" in m.text]) == 1
+
+
+async def test_cancel_asks_first_and_what_was_sent_stays(harness: Harness) -> None:
+    campaign = await started(harness)
+    await set_row_states(harness, campaign.id, RowState.SENT)
+    answer = await press(harness, EN, "⏹ Cancel")
+    assert not answer.show_alert
+    question = harness.last(EN)
+    assert question.message_id != campaign.message_id, "the question is a message of its own"
+    assert question.text == (
+        f"Cancel campaign #{campaign.id}? 2 SMS will not be sent.\nWhat was sent stays sent."
+    )
+    assert question.button_texts() == ["⏹ Stop sending", "Cancel"]
+    assert await state_of(harness, campaign.id) == CampaignState.RUNNING, "not before Yes"
+    await press(harness, EN, "Stop sending")
+    assert harness.tg.message(EN, question.message_id).text == (
+        f"⏹ Campaign #{campaign.id} cancelled: what was sent stays sent."
+    )
+    card = harness.tg.message(EN, campaign.message_id or 0)
+    assert "⏹ Cancelled: what was sent stays sent." in card.text
+    assert "✅ Sent: 1 of 3" in card.text
+    assert card.button_texts() == ["📄 Report"]
+    assert await state_of(harness, campaign.id) == CampaignState.CANCELLED
+    rows = await rows_of(harness, campaign.id)
+    assert [r.state for r in rows] == [RowState.SENT, RowState.QUEUED, RowState.QUEUED]
+    stale = answered(
+        await forge(harness, EN, BulkCb(action=BulkAction.PAUSE, id=campaign.id).pack())
+    )
+    assert stale.show_alert
+    assert "has changed meanwhile" in (stale.text or "")
+
+
+async def test_no_on_the_cancel_question_keeps_it_going(harness: Harness) -> None:
+    campaign = await started(harness)
+    await press(harness, EN, "⏹ Cancel")
+    question = harness.last(EN)
+    stop = harness.find_button(EN, "Stop sending")[1]
+    answer = await press(harness, EN, "Cancel")
+    assert answer.text == "Cancelled"
+    assert harness.tg.message(EN, question.message_id).text == (f"Campaign #{campaign.id} goes on.")
+    assert await state_of(harness, campaign.id) == CampaignState.RUNNING
+    assert question.button_texts() == []
+    late = answered(await forge(harness, EN, stop))
+    assert late.show_alert, "the question is settled"
+    assert await state_of(harness, campaign.id) == CampaignState.RUNNING
+
+
+async def test_cancel_after_it_finished_shows_the_card_as_it_is(harness: Harness) -> None:
+    campaign = await started(harness)
+    cancel = harness.find_button(EN, "⏹ Cancel")[1]
+    await press(harness, EN, "⏹ Cancel")
+    question = harness.last(EN)
+    async with harness.deps.session_factory() as session:
+        await session.execute(
+            update(Campaign).where(Campaign.id == campaign.id).values(state=CampaignState.DONE)
+        )
+        await session.commit()
+    await press(harness, EN, "Stop sending")
+    assert "has changed meanwhile" in harness.tg.message(EN, question.message_id).text
+    assert await state_of(harness, campaign.id) == CampaignState.DONE
+    stale = answered(await forge(harness, EN, cancel))
+    assert stale.show_alert
+    assert "has changed meanwhile" in (stale.text or "")
+    assert "🏁 Done." in harness.tg.message(EN, campaign.message_id or 0).text
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        BulkAction.PAUSE,
+        BulkAction.RESUME,
+        BulkAction.CANCEL,
+        BulkAction.REPORT,
+        BulkAction.RETRY,
+        BulkAction.RETRY_ALL,
+        BulkAction.DROPPED,
+        BulkAction.OPEN,
+    ],
+)
+async def test_another_users_campaign_is_refused_politely(
+    harness: Harness, action: BulkAction
+) -> None:
+    theirs = await made(
+        harness, OTHER, CampaignState.DONE, [(RowState.FAILED, None), (RowState.UNKNOWN, None)]
+    )
+    await connect(harness, EN)
+    await harness.send(EN, "/bulk")
+    answer = answered(await forge(harness, EN, BulkCb(action=action, id=theirs).pack()))
+    assert answer.show_alert
+    assert answer.text == "This campaign is not there any more. /bulk lists yours."
+    assert await state_of(harness, theirs) == CampaignState.DONE
+    assert [r.state for r in await rows_of(harness, theirs)] == [RowState.FAILED, RowState.UNKNOWN]
+    assert harness.last(EN).text.startswith("📨 A campaign"), "nothing was shown"
+
+
+async def test_forged_bulk_data_is_refused(harness: Harness) -> None:
+    await connect(harness, EN)
+    await harness.send(EN, "/bulk")
+    for data in ("bk:pause:notanumber:0", "bk:nonsense:1:0", "bk:sim:7:0"):
+        answer = answered(await forge(harness, EN, data))
+        assert answer.show_alert, data
+        assert "Traceback" not in (answer.text or "")
+
+
+# ---- Retry failed
+
+
+async def finished(harness: Harness, *rows: tuple[RowState, str | None]) -> tuple[int, int]:
+    """A DONE campaign of EN with these rows, its card opened: (campaign id, card id)."""
+    await connect(harness, EN)
+    campaign_id = await made(harness, EN, CampaignState.DONE, list(rows))
+    await open_card(harness, EN, campaign_id)
+    return campaign_id, harness.last(EN).message_id
+
+
+async def test_retry_failed_with_the_unknown_rows_too(harness: Harness) -> None:
+    campaign_id, card_id = await finished(
+        harness,
+        (RowState.SENT, "s1"),
+        (RowState.FAILED, None),  # refused: never went out
+        (RowState.FAILED, "s3"),  # went out and failed on the way: not sent again
+        (RowState.UNKNOWN, None),
+    )
+    card = harness.tg.message(EN, card_id)
+    assert "🏁 Done." in card.text
+    assert "❓ Unknown (may have gone out): 1" in card.text
+    assert card.button_texts() == ["📄 Report", "🔁 Retry failed"]
+    answer = await press(harness, EN, "Retry failed")
+    assert not answer.show_alert
+    question = harness.last(EN)
+    assert question.message_id != card_id
+    assert question.text.startswith(f"Send campaign #{campaign_id} again to the 1 row")
+    assert "1 more are unknown: their SMS may have gone out." in question.text
+    assert question.button_texts() == ["🔁 Send again", "Cancel", "❓ Including 1 unknown"]
+    plain_yes = harness.find_button(EN, "Send again")[1]
+    await press(harness, EN, "Including 1 unknown")
+    question = harness.tg.message(EN, question.message_id)
+    assert question.text.startswith(f"Send campaign #{campaign_id} again to the 2 rows")
+    assert "This includes 1 unknown" in question.text
+    assert question.button_texts() == ["🔁 Send again", "Cancel"]
+    old = answered(await forge(harness, EN, plain_yes))
+    assert old.show_alert, "the question without the unknown rows was replaced"
+    assert await state_of(harness, campaign_id) == CampaignState.DONE
+    await press(harness, EN, "Send again")
+    assert await state_of(harness, campaign_id) == CampaignState.RUNNING
+    rows = await rows_of(harness, campaign_id)
+    assert [(r.state, r.sms_id) for r in rows] == [
+        (RowState.SENT, "s1"),
+        (RowState.QUEUED, None),
+        (RowState.FAILED, "s3"),
+        (RowState.QUEUED, None),
+    ]
+    card = harness.tg.message(EN, question.message_id)
+    assert "▶️ Running" in card.text, "the question became the card"
+    assert "⏳ Waiting: 2" in card.text
+    assert card.button_texts() == ["⏸ Pause", "⏹ Cancel"]
+    async with harness.deps.session_factory() as session:
+        campaign = await session.get(Campaign, campaign_id)
+        assert campaign is not None
+        assert campaign.message_id == question.message_id, "the runner edits the new card"
+
+
+async def test_retry_failed_without_the_unknown_rows(harness: Harness) -> None:
+    campaign_id, _card = await finished(harness, (RowState.FAILED, None), (RowState.UNKNOWN, None))
+    await press(harness, EN, "Retry failed")
+    await press(harness, EN, "Send again")
+    rows = await rows_of(harness, campaign_id)
+    assert [r.state for r in rows] == [RowState.QUEUED, RowState.UNKNOWN]
+    assert await state_of(harness, campaign_id) == CampaignState.RUNNING
+
+
+async def test_only_unknown_rows_ask_about_them_at_once(harness: Harness) -> None:
+    campaign_id, _card = await finished(harness, (RowState.SENT, "s1"), (RowState.UNKNOWN, None))
+    await press(harness, EN, "Retry failed")
+    question = harness.last(EN)
+    assert "This includes 1 unknown" in question.text
+    assert question.button_texts() == ["🔁 Send again", "Cancel"]
+    answer = await press(harness, EN, "Cancel")
+    assert answer.text == "Cancelled"
+    assert harness.tg.message(EN, question.message_id).text == "Not sent again."
+    assert await state_of(harness, campaign_id) == CampaignState.DONE
+    assert [r.state for r in await rows_of(harness, campaign_id)] == [
+        RowState.SENT,
+        RowState.UNKNOWN,
+    ]
+
+
+async def test_nothing_to_retry_is_an_alert(harness: Harness) -> None:
+    campaign_id, _card = await finished(harness, (RowState.SENT, "s1"), (RowState.FAILED, "s2"))
+    before = len(harness.tg.bot_messages(EN))
+    answer = await press(harness, EN, "Retry failed")
+    assert answer.show_alert
+    assert answer.text == "Nothing to send again: every failed SMS was sent and failed on the way."
+    assert len(harness.tg.bot_messages(EN)) == before
+    assert await state_of(harness, campaign_id) == CampaignState.DONE
+
+
+async def test_retry_pressed_twice_at_once_queues_once(harness: Harness) -> None:
+    campaign_id, _card = await finished(harness, (RowState.FAILED, None))
+    await press(harness, EN, "Retry failed")
+    one = harness.press_update(EN, "Send again")
+    two = harness.press_update(EN, "Send again")
+    await asyncio.gather(harness.feed(one), harness.feed(two))
+    answers = [harness.tg.callback_answers[u["callback_query"]["id"]] for u in (one, two)]
+    assert sorted(a.show_alert for a in answers) == [False, True]
+    assert await state_of(harness, campaign_id) == CampaignState.RUNNING
+    retry = answered(
+        await forge(harness, EN, BulkCb(action=BulkAction.RETRY, id=campaign_id).pack())
+    )
+    assert retry.show_alert, "a running campaign has nothing to retry yet"
+    assert "has changed meanwhile" in (retry.text or "")
+
+
+async def test_retry_on_a_cancelled_campaign_does_not_send_what_the_cancel_stopped(
+    harness: Harness,
+) -> None:
+    await connect(harness, EN)
+    campaign_id = await made(
+        harness,
+        EN,
+        CampaignState.CANCELLED,
+        [(RowState.SENT, "s1"), (RowState.FAILED, None), (RowState.QUEUED, None)],
+    )
+    await open_card(harness, EN, campaign_id)
+    card = harness.last(EN)
+    assert "⏹ Cancelled" in card.text
+    assert card.button_texts() == ["📄 Report"], "Retry would send its waiting rows too"
+    answer = answered(
+        await forge(harness, EN, BulkCb(action=BulkAction.RETRY, id=campaign_id).pack())
+    )
+    assert answer.show_alert
+    assert answer.text == (
+        f"Campaign #{campaign_id} was cancelled with 1 SMS never sent: Retry failed would "
+        "send them too. Send /bulk for a new campaign instead."
+    )
+    assert await state_of(harness, campaign_id) == CampaignState.CANCELLED
+    assert [r.state for r in await rows_of(harness, campaign_id)][2] == RowState.QUEUED
+
+
+# ---- the list of campaigns
+
+
+async def test_the_list_of_campaigns_is_paged_and_opens_a_card(harness: Harness) -> None:
+    await connect(harness, EN)
+    ids = [
+        await made(
+            harness, EN, state, [(RowState.SENT, "s"), (RowState.QUEUED, None)], source=f"f{n}.csv"
+        )
+        for n, state in enumerate(
+            [CampaignState.DONE] * 5 + [CampaignState.PAUSED, CampaignState.RUNNING]
+        )
+    ]
+    await summary_of(harness, EN, NUMBERS, "a draft")  # drafts are not listed
+    await harness.send(EN, "/bulk")
+    asked = harness.last(EN)
+    assert asked.button_texts() == ["📋 My campaigns"]
+    await press(harness, EN, "My campaigns")
+    listing = harness.last(EN)
+    assert listing.message_id != asked.message_id, "the /bulk question stays"
+    assert listing.text == "📋 Your campaigns (7). Press one to open its card."
+    assert listing.button_texts() == [
+        f"#{ids[6]} f6.csv · ▶️ running · 1/2",
+        f"#{ids[5]} f5.csv · ⏸ paused · 1/2",
+        f"#{ids[4]} f4.csv · 🏁 done · 1/2",
+        f"#{ids[3]} f3.csv · 🏁 done · 1/2",
+        f"#{ids[2]} f2.csv · 🏁 done · 1/2",
+        "1/2",
+        "›",
+    ]
+    await press(harness, EN, "›")
+    page = harness.tg.message(EN, listing.message_id)
+    assert page.button_texts() == [
+        f"#{ids[1]} f1.csv · 🏁 done · 1/2",
+        f"#{ids[0]} f0.csv · 🏁 done · 1/2",
+        "‹",
+        "2/2",
+    ]
+    assert harness.last(EN).message_id == listing.message_id, "edited in place"
+    await press(harness, EN, "2/2")  # the same page: not modified is no error
+    await press(harness, EN, f"#{ids[0]} ")
+    card = harness.last(EN)
+    assert card.message_id != listing.message_id
+    assert card.text.startswith(f"📨 Campaign #{ids[0]} · f0.csv")
+    assert "✅ Sent: 1 of 2" in card.text
+    async with harness.deps.session_factory() as session:
+        campaign = await session.get(Campaign, ids[0])
+        assert campaign is not None
+        assert (campaign.chat_id, campaign.message_id) == (EN, card.message_id)
+    assert [c.state for c in await campaigns(harness)][-1] == CampaignState.DRAFT

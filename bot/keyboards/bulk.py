@@ -34,7 +34,8 @@ def card_keyboard(card: Mapping[str, Any]) -> InlineKeyboardMarkup | None:
         builder.button(text="⏹ " + _("Cancel"), callback_data=bulk(BulkAction.CANCEL, campaign_id))
     elif state in (CampaignState.DONE, CampaignState.CANCELLED):
         builder.button(text="📄 " + _("Report"), callback_data=bulk(BulkAction.REPORT, campaign_id))
-        if int(card["failed"]) or int(card["unknown"]):
+        # a cancelled campaign with rows never sent: a retry would send those too
+        if (int(card["failed"]) or int(card["unknown"])) and not int(card["waiting"]):
             builder.button(
                 text="🔁 " + _("Retry failed"), callback_data=bulk(BulkAction.RETRY, campaign_id)
             )

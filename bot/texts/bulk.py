@@ -298,6 +298,13 @@ def retry_question_text(campaign_id: int, failed: int, unknown: int, with_unknow
     return "\n".join(lines)
 
 
+def retry_after_cancel_text(campaign_id: int, waiting: int) -> str:
+    return _(
+        "Campaign #{id} was cancelled with {n} SMS never sent: Retry failed would send them "
+        "too. Send /bulk for a new campaign instead."
+    ).format(id=campaign_id, n=waiting)
+
+
 def nothing_to_retry_text() -> str:
     return _("Nothing to send again: every failed SMS was sent and failed on the way.")
 

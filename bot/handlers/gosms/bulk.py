@@ -588,7 +588,13 @@ async def retry_pressed(
     if campaign.state not in (CampaignState.DONE, CampaignState.CANCELLED):
         await ack(texts.changed_text(), alert=True)
         return
-    failed, unknown = retryable(await CampaignRepo(session).rows(campaign.id))
+    rows = await CampaignRepo(session).rows(campaign.id)
+    if waiting := sum(1 for r in rows if r.state in (RowState.QUEUED, RowState.SENDING)):
+        # cancelled before the end: running it again would send those as well
+        await session.commit()
+        await ack(texts.retry_after_cancel_text(campaign.id, waiting), alert=True)
+        return
+    failed, unknown = retryable(rows)
     if not failed and not unknown:
         await session.commit()
         await ack(texts.nothing_to_retry_text(), alert=True)
