@@ -828,3 +828,209 @@ async def test_the_list_of_campaigns_is_paged_and_opens_a_card(harness: Harness)
         assert campaign is not None
         assert (campaign.chat_id, campaign.message_id) == (EN, card.message_id)
     assert [c.state for c in await campaigns(harness)][-1] == CampaignState.DRAFT
+
+
+# ---- documents: the dropped rows, the report, a list as a file
+
+
+def last_document(harness: Harness, user_id: int) -> tuple[str | None, str]:
+    name, data = harness.tg.document_of(harness.last(user_id))
+    assert data.startswith(b"\xef\xbb\xbf"), "UTF-8 with a BOM: spreadsheets read it"
+    return name, data.decode("utf-8-sig")
+
+
+async def send_file(
+    harness: Harness, user_id: int, data: bytes, name: str, mime: str | None = None
+) -> str:
+    await harness.feed(harness.tg.document_update(user_id, data, name, mime))
+    return last_text(harness, user_id)
+
+
+async def test_all_dropped_rows_as_a_file(harness: Harness) -> None:
+    await connect(harness, EN)
+    pasted = "\n".join(["79991234567"] + [f"bad{n}" for n in range(7)] + ["79991234567"])
+    await summary_of(harness, EN, pasted, "Hi")
+    summary = harness.last(EN)
+    answer = await press(harness, EN, "All dropped rows")
+    assert not answer.show_alert
+    name, text = last_document(harness, EN)
+    assert name == f"dropped-rows-{(await only_campaign(harness)).id}.csv"
+    lines = text.splitlines()
+    assert lines[0] == "line,value,reason"
+    assert lines[1] == "2,bad0,not a phone number (3 to 30 digits)"
+    assert lines[-1] == "9,79991234567,the number is already in the list"
+    assert len(lines) == 9
+    assert harness.tg.message(EN, summary.message_id).button_texts() == [
+        "🚀 Start",
+        "Cancel",
+        "📄 All dropped rows",
+    ], "the summary keeps its Start"
+    await press(harness, EN, "Start")
+    assert (await only_campaign(harness)).state == CampaignState.RUNNING
+
+
+async def test_the_report_has_every_row(harness: Harness) -> None:
+    campaign_id, _card = await finished(
+        harness, (RowState.SENT, "s1"), (RowState.FAILED, None), (RowState.UNKNOWN, None)
+    )
+    answer = await press(harness, EN, "Report")
+    assert not answer.show_alert
+    name, text = last_document(harness, EN)
+    assert name == f"campaign-{campaign_id}.csv"
+    assert text.splitlines() == [
+        "number,text,sms_id,status,error",
+        "79990000000,Hi 0,s1,sent,",
+        "79990000001,Hi 1,,failed,refused",
+        "79990000002,Hi 2,,unknown,",
+    ]
+    assert await state_of(harness, campaign_id) == CampaignState.DONE
+
+
+async def test_a_csv_file_with_a_name_column_and_a_template(harness: Harness) -> None:
+    await connect(harness, EN)
+    await harness.send(EN, "/bulk")
+    data = "number,name\n79991234567,Anna\n79991234568,<Bob>\nnot-a-number,Carl\n".encode()
+    asked = await send_file(harness, EN, data, "clients.csv")
+    assert asked.startswith("✅ 3 rows read.")
+    assert "A template may use the columns of the file: {name}." in asked
+    await harness.send(EN, "Hello {surname}")
+    assert "The list has no column for {surname}." in last_text(harness, EN)
+    assert "Columns you can use: {name}." in last_text(harness, EN)
+    await harness.send(EN, "Hello {name}!")
+    summary = harness.last(EN)
+    assert summary.text.startswith("📨 Campaign #")
+    assert "· clients.csv" in summary.text.splitlines()[0]
+    assert "👥 Recipients: 2" in summary.text
+    assert "line 4: not-a-number" in summary.text
+    assert "Hello Anna!" in summary.text
+    campaign = await only_campaign(harness)
+    assert (campaign.source, campaign.template) == ("clients.csv", "Hello {name}!")
+    assert [r.text for r in await rows_of(harness, campaign.id)] == ["Hello Anna!", "Hello <Bob>!"]
+    await press(harness, EN, "Start")
+    assert (await only_campaign(harness)).state == CampaignState.RUNNING
+
+
+async def test_a_cp1251_file_and_a_txt_file(harness: Harness) -> None:
+    await connect(harness, EN)
+    await harness.send(EN, "/bulk")
+    data = "телефон;текст\r\n79991234567;Привет, Анна\r\n".encode("cp1251")
+    await send_file(harness, EN, data, "list.csv", "text/csv")
+    text = last_text(harness, EN)
+    assert "👥 Recipients: 1" in text, "every row has its text: no text question"
+    assert "Привет, Анна" in text
+    await harness.send(EN, "/bulk")
+    mixed = "79991234567\n".encode() + "79991234568 Привет\n".encode("cp1251")
+    asked = await send_file(harness, EN, mixed, "numbers.txt")
+    assert asked.startswith("✅ 2 rows read.")
+    await harness.send(EN, "Hi")
+    assert "👥 Recipients: 2" in last_text(harness, EN)
+
+
+@pytest.mark.parametrize(
+    ("data", "name", "mime", "refusal"),
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" * 20, "list.csv", "text/csv", "not a text list"),
+        (b"%PDF-1.4 numbers", "list.pdf", None, "Only .csv and .txt files can be read."),
+        (b"phone\n" + b"79991234567\n" * 2 * 1024 * 160, "big.csv", None, "larger than 1024 KB"),
+        (
+            ("number\n" + "".join(f"7999{n:07d}\n" for n in range(10_000))).encode(),
+            "many.csv",
+            None,
+            "The list has 10,000 rows; a campaign takes at most 5,000.",
+        ),
+        (b"\n\n", "empty.txt", None, "The list has no numbers."),
+        (b"name,city\nAnna,Paris\n", "cols.csv", None, "none of them is the number"),
+    ],
+)
+async def test_bad_files_are_refused_and_the_list_asked_again(
+    harness: Harness, data: bytes, name: str, mime: str | None, refusal: str
+) -> None:
+    await connect(harness, EN)
+    await harness.send(EN, "/bulk")
+    answer = await send_file(harness, EN, data, name, mime)
+    assert answer.startswith("❌")
+    assert refusal in answer
+    assert "or /cancel" in answer
+    assert await campaigns(harness) == []
+    await harness.send(EN, NUMBERS)
+    assert "3 rows read" in last_text(harness, EN), "the dialog still waits for the list"
+
+
+async def test_the_file_limit_is_a_setting(harness: Harness) -> None:
+    harness.deps.settings.bulk_max_file_bytes = 2048
+    await connect(harness, EN)
+    await harness.send(EN, "/bulk")
+    assert "files up to 2 KB" in last_text(harness, EN)
+    data = b"phone\n" + b"79991234567\n" * 200
+    answer = await send_file(harness, EN, data, "list.csv")
+    assert answer == "❌ The file is larger than 2 KB. Send a smaller one, or /cancel."
+    answer = await send_file(harness, EN, b"phone\n" + b"79991234567\n" * 10, "list.csv")
+    assert answer.startswith("✅ 10 rows read.")
+
+
+# ---- what is not text, and /cancel, at each step
+
+
+NOT_TEXT = ("photo", "sticker", "location")
+
+
+async def test_what_is_not_text_gets_a_short_answer_and_the_step_stays(harness: Harness) -> None:
+    await connect(harness, EN)
+    await save_device(harness, EN, "a" * 24, "Alpha")
+    await harness.send(EN, "/bulk")
+    for kind in NOT_TEXT:
+        await harness.feed(harness.tg.content_update(EN, kind))
+        assert last_text(harness, EN) == (
+            "Send the list as text or as a .csv / .txt file, or /cancel."
+        ), kind
+    await harness.send(EN, NUMBERS)
+    for kind in NOT_TEXT:
+        await harness.feed(harness.tg.content_update(EN, kind))
+        assert last_text(harness, EN) == (
+            "An SMS carries only text: type it as a message, or /cancel."
+        ), kind
+    await harness.feed(harness.tg.document_update(EN, b"79991234567\n", "more.txt"))
+    assert "only text" in last_text(harness, EN)
+    await harness.send(EN, "Hi")
+    assert last_text(harness, EN) == "📱 Which devices should send the campaign?"
+    for kind in (*NOT_TEXT, "text"):
+        if kind == "text":
+            await harness.send(EN, "Alpha")
+        else:
+            await harness.feed(harness.tg.content_update(EN, kind))
+        assert last_text(harness, EN) == "Please choose with the buttons above, or /cancel."
+    await press(harness, EN, "Alpha")
+    question = harness.find_button(EN, "SIM 1")[0]
+    for kind in NOT_TEXT:
+        await harness.feed(harness.tg.content_update(EN, kind))
+        assert last_text(harness, EN) == "Please choose with the buttons above, or /cancel."
+    await press(harness, EN, "SIM 1")
+    assert "📱 Devices: Alpha, SIM 1" in harness.tg.message(EN, question).text
+    for kind in NOT_TEXT:
+        await harness.feed(harness.tg.content_update(EN, kind))
+        assert last_text(harness, EN) == "Please choose with the buttons above, or /cancel."
+    await press(harness, EN, "Start")
+    assert (await only_campaign(harness)).state == CampaignState.RUNNING
+
+
+@pytest.mark.parametrize("step", ["source", "text", "device", "sim"])
+async def test_cancel_leaves_the_dialog_at_each_step(harness: Harness, step: str) -> None:
+    await connect(harness, EN)
+    await save_device(harness, EN, "a" * 24, "Alpha")
+    await harness.send(EN, "/bulk")
+    if step != "source":
+        await harness.send(EN, NUMBERS)
+    if step in ("device", "sim"):
+        await harness.send(EN, "Hi")
+    if step == "sim":
+        await press(harness, EN, "Alpha")
+    await harness.send(EN, "/cancel")
+    assert last_text(harness, EN).startswith("Cancelled")
+    await harness.send(EN, NUMBERS if step == "source" else "Hi")
+    assert "rows read" not in harness.last(EN).text
+    assert "Campaign #" not in harness.last(EN).text
+    if step in ("device", "sim"):
+        late = answered(await harness.press(EN, "SIM 1" if step == "sim" else "Alpha"))
+        assert late.show_alert
+        assert "out of date" in (late.text or "")
+    assert await campaigns(harness) == []
