@@ -671,7 +671,7 @@ async def test_retry_failed_with_the_unknown_rows_too(harness: Harness) -> None:
     question = harness.last(EN)
     assert question.message_id != card_id
     assert question.text.startswith(f"Send campaign #{campaign_id} again to the 1 row")
-    assert "1 more are unknown: their SMS may have gone out." in question.text
+    assert "1 more is unknown: its SMS may have gone out." in question.text
     assert question.button_texts() == ["🔁 Send again", "Cancel", "❓ Including 1 unknown"]
     plain_yes = harness.find_button(EN, "Send again")[1]
     await press(harness, EN, "Including 1 unknown")
@@ -889,7 +889,7 @@ async def test_the_report_has_every_row(harness: Harness) -> None:
 async def test_a_csv_file_with_a_name_column_and_a_template(harness: Harness) -> None:
     await connect(harness, EN)
     await harness.send(EN, "/bulk")
-    data = "number,name\n79991234567,Anna\n79991234568,<Bob>\nnot-a-number,Carl\n".encode()
+    data = b"number,name\n79991234567,Anna\n79991234568,<Bob>\nnot-a-number,Carl\n"
     asked = await send_file(harness, EN, data, "clients.csv")
     assert asked.startswith("✅ 3 rows read.")
     assert "A template may use the columns of the file: {name}." in asked
@@ -919,11 +919,11 @@ async def test_a_cp1251_file_and_a_txt_file(harness: Harness) -> None:
     assert "👥 Recipients: 1" in text, "every row has its text: no text question"
     assert "Привет, Анна" in text
     await harness.send(EN, "/bulk")
-    mixed = "79991234567\n".encode() + "79991234568 Привет\n".encode("cp1251")
-    asked = await send_file(harness, EN, mixed, "numbers.txt")
-    assert asked.startswith("✅ 2 rows read.")
-    await harness.send(EN, "Hi")
-    assert "👥 Recipients: 2" in last_text(harness, EN)
+    mixed = "79991234567 Здравствуйте\n".encode() + "79991234568 Привет\n".encode("cp1251")
+    summary = await send_file(harness, EN, mixed, "numbers.txt")
+    assert "👥 Recipients: 2" in summary
+    campaign = await only_campaign(harness)
+    assert [r.text for r in await rows_of(harness, campaign.id)] == ["Здравствуйте", "Привет"]
 
 
 @pytest.mark.parametrize(
@@ -1034,3 +1034,54 @@ async def test_cancel_leaves_the_dialog_at_each_step(harness: Harness, step: str
         assert late.show_alert
         assert "out of date" in (late.text or "")
     assert await campaigns(harness) == []
+
+
+@pytest.mark.parametrize(
+    ("template", "refusal"),
+    [
+        ("Hi {name} `", "backtick"),
+        ("{name} " + "x" * 301, "301 characters long, the limit is 300"),
+        ("Hi {name", "A field of the template is not closed"),
+    ],
+)
+async def test_a_template_gosms_would_refuse_for_every_row_is_refused_at_once(
+    harness: Harness, template: str, refusal: str
+) -> None:
+    await connect(harness, EN)
+    await harness.send(EN, "/bulk")
+    await send_file(harness, EN, b"number,name\n79991234567,Anna\n", "list.csv")
+    await harness.send(EN, template)
+    answer = last_text(harness, EN)
+    assert answer.startswith("❌")
+    assert refusal in answer
+    assert answer.endswith("Send the text again, or /cancel.")
+    assert await campaigns(harness) == []
+    await harness.send(EN, "{name}")
+    assert "👥 Recipients: 1" in last_text(harness, EN)
+
+
+async def test_a_list_that_reads_differently_at_the_summary_is_asked_again(
+    harness: Harness,
+) -> None:
+    await connect(harness, EN)
+    await harness.send(EN, "/bulk")
+    await harness.send(EN, NUMBERS)
+    harness.deps.settings.bulk_max_rows = 2  # lowered meanwhile: the list is read again
+    await harness.send(EN, "Hi")
+    answer = last_text(harness, EN)
+    assert answer.startswith("❌ The list has 3 rows; a campaign takes at most 2.")
+    assert answer.endswith("Send the list again, or /cancel.")
+    await harness.send(EN, "79991234567")
+    assert last_text(harness, EN).startswith("✅ 1 row read."), "it does wait for the list"
+    await harness.send(EN, "Hi")
+    assert "👥 Recipients: 1" in last_text(harness, EN)
+
+
+async def test_a_file_name_is_escaped(harness: Harness) -> None:
+    await connect(harness, EN)
+    await harness.send(EN, "/bulk")
+    await send_file(harness, EN, b"79991234567, Hi & bye\n", "<b>&list.txt")
+    summary = harness.last(EN)
+    assert summary.text.startswith("📨 Campaign #1 · <b>&list.txt")
+    assert summary.html is not None
+    assert "&lt;b&gt;&amp;list.txt" in summary.html

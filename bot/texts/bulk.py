@@ -7,6 +7,7 @@ from html import escape
 from typing import Any
 
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
 
 from bot.db.models import CampaignState
 
@@ -151,7 +152,7 @@ def refused_text(reason: str) -> str:
 
 def ask_text_text(rows: int, columns: Sequence[str]) -> str:
     lines = [
-        _("✅ {n} rows read.").format(n=rows),
+        ngettext("✅ {n} row read.", "✅ {n} rows read.", rows).format(n=rows),
         _("✍️ Now send the text of the SMS: 1 to 300 characters, no backtick (`)."),
     ]
     if columns:
@@ -279,10 +280,13 @@ def kept_text(campaign_id: int) -> str:
 
 
 def retry_question_text(campaign_id: int, failed: int, unknown: int, with_unknown: bool) -> str:
+    rows = failed + (unknown if with_unknown else 0)
     lines = [
-        _("Send campaign #{id} again to the {n} rows that failed to send?").format(
-            id=campaign_id, n=failed + (unknown if with_unknown else 0)
-        )
+        ngettext(
+            "Send campaign #{id} again to the {n} row that failed to send?",
+            "Send campaign #{id} again to the {n} rows that failed to send?",
+            rows,
+        ).format(id=campaign_id, n=rows)
     ]
     if with_unknown:
         lines.append(
@@ -290,9 +294,11 @@ def retry_question_text(campaign_id: int, failed: int, unknown: int, with_unknow
         )
     elif unknown:
         lines.append(
-            _(
+            ngettext(
+                "{n} more is unknown: its SMS may have gone out. Include it only if you checked.",
                 "{n} more are unknown: their SMS may have gone out. "
-                "Include them only if you checked."
+                "Include them only if you checked.",
+                unknown,
             ).format(n=unknown)
         )
     return "\n".join(lines)

@@ -40,6 +40,7 @@ from bot.services.bulk import (
     BulkRefused,
     Source,
     check,
+    compile_template,
     dropped_csv,
     parse_file,
     parse_pasted,
@@ -252,14 +253,15 @@ async def text_sent(
     if missing := [f for f in fields if f not in columns]:
         await message.answer(texts.unknown_fields_text(missing, columns))
         return
-    if not fields:  # a plain text: refused now rather than every row dropped for it
-        try:
-            template = check_text(template)
-        except InvalidInput as refusal:
-            await message.answer(
-                "❌ " + refusal.text + "\n" + _("Send the text again, or /cancel.")
-            )
-            return
+    # a plain text, or a template's own words: refused now rather than every row dropped for it
+    literal = template if not fields else "".join(compile_template(template).parts[0::2])
+    try:
+        checked = check_text(literal) if not fields or literal.strip() else ""
+    except InvalidInput as refusal:
+        await message.answer("❌ " + refusal.text + "\n" + _("Send the text again, or /cancel."))
+        return
+    if not fields:
+        template = checked
     await state.update_data(bulk_template=template)
     await ask_device(message, state, session, user, settings)
 
@@ -358,8 +360,9 @@ async def summarize(
         async with typing(bot, message.chat.id):
             source = await reread(bot, data, settings)
             checked = await asyncio.to_thread(check, source, template)
-    except BulkRefused as refusal:  # the file changed or went: start again
+    except BulkRefused as refusal:  # the list reads differently now: ask for it again
         await end_flow(state)
+        await state.set_state(BulkFlow.source)
         await message.answer(texts.refused_text(refusal_text(refusal)))
         return
     mode = DeviceMode(data.get("bulk_mode") or DeviceMode.ANY)
