@@ -5,6 +5,7 @@ part of these tests: a campaign in some state is set up directly in the database
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import select, update
@@ -13,6 +14,7 @@ from bot.db.campaigns import CampaignRepo, Recipient
 from bot.db.models import Campaign, CampaignRow, CampaignState, DeviceMode, RowState
 from bot.db.repo import UserRepo
 from bot.keyboards.callbacks import BulkAction, BulkCb, MenuCb
+from tests.backends import Backend
 from tests.conftest import GOSMS_TOKEN, Harness
 from tests.fakes.gosms import FakeGoSMS
 from tests.fakes.telegram import CallbackQueryRecord
@@ -21,6 +23,17 @@ from tests.test_gosms_send import connect, forge, save_device
 EN, RU, OTHER = 4101, 4102, 4103
 UUID = "0F8FAD5B-D9CB-469F-A165-70867728950E"
 NUMBERS = "79991234567\n79991234568\n+7 999 123-45-69"
+# the presses that must take effect once run on PostgreSQL as well (dialogs in Redis there)
+BOTH_DATABASES = pytest.mark.parametrize(
+    "backend", [Backend.SQLITE, Backend.POSTGRES], indirect=True
+)
+
+
+@pytest.fixture(autouse=True)
+def every_press_answered(harness: Harness) -> Iterator[None]:
+    yield
+    unanswered = [q.data for q in harness.tg.callback_queries.values() if not q.answered]
+    assert not unanswered, f"presses never answered: {unanswered}"
 
 
 # ---- helpers
@@ -391,6 +404,7 @@ async def test_a_device_removed_meanwhile_is_refused(harness: Harness) -> None:
 # ---- Start
 
 
+@BOTH_DATABASES
 async def test_start_runs_the_campaign_and_turns_the_summary_into_its_card(
     harness: Harness, gosms: FakeGoSMS
 ) -> None:
@@ -415,6 +429,7 @@ async def test_start_runs_the_campaign_and_turns_the_summary_into_its_card(
     assert not gosms.requests, "the dialog sends nothing itself: the runner does"
 
 
+@BOTH_DATABASES
 async def test_start_pressed_twice_at_once_starts_once(harness: Harness) -> None:
     await connect(harness, EN)
     await summary_of(harness, EN, NUMBERS, "Hi")
@@ -517,6 +532,7 @@ async def state_of(harness: Harness, campaign_id: int) -> str:
         return campaign.state
 
 
+@BOTH_DATABASES
 async def test_pause_and_resume_edit_the_card_in_place(harness: Harness) -> None:
     campaign = await started(harness)
     card_id = campaign.message_id
@@ -541,6 +557,7 @@ async def test_pause_and_resume_edit_the_card_in_place(harness: Harness) -> None
     assert len([m for m in harness.tg.bot_messages(EN) if "Campaign #" in m.text]) == 1
 
 
+@BOTH_DATABASES
 async def test_cancel_asks_first_and_what_was_sent_stays(harness: Harness) -> None:
     campaign = await started(harness)
     await set_row_states(harness, campaign.id, RowState.SENT)
@@ -654,6 +671,7 @@ async def finished(harness: Harness, *rows: tuple[RowState, str | None]) -> tupl
     return campaign_id, harness.last(EN).message_id
 
 
+@BOTH_DATABASES
 async def test_retry_failed_with_the_unknown_rows_too(harness: Harness) -> None:
     campaign_id, card_id = await finished(
         harness,
@@ -736,6 +754,7 @@ async def test_nothing_to_retry_is_an_alert(harness: Harness) -> None:
     assert await state_of(harness, campaign_id) == CampaignState.DONE
 
 
+@BOTH_DATABASES
 async def test_retry_pressed_twice_at_once_queues_once(harness: Harness) -> None:
     campaign_id, _card = await finished(harness, (RowState.FAILED, None))
     await press(harness, EN, "Retry failed")
