@@ -24,6 +24,8 @@ CAMPAIGN = 120.0  # s a whole campaign may take: 200 rows at 5 SMS/s and two res
 # the devices' pace: the lowest BULK_DEVICE_PACE allows; the runner's own gap between two SMS
 # of a campaign (0.2 s) is then what paces it
 FAST = {"BULK_DEVICE_PACE": "0.1"}
+KILLS = (40, 110)  # SMS GoSMS holds when the bot is killed
+STATUS_WORDS = {0: "waiting", 4: "delivered", 5: "delivery error"}  # the report's
 IN_FLIGHT = 3.0  # s GoSMS takes to answer while the test kills the bot in the middle of one
 
 
@@ -73,6 +75,12 @@ async def kill_during_a_request(bot: BotProcess, tg: FakeTelegram, gosms: FakeGo
     return number
 
 
+def delivered_meanwhile(gosms: FakeGoSMS) -> None:
+    """The phones deliver what they took so far, every ninth SMS with a delivery error."""
+    for n, sms in enumerate(reversed(gosms.sms_of(GOSMS_TOKEN))):
+        gosms.set_status(sms["id"], 5 if n % 9 == 8 else 4)
+
+
 def sent_count(card: str) -> int:
     """N of "✅ Sent: N of M" on the card."""
     line = next(x for x in card.splitlines() if x.startswith("✅ Sent:"))
@@ -120,10 +128,12 @@ async def test_a_campaign_survives_two_sigkills_and_sends_each_number_once(
     await tg.wait_for(lambda: sent_count(tg.message(USER, card_id).text) > 0, timeout=WAIT)
 
     cut_off = []
-    for after in (40, 110):
+    for after in KILLS:
         await tg.wait_for(holding(gosms, after), timeout=CAMPAIGN)
         cut_off.append(await kill_during_a_request(bot, tg, gosms))
         await asyncio.sleep(IN_FLIGHT)  # GoSMS ends the request nobody waits for any more
+        if after == KILLS[0]:
+            delivered_meanwhile(gosms)
         bot = await started(env, tmp_path, tg)
 
     done = await tg.wait_for_bot_message(USER, "is done.", timeout=CAMPAIGN)
@@ -146,13 +156,17 @@ async def test_a_campaign_survives_two_sigkills_and_sends_each_number_once(
             assert row["sms_id"] == "", "its answer never came"
             continue
         sms = holds[row["number"]]
-        assert (row["sms_id"], row["status"]) == (sms["id"], "waiting"), row
+        assert (row["sms_id"], row["status"]) == (sms["id"], STATUS_WORDS[sms["status"]]), row
     assert len(holds) - len([n for n in cut_off if n in holds]) == 200 - len(cut_off)
 
     card = tg.message(USER, card_id)
     assert "🏁 Done." in card.text
     assert f"✅ Sent: {200 - len(cut_off)} of 200" in card.text
     assert f"❓ Unknown (may have gone out): {len(cut_off)}" in card.text
+    statuses = Counter(s["status"] for n, s in holds.items() if n not in cut_off)
+    assert statuses[4] > 0
+    assert statuses[5] > 0
+    assert f"📬 Delivered: {statuses[4]}" in card.text, "delivery followed on the card"
     assert card.button_texts() == ["📄 Report", "🔁 Retry failed"]
     versions = [v.text for v in card.history] + [card.text]
     counts = [sent_count(v) for v in versions if "✅ Sent:" in v]
