@@ -143,7 +143,7 @@ async def test_bulk_and_the_menu_button_ask_for_recipients(
     await harness.send(EN, "/bulk")
     asked = last_text(harness, EN)
     assert asked.startswith("📨 A campaign: one text to many numbers.")
-    assert "Up to 5000 rows, files up to 1024 KB." in asked
+    assert "Up to 5,000 rows, files up to 1 MB." in asked
     assert harness.last(EN).button_texts() == [], "no campaigns yet: no list button"
     await harness.send(EN, "/start")
     assert "📨 Campaign" in harness.last(EN).button_texts()
@@ -950,7 +950,7 @@ async def test_a_cp1251_file_and_a_txt_file(harness: Harness) -> None:
     [
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" * 20, "list.csv", "text/csv", "not a text list"),
         (b"%PDF-1.4 numbers", "list.pdf", None, "Only .csv and .txt files can be read."),
-        (b"phone\n" + b"79991234567\n" * 2 * 1024 * 160, "big.csv", None, "larger than 1024 KB"),
+        (b"phone\n" + b"79991234567\n" * 2 * 1024 * 160, "big.csv", None, "larger than 1 MB."),
         (
             ("number\n" + "".join(f"7999{n:07d}\n" for n in range(10_000))).encode(),
             "many.csv",

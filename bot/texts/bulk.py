@@ -10,6 +10,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
 
 from bot.db.models import CampaignState
+from bot.texts.bulk_input import count
 
 BAR_WIDTH = 10
 SAMPLE_DROPPED = 5  # dropped rows shown in the summary; the rest in the file
@@ -112,7 +113,15 @@ def state_line(card: Mapping[str, Any]) -> str:
 # ---- the dialog
 
 
-def ask_source_text(max_rows: int, max_kb: int) -> str:
+def size_text(size: int) -> str:
+    """A file size limit in words: 1048576 → "1 MB", 512000 → "500 KB"."""
+    mb = 1024 * 1024
+    if size >= mb and size % mb == 0:
+        return _("{n} MB").format(n=count(size // mb))
+    return _("{n} KB").format(n=count(size // 1024))
+
+
+def ask_source_text(max_rows: int, max_bytes: int) -> str:
     return "\n\n".join(
         [
             _("📨 <b>A campaign: one text to many numbers.</b>"),
@@ -125,8 +134,8 @@ def ask_source_text(max_rows: int, max_kb: int) -> str:
                 "a <code>number</code> column, optionally <code>text</code>, and any columns "
                 "a template uses, like <code>name</code> for <code>Hello, {name}!</code>."
             ),
-            _("Up to {rows} rows, files up to {kb} KB. /cancel to stop.").format(
-                rows=max_rows, kb=max_kb
+            _("Up to {rows} rows, files up to {size}. /cancel to stop.").format(
+                rows=count(max_rows), size=size_text(max_bytes)
             ),
         ]
     )
@@ -136,9 +145,9 @@ def not_a_list_text() -> str:
     return _("Send the list as text or as a .csv / .txt file, or /cancel.")
 
 
-def file_too_big_text(max_kb: int) -> str:
-    return "❌ " + _("The file is larger than {kb} KB. Send a smaller one, or /cancel.").format(
-        kb=max_kb
+def file_too_big_text(max_bytes: int) -> str:
+    return "❌ " + _("The file is larger than {size}. Send a smaller one, or /cancel.").format(
+        size=size_text(max_bytes)
     )
 
 

@@ -129,7 +129,7 @@ async def ask_source(
     await state.set_state(BulkFlow.source)
     has_campaigns = await CampaignRepo(session).count(user.id) > 0
     await session.commit()
-    text = texts.ask_source_text(settings.bulk_max_rows, settings.bulk_max_file_bytes // 1024)
+    text = texts.ask_source_text(settings.bulk_max_rows, settings.bulk_max_file_bytes)
     await message.answer(text, reply_markup=kb.ask_source(has_campaigns))
 
 
@@ -179,9 +179,9 @@ async def file_sent(
 ) -> None:
     document = message.document
     assert document is not None
-    limit_kb = settings.bulk_max_file_bytes // 1024
-    if (document.file_size or 0) > settings.bulk_max_file_bytes:
-        await message.answer(texts.file_too_big_text(limit_kb))
+    limit = settings.bulk_max_file_bytes
+    if (document.file_size or 0) > limit:
+        await message.answer(texts.file_too_big_text(limit))
         return
     if not is_text_file(document):
         await message.answer(texts.not_a_text_file_text())
@@ -194,7 +194,7 @@ async def file_sent(
         await message.answer(texts.refused_text(refusal_text(refusal)))
         return
     except TelegramBadRequest:  # "file is too big": over what a bot may download
-        await message.answer(texts.file_too_big_text(limit_kb))
+        await message.answer(texts.file_too_big_text(limit))
         return
     await state.update_data(bulk_paste=None, bulk_file=document.file_id, bulk_name=name)
     await source_read(message, state, session, user, settings, source)
