@@ -568,7 +568,7 @@ async def test_cancel_asks_first_and_what_was_sent_stays(harness: Harness) -> No
     assert question.text == (
         f"Cancel campaign #{campaign.id}? 2 SMS will not be sent.\nWhat was sent stays sent."
     )
-    assert question.button_texts() == ["⏹ Stop sending", "Cancel"]
+    assert question.button_texts() == ["⏹ Stop sending", "▶️ Keep sending"]
     assert await state_of(harness, campaign.id) == CampaignState.RUNNING, "not before Yes"
     await press(harness, EN, "Stop sending")
     assert harness.tg.message(EN, question.message_id).text == (
@@ -593,7 +593,7 @@ async def test_no_on_the_cancel_question_keeps_it_going(harness: Harness) -> Non
     await press(harness, EN, "⏹ Cancel")
     question = harness.last(EN)
     stop = harness.find_button(EN, "Stop sending")[1]
-    answer = await press(harness, EN, "Cancel")
+    answer = await press(harness, EN, "Keep sending")
     assert answer.text == "Cancelled"
     assert harness.tg.message(EN, question.message_id).text == (f"Campaign #{campaign.id} goes on.")
     assert await state_of(harness, campaign.id) == CampaignState.RUNNING
@@ -1104,3 +1104,51 @@ async def test_a_file_name_is_escaped(harness: Harness) -> None:
     assert summary.text.startswith("📨 Campaign #1 · <b>&list.txt")
     assert summary.html is not None
     assert "&lt;b&gt;&amp;list.txt" in summary.html
+
+
+async def test_a_campaign_that_paused_by_itself_says_why_and_resumes(harness: Harness) -> None:
+    await connect(harness, EN)
+    campaign_id = await made(harness, EN, CampaignState.PAUSED, [(RowState.QUEUED, None)])
+    async with harness.deps.session_factory() as session:
+        await session.execute(
+            update(Campaign).where(Campaign.id == campaign_id).values(reason="tariff")
+        )
+        await session.commit()
+    await open_card(harness, EN, campaign_id)
+    card = harness.last(EN)
+    assert "⏸ Paused: the monthly tariff limit of GoSMS is reached." in card.text
+    assert card.button_texts() == ["▶️ Resume", "⏹ Cancel"]
+    await press(harness, EN, "Resume")
+    async with harness.deps.session_factory() as session:
+        campaign = await session.get(Campaign, campaign_id)
+        assert campaign is not None
+        assert (campaign.state, campaign.reason) == (CampaignState.RUNNING, None)
+    assert "▶️ Running" in harness.tg.message(EN, card.message_id).text
+
+
+async def test_rows_without_their_own_text_take_the_text_asked_for(harness: Harness) -> None:
+    await connect(harness, EN)
+    await harness.send(EN, "/bulk")
+    await harness.send(EN, "79991234567, Own text\n79991234568")
+    assert last_text(harness, EN).startswith("✅ 2 rows read.")
+    await harness.send(EN, "Common text")
+    assert "👥 Recipients: 2" in last_text(harness, EN)
+    campaign = await only_campaign(harness)
+    assert [r.text for r in await rows_of(harness, campaign.id)] == ["Own text", "Common text"]
+
+
+@pytest.mark.xfail(
+    reason="SQLite gives a deleted draft's id to the next campaign (campaigns.id has no "
+    "AUTOINCREMENT): the older summary's button opens the newer draft",
+    strict=True,
+)
+async def test_the_dropped_rows_of_a_replaced_draft_are_gone(harness: Harness) -> None:
+    await connect(harness, EN)
+    await summary_of(harness, EN, "79991234567\nbad", "First")
+    dropped = harness.find_button(EN, "All dropped rows")[1]
+    first = (await only_campaign(harness)).id
+    await summary_of(harness, EN, "79991234567\nworse", "Second")
+    assert (await only_campaign(harness)).id != first, "a new campaign has a new id"
+    answer = answered(await forge(harness, EN, dropped))
+    assert answer.show_alert
+    assert answer.text == "This campaign is not there any more. /bulk lists yours."

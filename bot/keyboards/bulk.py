@@ -9,7 +9,7 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 
 from bot.db.models import Campaign, CampaignState, Device
-from bot.keyboards.callbacks import BulkAction, BulkCb
+from bot.keyboards.callbacks import BulkAction, BulkCb, ConfirmCb
 from bot.keyboards.common import pager_row
 from bot.keyboards.grid import Keyboard
 from bot.texts.bulk import list_label
@@ -96,6 +96,22 @@ def summary(
         )
         rows.append([button])
     return InlineKeyboardMarkup(inline_keyboard=rows) if rows else None
+
+
+def cancel_question(confirmation: InlineKeyboardMarkup) -> InlineKeyboardMarkup:
+    """Stop sending / Keep sending: a plain "Cancel" under "Cancel the campaign?" reads both
+    ways, so the button that keeps it going says so."""
+    keep = "▶️ " + _("Keep sending")
+    rows = [
+        [b.model_copy(update={"text": keep}) if is_no(b) else b for b in row]
+        for row in confirmation.inline_keyboard
+    ]
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def is_no(button: InlineKeyboardButton) -> bool:
+    data = button.callback_data or ""
+    return data.startswith(ConfirmCb.__prefix__ + ":") and not ConfirmCb.unpack(data).ok
 
 
 def retry_question(

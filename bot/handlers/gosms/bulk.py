@@ -533,7 +533,8 @@ async def cancel_pressed(
     await session.commit()
     await ack()
     await message.answer(
-        texts.cancel_question_text(campaign.id, counts.waiting), reply_markup=asked.keyboard
+        texts.cancel_question_text(campaign.id, counts.waiting),
+        reply_markup=kb.cancel_question(asked.keyboard),
     )
 
 
