@@ -200,8 +200,10 @@ class CampaignRepo:
             .execution_options(synchronize_session=False)
         )
         moved = int(getattr(result, "rowcount", 0) or 0) == 1
-        if moved:
-            self.session.expire_all()  # a campaign read before shows its new state when read again
+        if moved:  # a campaign read before shows its new state when read again
+            for item in list(self.session.identity_map.values()):
+                if isinstance(item, Campaign) and item.id == campaign_id:
+                    self.session.expire(item)
         return moved
 
     async def retry(self, user_id: int, campaign_id: int, *, with_unknown: bool) -> int:

@@ -233,6 +233,7 @@ class Campaign(Base):
     """One /bulk campaign: a text (or template) to many numbers, sent row by row."""
 
     __tablename__ = "campaigns"
+    __table_args__ = ({"sqlite_autoincrement": True},)  # a deleted draft's id is never reused
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)

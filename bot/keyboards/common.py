@@ -30,7 +30,7 @@ def main_menu(connected: set[Service]) -> InlineKeyboardMarkup:
     if Service.GOSMS in connected:
         buttons += [
             ("✉️ " + _("Send SMS"), "send"),
-            ("📨 " + _("Campaign"), "bulk"),
+            ("📣 " + _("Campaign"), "bulk"),
             ("📨 " + _("My SMS"), "sms"),
             ("📲 " + _("Devices"), "devices"),
         ]
