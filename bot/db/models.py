@@ -22,6 +22,8 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
+    true,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Mapped, mapped_column
@@ -150,6 +152,11 @@ class NotificationSettings(Base):
     rent_expiry: Mapped[bool] = mapped_column(Boolean, default=True)
     low_balance: Mapped[bool] = mapped_column(Boolean, default=False)
     balance_threshold: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
+    # a rent made here with no message this many minutes after it started: one push (0: off)
+    no_code_minutes: Mapped[int] = mapped_column(Integer, default=15, server_default="15")
+    # ...and refunded then, for rents made while this was on (each rent has its own switch)
+    no_code_refund: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    wake_push: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
 
 class Confirmation(Base):
@@ -277,3 +284,77 @@ class CampaignRow(Base):
     error: Mapped[str | None] = mapped_column(Clipped(255))
     tried_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class RefundState(StrEnum):
+    TRYING = "trying"  # committed before the request: after a crash checked, never sent again
+    REFUNDED = "refunded"
+    UNAVAILABLE = "unavailable"  # GotSMS: "Refund not available for this rent."
+    FAILED = "failed"
+    UNCERTAIN = "uncertain"  # the request may have gone through: the user is told to look
+
+
+class WakeState(StrEnum):
+    QUEUED = "queued"  # woken up, not online yet
+    AWAKE = "awake"  # online: pushed once per wake-up
+    OVER = "over"  # the wake-up ended (expired or online time over)
+    FAILED = "failed"
+
+
+class RentWatch(Base):
+    """A rent the bot follows beyond its codes: the no-code deadline and refund of a rent made
+    here, a wake-up until the number is online, the group its codes are shared with."""
+
+    __tablename__ = "rent_watch"
+    __table_args__ = (
+        Index("ix_rent_watch_user_id", "user_id"),
+        Index("ix_rent_watch_remind_at", "remind_at"),
+        Index("ix_rent_watch_group_chat_id", "group_chat_id"),
+    )
+
+    rent_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    phone: Mapped[str] = mapped_column(Clipped(32), default="")
+    service_id: Mapped[str] = mapped_column(String(64), default="")
+    service_name: Mapped[str] = mapped_column(Clipped(128), default="")
+    plan_id: Mapped[str] = mapped_column(String(64), default="")
+    made_here: Mapped[bool] = mapped_column(Boolean, default=False)  # rented through the bot
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    remind_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # None: no reminder due
+    auto_refund: Mapped[bool] = mapped_column(Boolean, default=False)
+    got_message: Mapped[bool] = mapped_column(Boolean, default=False)
+    refund_state: Mapped[str | None] = mapped_column(String(16))  # RefundState
+    refunded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    wake_state: Mapped[str | None] = mapped_column(String(16))  # WakeState
+    wake_from: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the wake-up followed
+    wake_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    group_chat_id: Mapped[int | None] = mapped_column(BigInteger)  # codes shared there too
+    group_title: Mapped[str] = mapped_column(Clipped(128), default="")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class GroupOffer(Base):
+    """A group where the owner sent /link: offered on their rent cards to share codes with."""
+
+    __tablename__ = "group_offers"
+
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    title: Mapped[str] = mapped_column(Clipped(128), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ServicePick(Base):
+    """A service the user rented (the last ones first in /rent) or pinned with a star."""
+
+    __tablename__ = "service_picks"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    service_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(Clipped(128), default="")
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    pinned: Mapped[bool] = mapped_column(Boolean, default=False)

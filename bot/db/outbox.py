@@ -38,6 +38,8 @@ class OutboxItem(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     dropped: Mapped[str | None] = mapped_column(String(64))
     message_id: Mapped[int | None] = mapped_column(BigInteger)
+    # another chat than the user's own (a group a rent's codes are shared with)
+    chat_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class PollState(Base):

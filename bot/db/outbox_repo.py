@@ -60,8 +60,17 @@ class OutboxRepo:
             except IntegrityError:
                 continue
 
-    async def enqueue(self, user_id: int, kind: str, key: str, payload: dict[str, Any]) -> bool:
-        """Queues a push once: False when the same (user, kind, key) was queued before."""
+    async def enqueue(
+        self,
+        user_id: int,
+        kind: str,
+        key: str,
+        payload: dict[str, Any],
+        *,
+        chat_id: int | None = None,
+    ) -> bool:
+        """Queues a push once: False when the same (user, kind, key) was queued before.
+        `chat_id`: another chat than the user's own (a group), in the user's order of pushes."""
         await lock_for_writing(self.session)  # reads, then writes
         exists = await self.session.scalar(
             select(OutboxItem.id).where(
@@ -70,7 +79,9 @@ class OutboxRepo:
         )
         if exists is not None:
             return False
-        row = OutboxItem(user_id=user_id, kind=kind, dedupe_key=key, payload=json.dumps(payload))
+        row = OutboxItem(
+            user_id=user_id, kind=kind, dedupe_key=key, payload=json.dumps(payload), chat_id=chat_id
+        )
         try:
             async with self.session.begin_nested():
                 self.session.add(row)
@@ -117,7 +128,12 @@ class OutboxRepo:
             .group_by(OutboxItem.user_id)
         )
         query = (
-            select(OutboxItem, User.chat_id, User.language, User.language_code)
+            select(
+                OutboxItem,
+                func.coalesce(OutboxItem.chat_id, User.chat_id),
+                User.language,
+                User.language_code,
+            )
             .join(User, User.id == OutboxItem.user_id)
             .where(
                 OutboxItem.id.in_(heads),

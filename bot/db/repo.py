@@ -215,6 +215,9 @@ def default_settings(user_id: int) -> NotificationSettings:
         devices=True,
         rent_expiry=True,
         low_balance=False,
+        no_code_minutes=15,
+        no_code_refund=False,
+        wake_push=True,
     )
 
 

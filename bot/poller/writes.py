@@ -44,8 +44,20 @@ class Pending:
     def later(self, step: Step) -> None:
         self.steps.append(step)
 
-    def enqueue(self, user_id: int, kind: str, key: str, payload: dict[str, Any]) -> None:
-        self.later(lambda session: OutboxRepo(session).enqueue(user_id, kind, key, payload))
+    def enqueue(
+        self,
+        user_id: int,
+        kind: str,
+        key: str,
+        payload: dict[str, Any],
+        *,
+        chat_id: int | None = None,
+    ) -> None:
+        self.later(
+            lambda session: OutboxRepo(session).enqueue(
+                user_id, kind, key, payload, chat_id=chat_id
+            )
+        )
 
     def remember(self, user_id: int, kind: str, keys: list[str], reason: str) -> None:
         if keys:

@@ -11,8 +11,10 @@ from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.api.errors import ApiError
-from bot.api.gotsms import GotSMSClient, Plan
+from bot.api.gotsms import GotSMSClient, Plan, Rent
 from bot.db.models import Service, User
+from bot.db.rent_watch import RentWatchRepo, ServicePickRepo
+from bot.db.repo import NotificationRepo
 from bot.handlers.confirm import question, settle
 from bot.handlers.gotsms.account import plans_or_pick, show_services
 from bot.handlers.gotsms.common import busy, stale, target, unpack
@@ -155,10 +157,19 @@ def router() -> Router:
         except ApiError as error:
             await show(message, "❌ " + api_error_text(error))
             return
+        await remember_rent(session, user.id, rent, str(payload["plan_id"]))
         await watch_fresh_rent(session, user.id)
         await show(message, rent_done(rent), kb.rent_result(rent))
 
     return r
+
+
+async def remember_rent(session: AsyncSession, user_id: int, rent: Rent, plan_id: str) -> None:
+    """The rent's no-code deadline, and its service among the user's last ones (the caller
+    commits)."""
+    settings = await NotificationRepo(session).get(user_id)
+    await RentWatchRepo(session).made(user_id, rent, plan_id=plan_id, settings=settings)
+    await ServicePickRepo(session).used(user_id, rent.service.id, rent.service.name)
 
 
 async def chosen_plan(state: FSMContext) -> Plan | None:

@@ -1,0 +1,97 @@
+"""What the bot follows of a rent beyond its codes (bot/db/models.py RentWatch), and the services
+a user rents (ServicePick)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.api.gotsms import Rent
+from bot.db.models import NotificationSettings, RentWatch, ServicePick, utcnow
+
+
+class RentWatchRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, user_id: int, rent_id: str) -> RentWatch | None:
+        watch = await self.session.get(RentWatch, rent_id)
+        return watch if watch is not None and watch.user_id == user_id else None
+
+    async def made(
+        self,
+        user_id: int,
+        rent: Rent,
+        *,
+        plan_id: str,
+        settings: NotificationSettings,
+        now: datetime | None = None,
+    ) -> RentWatch:
+        """A rent just made through the bot: its no-code deadline from the user's settings."""
+        started = now or utcnow()
+        minutes = settings.no_code_minutes
+        watch = await self.ensure(user_id, rent)
+        watch.made_here = True
+        watch.plan_id = plan_id or rent.plan.id
+        watch.started_at = started
+        watch.remind_at = started + timedelta(minutes=minutes) if minutes > 0 else None
+        watch.auto_refund = bool(settings.no_code_refund) and minutes > 0
+        return watch
+
+    async def ensure(self, user_id: int, rent: Rent) -> RentWatch:
+        """The rent's record, made if there is none (a rent made elsewhere: no deadline)."""
+        watch = await self.session.get(RentWatch, rent.id)
+        if watch is None:
+            watch = RentWatch(
+                rent_id=rent.id,
+                user_id=user_id,
+                made_here=False,
+                started_at=rent.active_from or utcnow(),
+                auto_refund=False,
+                got_message=False,
+                group_title="",
+            )
+            self.session.add(watch)
+        watch.phone = rent.phone
+        watch.service_id = rent.service.id
+        watch.service_name = rent.service.name
+        watch.plan_id = watch.plan_id or rent.plan.id
+        return watch
+
+    async def of_user(self, user_id: int) -> list[RentWatch]:
+        query = select(RentWatch).where(RentWatch.user_id == user_id)
+        return list((await self.session.scalars(query)).all())
+
+    async def got_message(self, rent_ids: list[str]) -> None:
+        """Rents that received a message: never reminded of, never refunded automatically."""
+        if rent_ids:
+            await self.session.execute(
+                update(RentWatch)
+                .where(RentWatch.rent_id.in_(rent_ids), RentWatch.got_message.is_(False))
+                .values(got_message=True, remind_at=None)
+            )
+
+
+class ServicePickRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def used(self, user_id: int, service_id: str, name: str) -> None:
+        pick = await self.session.get(ServicePick, (user_id, service_id))
+        if pick is None:
+            pick = ServicePick(user_id=user_id, service_id=service_id, pinned=False)
+            self.session.add(pick)
+        pick.name = name or pick.name or ""
+        pick.used_at = utcnow()
+
+    async def of_user(self, user_id: int) -> list[ServicePick]:
+        """Pinned first, then the most recently used."""
+        query = select(ServicePick).where(ServicePick.user_id == user_id)
+        picks = list((await self.session.scalars(query)).all())
+        return sorted(picks, key=lambda p: (not p.pinned, -_stamp(p.used_at)))
+
+
+def _stamp(moment: datetime | None) -> float:
+    return moment.timestamp() if moment is not None else 0.0
