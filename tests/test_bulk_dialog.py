@@ -260,7 +260,7 @@ async def test_the_text_refusal_in_russian(harness: Harness) -> None:
     assert answer.endswith("Пришлите текст ещё раз или /cancel.")
     await harness.send(RU, "Привет")
     assert "Привет" in last_text(harness, RU)
-    assert harness.last(RU).button_texts() == ["🚀 Start", "Отмена"]
+    assert harness.last(RU).button_texts() == ["🚀 Запустить", "Отмена"]
 
 
 # ---- the summary
