@@ -28,6 +28,7 @@ KINDS: tuple[tuple[str, str], ...] = (
     ("devices", N_("Devices offline or low battery")),
     ("rent_expiry", N_("Rents ending")),
     ("low_balance", N_("Low balance")),
+    ("wake_push", N_("Number awake")),
 )
 MAX_THRESHOLD = Decimal("1000000")
 
