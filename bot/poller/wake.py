@@ -165,9 +165,8 @@ class WakeJob(Job):
         followed: list[Followed] = poll.extra
         poll.state.cursor = str(len(followed))
         now = utcnow()
+        # one request a poll: the number looked at longest ago (the polls are spaced for all)
         item = min(followed, key=lambda f: f.check_at or datetime.min.replace(tzinfo=now.tzinfo))
-        if item.check_at is not None and item.check_at > now:
-            return
         try:
             status: NumberStatus | None = await client.number_status(item.rent_id)
         except ApiNotFound:  # the rent is gone from the account
