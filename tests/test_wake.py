@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -11,7 +13,7 @@ from sqlalchemy import update
 from bot.db.models import RentWatch, WakeState, utcnow
 from bot.db.outbox import PollState
 from bot.db.outbox_repo import PollStateRepo
-from bot.db.repo import NotificationRepo
+from bot.poller import create_poller
 from bot.poller.alerts import RentsJob
 from bot.poller.codes import JOB as CODES_JOB
 from bot.poller.sender import OutboxSender, Pace
@@ -83,13 +85,6 @@ class Rig:
             found = await session.get(RentWatch, rent_id)
             assert found is not None
             return found
-
-    async def settings(self, **values: Any) -> None:
-        async with self.harness.deps.session_factory() as session:
-            settings = await NotificationRepo(session).get(self.user)
-            for name, value in values.items():
-                setattr(settings, name, value)
-            await session.commit()
 
 
 async def test_awake_is_pushed_once_with_how_long_it_stays(
@@ -262,7 +257,12 @@ async def test_number_awake_off_in_notify(harness: Harness, gotsms: FakeGotSMS) 
     reads = rig.status_reads()
     assert await rig.cycle() == []
     assert rig.status_reads() == reads, "not wanted: no request"
-    await rig.settings(wake_push=True)
+    await harness.send(EN, "/notify")
+    await harness.press(EN, "Number awake")
+    async with harness.deps.session_factory() as session:
+        state = await PollStateRepo(session).get(EN, JOB)
+    assert state is not None
+    assert state.next_at <= utcnow(), "switched on again: looked at now, not when idle ends"
     [push] = await rig.cycle()
     assert "is awake now" in push.text
 
@@ -308,6 +308,32 @@ async def test_card_without_budget_reads_no_status(harness: Harness, gotsms: Fak
     card = await rig.open_card(made["phone"])
     assert rig.status_reads() == reads
     assert "📶 Now: asleep" in card.text, "what the rent itself says"
+
+
+async def test_the_running_poller_pushes_once(harness: Harness, gotsms: FakeGotSMS) -> None:
+    rig = Rig(harness, gotsms)
+    await rig.connect()
+    made = rig.rent()
+    deps = harness.deps
+    poller = create_poller(
+        harness.bot, deps.session_factory, deps.cipher, deps.clients, deps.i18n, 1.0
+    )
+    [job] = [job for job in poller.scheduler.jobs if job.name == JOB]
+    job.every = 0.5  # CHECK_EVERY, shortened for the test
+    poller.start()
+    try:
+        await rig.wake_from_card(made["phone"])
+        deadline = time.monotonic() + 5
+        while rig.status_reads() < 3:  # the card's read, then the job's
+            assert time.monotonic() < deadline, "the job never looked"
+            await asyncio.sleep(0.05)
+        since = harness.tg.seq
+        gotsms.advance(QUEUE + 60)
+        await harness.tg.wait_for_bot_message(EN, "is awake now", timeout=5, since=since)
+        await asyncio.sleep(1.5)
+        assert sum("is awake now" in m.text for m in harness.tg.bot_messages(EN)) == 1
+    finally:
+        await poller.stop()
 
 
 def russian(harness: Harness, msgid: str) -> bool:

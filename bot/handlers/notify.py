@@ -19,6 +19,7 @@ from bot.handlers.util import show
 from bot.keyboards.callbacks import MenuCb, NotifyCb
 from bot.keyboards.grid import Keyboard
 from bot.middlewares.errors import Ack
+from bot.poller import wake
 from bot.poller.codes import catch_up
 from bot.texts import money
 
@@ -106,6 +107,8 @@ def router() -> Router:
         setattr(settings, callback_data.kind, value)
         if callback_data.kind == "codes" and value:
             await catch_up(session, user.id)
+        if callback_data.kind == "wake_push" and value:
+            await wake.resume(session, user.id)
         await session.commit()
         await ack(_("On") if value else _("Off"))
         if isinstance(query.message, Message):

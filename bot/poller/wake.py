@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 JOB = "wake"
 KIND = "wake"
 CHECK_EVERY = 18.0  # seconds between two looks at one followed number
-FASTEST = 6.0  # several followed numbers: one look per poll, polls no closer than this
+CLOSEST = 3  # several followed numbers: one look a poll, polls at most 3 times as close
 IDLE = 6 * 3600.0  # nothing followed: `follow` makes the job due again
 FOLLOW_WINDOW = timedelta(hours=1)  # an older wake-up first seen by the rents job is not followed
 
@@ -92,6 +92,12 @@ async def follow(
     return True
 
 
+async def resume(session: AsyncSession, user_id: int) -> None:
+    """The wake-up push is switched on again: what is followed is looked at now (the job may
+    be idle, or slowed down while it was off). The caller commits."""
+    await PollStateRepo(session).poke(user_id, JOB, utcnow())
+
+
 async def notice_wakeups(poll: Poll, rents: Sequence[Rent]) -> None:
     """Called by the rents job: wake-ups newer than what rent_watch knows are followed."""
     woken = {r.id: r for r in rents if r.wake_from is not None}
@@ -131,7 +137,7 @@ class WakeJob(Job):
         followed = int(cursor) if cursor.isdigit() else 0
         if followed == 0:
             return IDLE
-        return max(FASTEST, CHECK_EVERY / followed)
+        return self.every / min(followed, CLOSEST)
 
     async def preload(self, session: AsyncSession, user_ids: Sequence[int]) -> dict[int, Any]:
         query = select(RentWatch).where(
