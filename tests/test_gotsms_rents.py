@@ -84,6 +84,7 @@ async def test_card_status_and_wake_up(harness: Harness, gotsms: FakeGotSMS) -> 
     await harness.press(EN, "Status")
     assert "The number was not woken up yet." in harness.last(EN).text
     assert "It can be woken up now." in harness.last(EN).text
+    message_id, wake_data = harness.find_button(EN, "Wake up")
     answer = await harness.press(EN, "Wake up")
     assert answer.answered
     woken = harness.tg.message(EN, card.message_id)
@@ -92,8 +93,9 @@ async def test_card_status_and_wake_up(harness: Harness, gotsms: FakeGotSMS) -> 
     assert "Online: 30 min 0 s left" in woken.text
     assert "It can't be woken up now." in woken.text
     assert posts(gotsms, "/wake-up") == 1
+    assert "Wake up" not in " ".join(woken.button_texts()), "GotSMS does not allow it now"
     count = len(harness.tg.bot_messages(EN))
-    await harness.press(EN, "Wake up")
+    await harness.feed(harness.tg.callback_update(EN, message_id, wake_data))  # a stale button
     refused = harness.tg.message(EN, card.message_id).text
     assert "Wake up is not available for this number right now" in refused, "said on the card"
     assert len(harness.tg.bot_messages(EN)) == count

@@ -19,6 +19,7 @@ from bot.handlers.util import show
 from bot.keyboards.callbacks import MenuCb, NotifyCb
 from bot.keyboards.grid import Keyboard
 from bot.middlewares.errors import Ack
+from bot.poller import wake
 from bot.poller.codes import catch_up
 from bot.texts import money
 
@@ -28,6 +29,7 @@ KINDS: tuple[tuple[str, str], ...] = (
     ("devices", N_("Devices offline or low battery")),
     ("rent_expiry", N_("Rents ending")),
     ("low_balance", N_("Low balance")),
+    ("wake_push", N_("Number awake")),
 )
 MAX_THRESHOLD = Decimal("1000000")
 
@@ -105,6 +107,8 @@ def router() -> Router:
         setattr(settings, callback_data.kind, value)
         if callback_data.kind == "codes" and value:
             await catch_up(session, user.id)
+        if callback_data.kind == "wake_push" and value:
+            await wake.resume(session, user.id)
         await session.commit()
         await ack(_("On") if value else _("Off"))
         if isinstance(query.message, Message):

@@ -308,8 +308,12 @@ def rents(items: Sequence[Rent], status: str, page: int, pages: int) -> InlineKe
     return builder.as_markup()
 
 
-def rent_card(rent: Rent, status: str, page: int) -> InlineKeyboardMarkup:
+def rent_card(
+    rent: Rent, status: str, page: int, *, can_wake: bool | None = None
+) -> InlineKeyboardMarkup:
+    """`can_wake`: whether GotSMS allows a wake-up now (the number's status, else the rent's)."""
     rid = short_id(rent.id)
+    wake = rent.can_wake_up if can_wake is None else can_wake
 
     def cb(action: str) -> str:
         return RentCb(a=action, id=rid, st=status, p=page).pack()
@@ -324,8 +328,9 @@ def rent_card(rent: Rent, status: str, page: int) -> InlineKeyboardMarkup:
     )
     if rent.status == "active":
         renew = _("Auto-renew: on") if rent.is_included_for_next_renewal else _("Auto-renew: off")
+        wake_button = InlineKeyboardButton(text="⏰ " + _("Wake up"), callback_data=cb("w"))
         builder.row(
-            InlineKeyboardButton(text="⏰ " + _("Wake up"), callback_data=cb("w")),
+            *([wake_button] if wake else []),
             InlineKeyboardButton(text="🔄 " + renew, callback_data=cb("r")),
         )
         builder.row(

@@ -22,6 +22,7 @@ from bot.poller.jobs import Job
 from bot.poller.scheduler import Scheduler
 from bot.poller.sender import OutboxSender
 from bot.poller.sms import SmsJob
+from bot.poller.wake import WakeJob
 from bot.poller.writes import Writes
 
 
@@ -93,6 +94,7 @@ def create_poller(
         DevicesJob(*shared, on_queued=wake, writes=writes),
         SmsJob(*shared, on_queued=wake, writes=writes),
         BalanceJob(*shared, on_queued=wake, writes=writes),
+        WakeJob(*shared, on_queued=wake, writes=writes),
     ]
     return Poller(
         sender=sender,

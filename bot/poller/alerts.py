@@ -19,6 +19,7 @@ from bot.db.repo import DeviceRepo
 from bot.poller.codes import JOB as CODES_JOB
 from bot.poller.codes import RENTS_JOB
 from bot.poller.jobs import Client, Job, Poll
+from bot.poller.wake import notice_wakeups
 from bot.poller.writes import Pending
 
 RENT_ALERTS = ((timedelta(hours=1), "1h"), (timedelta(hours=24), "24h"))
@@ -86,6 +87,7 @@ class RentsJob(Job):
             )
         for rent in rents:
             self._warn(poll.pending, state.user_id, rent, now)
+        await notice_wakeups(poll, rents)
 
     @staticmethod
     def _warn(pending: Pending, user_id: int, rent: Rent, now: datetime) -> None:

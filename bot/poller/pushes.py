@@ -316,3 +316,7 @@ RENDERERS: dict[str, Renderer] = {
     "interrupted": interrupted_push,
     "token_broken": token_broken_push,
 }
+
+from bot.poller.wake import RENDERERS as WAKE_RENDERERS  # noqa: E402
+
+RENDERERS.update(WAKE_RENDERERS)

@@ -11,7 +11,9 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
 
 from bot.api.gotsms import Message, NumberStatus, Plan, PriceGroup, PricePlan, Rent
+from bot.db.models import utcnow
 from bot.texts import money, utc_time
+from bot.texts.wake import doing_line, doing_words, rent_doing_words
 
 UNREADABLE = "—"
 
@@ -220,7 +222,9 @@ def rents_text(items: Sequence[Rent], active: bool, total: int) -> str:
     return "\n".join(lines)
 
 
-def rent_card(rent: Rent, status: NumberStatus | None = None) -> str:
+def rent_card(
+    rent: Rent, status: NumberStatus | None = None, *, doing: NumberStatus | None = None
+) -> str:
     renew = _("on") if rent.is_included_for_next_renewal else _("off")
     lines = [
         f"📱 <b><code>{escape(rent.phone)}</code></b>",
@@ -234,9 +238,17 @@ def rent_card(rent: Rent, status: NumberStatus | None = None) -> str:
         _("Active till: {end}").format(end=when(rent.active_till)),
         _("Auto-renew: {state}").format(state=renew),
     ]
+    if rent.status == "active":
+        words = number_doing(rent, doing or status)
+        lines += [doing_line(words)] if words else []
     if status is not None:
         lines += ["", status_text(status)]
     return "\n".join(lines)
+
+
+def number_doing(rent: Rent, status: NumberStatus | None) -> str | None:
+    """Asleep, in the queue or awake: from the status when it was read, else from the rent."""
+    return doing_words(status) if status is not None else rent_doing_words(rent, utcnow())
 
 
 def status_text(status: NumberStatus) -> str:

@@ -499,6 +499,14 @@ class FakeGotSMS:
       doc example).  ``can_wake_up`` is false while the rent is not active or ``now <
       online_till``.  ``online_time_left_seconds`` counts the online period only, i.e.
       ``online_till - max(now, wake_till)``, which matches the doc example (120 / 1800).
+      While ``now < wake_till`` the number is in the wake-up queue
+      (``wakeup_time_left_seconds > 0``); from ``wake_till`` until ``online_till`` it is online
+      (``wakeup_time_left_seconds == 0``, ``online_time_left_seconds > 0``); then asleep again.
+      A wake-up driven by :meth:`FakeGotSMS.wake_never_online` has ``online_till: null``: at
+      ``wake_till`` it has expired (both counts 0) and the number may be woken up again; one
+      driven by :meth:`FakeGotSMS.wake_fail` is given up by GotSMS at once (``wake_from``,
+      ``wake_till`` and ``online_till`` null, ``can_wake_up`` true).  ``can_wake_up`` is false
+      until ``online_till`` (or ``wake_till`` when it is null) has passed.
     * Messages get UUIDv7-style ids that grow with creation order; lists are ordered by id,
       newest first.  ``/numbers/{id}/messages``: ``limit`` defaults to 20;
       ``meta.next_before_id`` is the last id of the page when older messages remain, else null.
@@ -723,6 +731,27 @@ class FakeGotSMS:
         """Set the creation time (refund window) and ``active_from``."""
         rent = self._rents[rent_id]
         rent.created_at = rent.active_from = _aware(dt)
+
+    def wake_in_panel(self, rent_id: str) -> None:
+        """The number is woken up outside the bot (the GotSMS panel), as ``POST
+        /numbers/{rent_id}/wake-up`` would: queued for 5 minutes, then online for 30."""
+        rent = self._rents[rent_id]
+        assert self._can_wake_up(rent), "GotSMS would refuse this wake-up"
+        self._start_wake(rent)
+
+    def wake_never_online(self, rent_id: str) -> None:
+        """The current wake-up does not bring the number online: ``online_till`` becomes null
+        and at ``wake_till`` the wake-up has expired."""
+        rent = self._rents[rent_id]
+        assert rent.wake_till is not None, "no wake-up to drive"
+        rent.online_till = None
+
+    def wake_fail(self, rent_id: str) -> None:
+        """GotSMS gives the current wake-up up now: ``wake_from``, ``wake_till`` and
+        ``online_till`` become null (the number may be woken up again)."""
+        rent = self._rents[rent_id]
+        assert rent.wake_from is not None, "no wake-up to drive"
+        rent.wake_from = rent.wake_till = rent.online_till = None
 
     def rents_of(self, token: str) -> list[JSON]:
         """The token's rents in the ``/rents`` shape, newest first."""
@@ -1186,11 +1215,14 @@ class FakeGotSMS:
         rent = self._owned_rent(call)
         if not self._can_wake_up(rent):
             raise _ApiError(422, MSG_CANNOT_WAKE)
+        self._start_wake(rent)
+        return _Reply(200, {"success": True, "message": "Wake up request sent."})
+
+    def _start_wake(self, rent: _Rent) -> None:
         now = self.now()
         rent.wake_from = now
         rent.wake_till = now + WAKE_DURATION
         rent.online_till = rent.wake_till + ONLINE_DURATION
-        return _Reply(200, {"success": True, "message": "Wake up request sent."})
 
     def _get_number_messages(self, call: _Call) -> _Reply:
         rent = self._owned_rent(call)
@@ -1213,10 +1245,11 @@ class FakeGotSMS:
         rent = self._owned_rent(call)
         now = self.now()
         wake_left = online_left = 0
-        if rent.wake_till is not None and rent.online_till is not None:
+        if rent.wake_till is not None:
             wake_left = max(0, math.ceil((rent.wake_till - now).total_seconds()))
-            online_from = max(now, rent.wake_till)
-            online_left = max(0, math.ceil((rent.online_till - online_from).total_seconds()))
+            if rent.online_till is not None:
+                online_from = max(now, rent.wake_till)
+                online_left = max(0, math.ceil((rent.online_till - online_from).total_seconds()))
         data = {
             "rent_id": rent.id,
             "status": rent.status,
@@ -1298,7 +1331,8 @@ class FakeGotSMS:
     def _can_wake_up(self, rent: _Rent) -> bool:
         if rent.status != "active":
             return False
-        return rent.online_till is None or self.now() >= rent.online_till
+        end = rent.online_till or rent.wake_till
+        return end is None or self.now() >= end
 
     def _tick(self) -> None:
         """Expire or auto-renew rents whose period is over."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from html import escape
 
 from aiogram import F, Router
@@ -21,6 +22,7 @@ from bot.keyboards import gotsms as kb
 from bot.keyboards.callbacks import ConfirmCb, MenuCb
 from bot.middlewares.errors import Ack
 from bot.middlewares.tokens import NeedsToken
+from bot.poller.wake import follow
 from bot.services.gotsms import MESSAGES_PAGE, RENTS_PAGE, find_rent, move_options, pages_of
 from bot.services.watch import watch_fresh_rent
 from bot.texts import api_error_text, money
@@ -36,6 +38,7 @@ from bot.texts.gotsms import (
 )
 
 CARD_ACTIONS = ("o", "s", "w", "r", "t", "f")
+STATUS_KEEP = 4  # a card opens with the number's status only while this much budget is left
 
 
 def router() -> Router:
@@ -84,6 +87,8 @@ def router() -> Router:
             await card.status()
         elif action == "w":
             if await card.wake_up():
+                if card.woken is not None:
+                    await follow(session, user.id, *card.woken)
                 await watch_fresh_rent(session, user.id)
         elif action == "r":
             await card.toggle_renewal()
@@ -216,6 +221,7 @@ class Card:
         self.rent_id = rent_id
         self.status_filter = status
         self.page = page
+        self.woken: tuple[Rent, datetime | None] | None = None  # a wake-up just asked for
 
     async def _rent(self) -> Rent | None:
         rent = await find_rent(self.gotsms, self.rent_id, self.status_filter, self.page)
@@ -226,17 +232,41 @@ class Card:
             )
         return rent
 
-    async def _show(self, rent: Rent, number: NumberStatus | None = None, note: str = "") -> None:
-        text = rent_card(rent, number)
+    async def _show(
+        self,
+        rent: Rent,
+        number: NumberStatus | None = None,
+        note: str = "",
+        *,
+        seen: NumberStatus | None = None,
+    ) -> None:
+        """`number`: the status in full; `seen`: read only for what the number is doing."""
+        now = number or seen
+        text = rent_card(rent, number, doing=now)
         if note:
             text = note + "\n\n" + text
-        await show(self.message, text, kb.rent_card(rent, self.status_filter, self.page))
+        can_wake = now.can_wake_up if now is not None else rent.can_wake_up
+        await show(
+            self.message,
+            text,
+            kb.rent_card(rent, self.status_filter, self.page, can_wake=can_wake),
+        )
 
     async def open(self) -> None:
         async with busy(self.message):
             rent = await self._rent()
+            seen = await self._affordable_status(rent) if rent is not None else None
         if rent is not None:
-            await self._show(rent)
+            await self._show(rent, seen=seen)
+
+    async def _affordable_status(self, rent: Rent) -> NumberStatus | None:
+        """The number's status for an active rent's card, when the budget has room for it."""
+        if rent.status != "active" or await self.gotsms.budget_wait(STATUS_KEEP) > 0:
+            return None
+        try:
+            return await self.gotsms.number_status(rent.id)
+        except ApiError:
+            return None  # the card shows what the rent itself says
 
     async def status(self) -> None:
         async with busy(self.message):
@@ -262,6 +292,7 @@ class Card:
             number = await self.gotsms.number_status(self.rent_id)
             rent = await self._rent()
         if rent is not None:
+            self.woken = (rent, number.wake_from or rent.wake_from)
             await self._show(rent, number, "⏰ " + _("Wake-up request sent."))
         return True
 
