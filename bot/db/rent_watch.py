@@ -95,3 +95,33 @@ class ServicePickRepo:
 
 def _stamp(moment: datetime | None) -> float:
     return moment.timestamp() if moment is not None else 0.0
+
+
+class ServicePinRepo:
+    """The ⭐ of a service in /rent, and the services /rent offers first."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def pin(self, user_id: int, service_id: str, name: str, on: bool) -> None:
+        pick = await self.session.get(ServicePick, (user_id, service_id))
+        if pick is None:
+            if not on:
+                return
+            pick = ServicePick(user_id=user_id, service_id=service_id, name="")
+            self.session.add(pick)
+        pick.name = name or pick.name or ""
+        pick.pinned = on
+
+    async def is_pinned(self, user_id: int, service_id: str) -> bool:
+        pick = await self.session.get(ServicePick, (user_id, service_id))
+        return pick is not None and bool(pick.pinned)
+
+    async def first(self, user_id: int, pinned: int, recent: int) -> list[ServicePick]:
+        """The pinned services by name, then the most recently rented ones not pinned."""
+        query = select(ServicePick).where(ServicePick.user_id == user_id)
+        picks = list((await self.session.scalars(query)).all())
+        stars = sorted((p for p in picks if p.pinned), key=lambda p: (p.name or "").lower())
+        lately = [p for p in picks if not p.pinned and p.used_at is not None]
+        lately.sort(key=lambda p: _stamp(p.used_at), reverse=True)
+        return stars[:pinned] + lately[:recent]
