@@ -117,6 +117,16 @@ async def test_pin_moves_a_service_to_the_top_and_back(
     assert buttons.count("WhatsApp") == 1, "back in its place in the list"
 
 
+async def test_pinned_where_the_filters_match_no_plan(harness: Harness, gotsms: FakeGotSMS) -> None:
+    await connect(harness, EN)
+    await harness.send(EN, "/rent uber")
+    await harness.press(EN, "Years")
+    assert "No plans match these filters." in harness.last(EN).text
+    await harness.press(EN, "Pin to the top")
+    await harness.press(EN, "‹ Services")
+    assert service_buttons(harness.last(EN))[0] == "⭐ Uber"
+
+
 async def test_the_pin_is_only_in_rent(harness: Harness, gotsms: FakeGotSMS) -> None:
     await connect(harness, EN)
     await harness.send(EN, "/plans telegram")
@@ -202,6 +212,19 @@ async def test_rent_again_of_a_rent_made_elsewhere(harness: Harness, gotsms: Fak
     await harness.press(EN, "Cancel")
     assert harness.last(EN).text == "Cancelled. Nothing was rented."
     assert rent_posts(gotsms) == []
+
+
+async def test_rent_again_at_the_price_of_today(harness: Harness, gotsms: FakeGotSMS) -> None:
+    await connect(harness, EN)
+    await rent_through_bot(harness, EN, "telegram", "USA · 1 day · 1.00")
+    await finished_card(harness, gotsms, EN)
+    plan_id = gotsms.rents_of(GOTSMS_TOKEN)[0]["plan"]["id"]
+    gotsms.set_price(plan_id, 1.25)
+    await harness.press(EN, "Rent again")
+    assert "Price: 1.25" in harness.last(EN).text
+    await harness.press(EN, "Rent for 1.25")
+    assert gotsms.balance(GOTSMS_TOKEN) == pytest.approx(97.75)
+    assert rent_posts(gotsms)[-1] == {"plan_id": plan_id}
 
 
 async def test_rent_again_of_a_plan_not_offered_any_more(

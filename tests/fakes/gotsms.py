@@ -673,6 +673,10 @@ class FakeGotSMS:
     def set_stock(self, plan_id: str, n: int) -> None:
         self._plans[plan_id].stock = n
 
+    def set_price(self, plan_id: str, price: float) -> None:
+        """A new price for new rents of the plan (rents made already keep theirs)."""
+        self._plans[plan_id].price_cents = _cents(price)
+
     def withdraw_plan(self, plan_id: str) -> None:
         """The plan is not offered any more: gone from the lists, an unknown plan to POST /rents
         and to transitions; the rents made on it still show it."""

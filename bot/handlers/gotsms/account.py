@@ -175,10 +175,17 @@ def router() -> Router:
         await ack(pinned_note(on))
         async with busy(message):
             found = await load_plans(gotsms, view, service_id)
-        await ServicePinRepo(session).pin(user.id, service_id, found.service, on)
+            name = found.service or (await any_plan_service(gotsms, service_id) if on else "")
+        await ServicePinRepo(session).pin(user.id, service_id, name, on)
         await render_plans(message, view, found, on)
 
     return r
+
+
+async def any_plan_service(gotsms: GotSMSClient, service_id: str) -> str:
+    """The service's name when the filters shown match none of its plans."""
+    found = await gotsms.plans(service_id=service_id, per_page=1)
+    return found.data[0].service.name if found.data else ""
 
 
 def plans_service(view: kb.PlansCb) -> str | None:
