@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.db.models import RentWatch, ServicePick
+from bot.db.rent_watch import ServicePickRepo
 from tests.conftest import GOTSMS_TOKEN, Harness
 from tests.fakes.gotsms import FakeGotSMS
 from tests.fakes.shapes import Shape
@@ -294,3 +295,18 @@ async def test_in_russian(harness: Harness, gotsms: FakeGotSMS) -> None:
     await harness.press(RU, "🔁 Арендовать снова")
     assert "Этого тарифа больше нет." in harness.last(RU).text
     assert "📲 Арендовать номер" in harness.last(RU).button_texts()
+
+
+async def test_two_pins_at_once_leave_one_star(harness: Harness) -> None:
+    await connect(harness, EN)
+    factory = harness.deps.session_factory
+    async with factory() as first, factory() as second:
+        await ServicePickRepo(first).pin(EN, "s-1", "Telegram", True)
+        late = asyncio.create_task(ServicePickRepo(second).pin(EN, "s-1", "", True))
+        await asyncio.sleep(0.05)  # the second press reaches the database first's row unseen
+        await first.commit()
+        await late
+        await second.commit()
+    async with factory() as session:
+        picks = (await session.scalars(select(ServicePick))).all()
+    assert [(p.service_id, p.name, p.pinned) for p in picks] == [("s-1", "Telegram", True)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.api.gotsms import Rent
@@ -92,24 +93,23 @@ class ServicePickRepo:
         picks = list((await self.session.scalars(query)).all())
         return sorted(picks, key=lambda p: (not p.pinned, -_stamp(p.used_at)))
 
-
-def _stamp(moment: datetime | None) -> float:
-    return moment.timestamp() if moment is not None else 0.0
-
-
-class ServicePinRepo:
-    """The ⭐ of a service in /rent, and the services /rent offers first."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
     async def pin(self, user_id: int, service_id: str, name: str, on: bool) -> None:
-        pick = await self.session.get(ServicePick, (user_id, service_id))
+        """The ⭐ on or off; two presses at once both end with the one row."""
+        key = (user_id, service_id)
+        pick = await self.session.get(ServicePick, key)
+        if pick is None and not on:
+            return
         if pick is None:
-            if not on:
+            try:
+                async with self.session.begin_nested():
+                    self.session.add(
+                        ServicePick(user_id=user_id, service_id=service_id, name=name, pinned=True)
+                    )
                 return
-            pick = ServicePick(user_id=user_id, service_id=service_id, name="")
-            self.session.add(pick)
+            except IntegrityError:
+                pick = await self.session.get(ServicePick, key, populate_existing=True)
+                if pick is None:
+                    raise
         pick.name = name or pick.name or ""
         pick.pinned = on
 
@@ -125,3 +125,7 @@ class ServicePinRepo:
         lately = [p for p in picks if not p.pinned and p.used_at is not None]
         lately.sort(key=lambda p: _stamp(p.used_at), reverse=True)
         return stars[:pinned] + lately[:recent]
+
+
+def _stamp(moment: datetime | None) -> float:
+    return moment.timestamp() if moment is not None else 0.0

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.api.clients import Clients
 from bot.api.gotsms import GotSMSClient, Ref
 from bot.db.models import Service, User
-from bot.db.rent_watch import ServicePinRepo
+from bot.db.rent_watch import ServicePickRepo
 from bot.handlers.gotsms.common import busy, stale, target, unpack
 from bot.handlers.util import show
 from bot.keyboards import gotsms as kb
@@ -176,7 +176,7 @@ def router() -> Router:
         async with busy(message):
             found = await load_plans(gotsms, view, service_id)
             name = found.service or (await any_plan_service(gotsms, service_id) if on else "")
-        await ServicePinRepo(session).pin(user.id, service_id, name, on)
+        await ServicePickRepo(session).pin(user.id, service_id, name, on)
         await render_plans(message, view, found, on)
 
     return r
@@ -226,7 +226,7 @@ async def show_services(
     page = min(page, pages)
     first: list[tuple[Ref, bool]] = []
     if picks is not None and mode == kb.PICK_RENT and page == 1 and not search:
-        chosen = await ServicePinRepo(picks.session).first(
+        chosen = await ServicePickRepo(picks.session).first(
             picks.user_id, FIRST_PINNED, FIRST_RECENT
         )
         first = [(Ref(id=p.service_id, name=p.name), bool(p.pinned)) for p in chosen]
@@ -250,7 +250,7 @@ async def show_plans(
         found = await load_plans(gotsms, view, service_id)
     pinned: bool | None = None
     if picks is not None and view.m == kb.PICK_RENT:
-        pinned = await ServicePinRepo(picks.session).is_pinned(picks.user_id, service_id)
+        pinned = await ServicePickRepo(picks.session).is_pinned(picks.user_id, service_id)
     await render_plans(message, view, found, pinned, edit=edit)
 
 
