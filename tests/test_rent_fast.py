@@ -84,6 +84,15 @@ async def test_last_rented_services_come_first(harness: Harness, gotsms: FakeGot
     assert harness.last(EN).text.startswith("📋 Plans of Telegram")
 
 
+async def test_the_last_four_rented_services(harness: Harness, gotsms: FakeGotSMS) -> None:
+    await connect(harness, EN)
+    for name in ("Facebook", "Instagram", "Microsoft", "Amazon", "Uber"):
+        await rent_through_bot(harness, EN, name.lower(), "USA · 1 day · 0.75")
+    buttons = service_buttons(await rent_menu(harness, EN))
+    assert buttons[:4] == ["🕘 Uber", "🕘 Amazon", "🕘 Microsoft", "🕘 Instagram"]
+    assert "Facebook" in buttons[4:], "the fifth one back in the list"
+
+
 async def test_pin_moves_a_service_to_the_top_and_back(
     harness: Harness, gotsms: FakeGotSMS
 ) -> None:

@@ -205,17 +205,17 @@ def services(
     builder = Keyboard()
     for service, pinned in first:
         icon = "⭐ " if pinned else "🕘 "
-        data = PlansCb(m=mode, s=short_id(service.id))
-        builder.button(text=icon + (service.name or "—")[:58], callback_data=data)
+        opens = PlansCb(m=mode, s=short_id(service.id))
+        builder.button(text=icon + (service.name or "—")[:58], callback_data=opens)
     shown = {service.id for service, _pinned in first}
     for service in items:
         if service.id in shown:
             continue
         if mode == PICK_MESSAGES:
-            page_data: CallbackData = MessagesCb(p=1, s=short_id(service.id))
+            data: CallbackData = MessagesCb(p=1, s=short_id(service.id))
         else:
-            page_data = PlansCb(m=mode, s=short_id(service.id))
-        builder.button(text=(service.name or "—")[:60], callback_data=page_data)
+            data = PlansCb(m=mode, s=short_id(service.id))
+        builder.button(text=(service.name or "—")[:60], callback_data=data)
     # the first ones in rows of their own: an odd one out does not share a row with the page
     builder.adjust(*([2] * (len(first) // 2) + [1] * (len(first) % 2) + [2]))
     pager_row(builder, page, pages, lambda n: ServicesCb(m=mode, p=n, q=q))

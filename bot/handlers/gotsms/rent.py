@@ -26,12 +26,7 @@ from bot.middlewares.tokens import NeedsToken
 from bot.services.gotsms import AREA_CODE, clean_search, find_plan
 from bot.services.watch import watch_fresh_rent
 from bot.texts import api_error_text, money
-from bot.texts.gotsms import (
-    area_question,
-    low_balance_text,
-    rent_done,
-    rent_question,
-)
+from bot.texts.gotsms import area_question, low_balance_text, rent_done, rent_question
 
 PLAN_KEY = "gotsms_plan"
 
