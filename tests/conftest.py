@@ -154,6 +154,7 @@ ON_POSTGRES = frozenset(
         "test_bulk_runner",
         "test_bulk_repo",
         "test_wake",
+        "test_rent_fast",
     }
 )
 # ... and those whose dialogs and kept searches run once more on SQLite with dialogs in Redis

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.api.gotsms import Rent
@@ -91,6 +92,39 @@ class ServicePickRepo:
         query = select(ServicePick).where(ServicePick.user_id == user_id)
         picks = list((await self.session.scalars(query)).all())
         return sorted(picks, key=lambda p: (not p.pinned, -_stamp(p.used_at)))
+
+    async def pin(self, user_id: int, service_id: str, name: str, on: bool) -> None:
+        """The ⭐ on or off; two presses at once both end with the one row."""
+        key = (user_id, service_id)
+        pick = await self.session.get(ServicePick, key)
+        if pick is None and not on:
+            return
+        if pick is None:
+            try:
+                async with self.session.begin_nested():
+                    self.session.add(
+                        ServicePick(user_id=user_id, service_id=service_id, name=name, pinned=True)
+                    )
+                return
+            except IntegrityError:
+                pick = await self.session.get(ServicePick, key, populate_existing=True)
+                if pick is None:
+                    raise
+        pick.name = name or pick.name or ""
+        pick.pinned = on
+
+    async def is_pinned(self, user_id: int, service_id: str) -> bool:
+        pick = await self.session.get(ServicePick, (user_id, service_id))
+        return pick is not None and bool(pick.pinned)
+
+    async def first(self, user_id: int, pinned: int, recent: int) -> list[ServicePick]:
+        """The pinned services by name, then the most recently rented ones not pinned."""
+        query = select(ServicePick).where(ServicePick.user_id == user_id)
+        picks = list((await self.session.scalars(query)).all())
+        stars = sorted((p for p in picks if p.pinned), key=lambda p: (p.name or "").lower())
+        lately = [p for p in picks if not p.pinned and p.used_at is not None]
+        lately.sort(key=lambda p: _stamp(p.used_at), reverse=True)
+        return stars[:pinned] + lately[:recent]
 
 
 def _stamp(moment: datetime | None) -> float:

@@ -105,6 +105,26 @@ class PlanCb(CallbackData, prefix="gpk"):
     id: str
 
 
+class PinCb(CallbackData, prefix="gpn"):
+    """⭐ a service for /rent (`on` 1) or take the star away (0), then its plans again (the
+    other fields are the PlansCb being shown)."""
+
+    on: int
+    m: str
+    s: str
+    d: str = ""
+    b: str = ""
+    c: str = ""
+    p: int = 1
+
+
+class AgainCb(CallbackData, prefix="gag"):
+    """Rent again: the service and the plan of a finished rent (both short)."""
+
+    s: str
+    pl: str
+
+
 class AreaCb(CallbackData, prefix="gac"):
     """The area-code step: `s` skip, `x` cancel."""
 
@@ -173,16 +193,31 @@ def prices(page: int, pages: int) -> InlineKeyboardMarkup | None:
 
 
 def services(
-    items: Sequence[Ref], mode: str, page: int, pages: int, q: str
+    items: Sequence[Ref],
+    mode: str,
+    page: int,
+    pages: int,
+    q: str,
+    first: Sequence[tuple[Ref, bool]] = (),
 ) -> InlineKeyboardMarkup:
+    """`first`: (service, pinned) shown above the page, ⭐ pinned or 🕘 rented lately; the page
+    leaves them out so that no service is listed twice."""
     builder = Keyboard()
+    for service, pinned in first:
+        icon = "⭐ " if pinned else "🕘 "
+        opens = PlansCb(m=mode, s=short_id(service.id))
+        builder.button(text=icon + (service.name or "—")[:58], callback_data=opens)
+    shown = {service.id for service, _pinned in first}
     for service in items:
+        if service.id in shown:
+            continue
         if mode == PICK_MESSAGES:
             data: CallbackData = MessagesCb(p=1, s=short_id(service.id))
         else:
             data = PlansCb(m=mode, s=short_id(service.id))
         builder.button(text=(service.name or "—")[:60], callback_data=data)
-    builder.adjust(2)
+    # the first ones in rows of their own: an odd one out does not share a row with the page
+    builder.adjust(*([2] * (len(first) // 2) + [1] * (len(first) % 2) + [2]))
     pager_row(builder, page, pages, lambda n: ServicesCb(m=mode, p=n, q=q))
     return builder.as_markup()
 
@@ -192,7 +227,9 @@ def plans(
     view: PlansCb,
     countries: Sequence[Ref],
     pages: int,
+    pinned: bool | None = None,
 ) -> InlineKeyboardMarkup:
+    """`pinned`: the service's ⭐ in /rent (None: no pin button)."""
     builder = Keyboard()
     for plan in items:
         label = f"{plan.country.name} · {duration(plan)} · {money(plan.price)}"
@@ -256,11 +293,23 @@ def plans(
             )
         for start in range(0, len(country_buttons), 4):
             builder.row(*country_buttons[start : start + 4])
-    builder.row(
-        InlineKeyboardButton(
-            text="‹ " + _("Services"), callback_data=ServicesCb(m=view.m, p=1).pack()
-        )
+    back = InlineKeyboardButton(
+        text="‹ " + _("Services"), callback_data=ServicesCb(m=view.m, p=1).pack()
     )
+    if pinned is None:
+        builder.row(back)
+    else:
+        star = PinCb(on=0 if pinned else 1, **view.model_dump())
+        label = "☆ " + _("Unpin") if pinned else "⭐ " + _("Pin to the top")
+        builder.row(back, InlineKeyboardButton(text=label, callback_data=star.pack()))
+    return builder.as_markup()
+
+
+def plan_gone() -> InlineKeyboardMarkup:
+    """Under "this plan is not offered any more": choose anew, or back to the finished rents."""
+    builder = Keyboard()
+    builder.button(text="📲 " + _("Rent a number"), callback_data=MenuCb(action="rent"))
+    builder.button(text="‹ " + _("My rents"), callback_data=RentsCb(st=FINISHED, p=1))
     return builder.as_markup()
 
 
@@ -337,6 +386,9 @@ def rent_card(
             InlineKeyboardButton(text="⏫ " + _("Longer plan"), callback_data=cb("t")),
             InlineKeyboardButton(text="↩️ " + _("Refund"), callback_data=cb("f")),
         )
+    elif rent.plan.id:
+        again = AgainCb(s=short_id(rent.service.id), pl=short_id(rent.plan.id))
+        builder.row(InlineKeyboardButton(text="🔁 " + _("Rent again"), callback_data=again.pack()))
     builder.row(
         InlineKeyboardButton(
             text="‹ " + _("My rents"), callback_data=RentsCb(st=status, p=page).pack()

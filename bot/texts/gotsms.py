@@ -372,3 +372,15 @@ def rent_messages_text(phone: str, items: Sequence[Message]) -> str:
         lines.append(_("No messages on this number yet."))
     lines += [message_block(m, with_phone=False) for m in items]
     return "\n\n".join(lines)
+
+
+def pinned_note(on: bool) -> str:
+    """The answer to ⭐ on a service's plans."""
+    if on:
+        return _("⭐ Pinned: this service comes first in /rent.")
+    return _("Unpinned: this service is no longer first in /rent.")
+
+
+def first_services_note() -> str:
+    """Under the /rent heading when its list starts with the user's own services."""
+    return _("First: ⭐ your pinned services and 🕘 the ones you rented lately.")

@@ -169,6 +169,7 @@ class _Plan:
     price_cents: int
     renew_price_cents: int
     stock: int
+    offered: bool = True  # False: withdrawn, listed nowhere, rents on it keep it
 
     @property
     def minutes(self) -> int:
@@ -680,6 +681,15 @@ class FakeGotSMS:
     def set_stock(self, plan_id: str, n: int) -> None:
         self._plans[plan_id].stock = n
 
+    def set_price(self, plan_id: str, price: float) -> None:
+        """A new price for new rents of the plan (rents made already keep theirs)."""
+        self._plans[plan_id].price_cents = _cents(price)
+
+    def withdraw_plan(self, plan_id: str) -> None:
+        """The plan is not offered any more: gone from the lists, an unknown plan to POST /rents
+        and to transitions; the rents made on it still show it."""
+        self._plans[plan_id].offered = False
+
     def plan_by(
         self,
         service_name: str,
@@ -1142,7 +1152,7 @@ class FakeGotSMS:
         check = _Validator(call.body)
         plan_id = check.uuid("plan_id") if check.required("plan_id") else None
         area_code = check.area_code("area_code")
-        if plan_id is not None and plan_id not in self._plans:
+        if plan_id is not None and (plan_id not in self._plans or not self._plans[plan_id].offered):
             check.errors.setdefault("plan_id", []).append("The selected plan id is invalid.")
         check.check()
         assert plan_id is not None
@@ -1154,7 +1164,7 @@ class FakeGotSMS:
         rent = self._owned_rent(call)
         check = _Validator(call.body)
         plan_id = check.uuid("plan_id") if check.required("plan_id") else None
-        if plan_id is not None and plan_id not in self._plans:
+        if plan_id is not None and (plan_id not in self._plans or not self._plans[plan_id].offered):
             check.errors.setdefault("plan_id", []).append("The selected plan id is invalid.")
         check.check()
         assert plan_id is not None
@@ -1418,8 +1428,8 @@ class FakeGotSMS:
         return self._services[self._plans[rent.plan_id].service_id]
 
     def _sorted_plans(self) -> list[_Plan]:
-        """Plans in catalog (creation) order, like rows of a table."""
-        return list(self._plans.values())
+        """Plans on offer in catalog (creation) order, like rows of a table."""
+        return [plan for plan in self._plans.values() if plan.offered]
 
     # ================================================================= internals: views
 

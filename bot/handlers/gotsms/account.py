@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from html import escape
 
 from aiogram import F, Router
@@ -9,10 +10,12 @@ from aiogram.filters import Command, CommandObject
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.api.clients import Clients
-from bot.api.gotsms import GotSMSClient
-from bot.db.models import Service
+from bot.api.gotsms import GotSMSClient, Ref
+from bot.db.models import Service, User
+from bot.db.rent_watch import ServicePickRepo
 from bot.handlers.gotsms.common import busy, stale, target, unpack
 from bot.handlers.util import show
 from bot.keyboards import gotsms as kb
@@ -21,6 +24,7 @@ from bot.middlewares.errors import Ack
 from bot.middlewares.tokens import NeedsToken
 from bot.services.gotsms import (
     SERVICES_PAGE,
+    PlanView,
     clean_search,
     find_service,
     keep_search,
@@ -28,7 +32,26 @@ from bot.services.gotsms import (
     pages_of,
     recall_search,
 )
-from bot.texts.gotsms import balance_text, plans_text, price_pages, prices_text, services_text
+from bot.texts.gotsms import (
+    balance_text,
+    first_services_note,
+    pinned_note,
+    plans_text,
+    price_pages,
+    prices_text,
+    services_text,
+)
+
+FIRST_PINNED = 6  # the most ⭐ services /rent shows above its list
+FIRST_RECENT = 4  # the most services rented lately shown there besides the pinned ones
+
+
+@dataclass(frozen=True)
+class Picks:
+    """The user whose ⭐ and last rented services /rent shows first."""
+
+    session: AsyncSession
+    user_id: int
 
 
 def public_router() -> Router:
@@ -88,6 +111,8 @@ def router() -> Router:
         callback_data: kb.ServicesCb,
         ack: Ack,
         state: FSMContext,
+        session: AsyncSession,
+        user: User,
         gotsms: GotSMSClient,
     ) -> None:
         search = await recall_search(state, callback_data.q)
@@ -97,7 +122,13 @@ def router() -> Router:
         await ack()
         if (message := target(query)) is not None:
             await show_services(
-                message, gotsms, callback_data.m, callback_data.p, search, callback_data.q
+                message,
+                gotsms,
+                callback_data.m,
+                callback_data.p,
+                search,
+                callback_data.q,
+                picks=Picks(session, user.id),
             )
 
     @r.message(Command("plans"))
@@ -108,22 +139,66 @@ def router() -> Router:
 
     @r.callback_query(kb.PlansCb.filter(F.p >= 1))
     async def plans_view(
-        query: CallbackQuery, callback_data: kb.PlansCb, ack: Ack, gotsms: GotSMSClient
+        query: CallbackQuery,
+        callback_data: kb.PlansCb,
+        ack: Ack,
+        session: AsyncSession,
+        user: User,
+        gotsms: GotSMSClient,
     ) -> None:
-        ids = unpack(callback_data.s)
-        if (
-            ids is None
-            or callback_data.d not in ("", *kb.DURATIONS)
-            or callback_data.b not in ("", *kb.BILLINGS)
-            or (callback_data.c and unpack(callback_data.c) is None)
-        ):
+        service_id = plans_service(callback_data)
+        if service_id is None:
             await stale(ack)
             return
         await ack()
         if (message := target(query)) is not None:
-            await show_plans(message, gotsms, callback_data, ids[0])
+            await show_plans(
+                message, gotsms, callback_data, service_id, picks=Picks(session, user.id)
+            )
+
+    @r.callback_query(kb.PinCb.filter(F.on.in_({0, 1}) & (F.m == kb.PICK_RENT) & (F.p >= 1)))
+    async def pin_pressed(
+        query: CallbackQuery,
+        callback_data: kb.PinCb,
+        ack: Ack,
+        session: AsyncSession,
+        user: User,
+        gotsms: GotSMSClient,
+    ) -> None:
+        view = kb.PlansCb(**callback_data.model_dump(exclude={"on"}))
+        service_id = plans_service(view)
+        message = target(query)
+        if service_id is None or message is None:
+            await stale(ack)
+            return
+        on = callback_data.on == 1
+        await ack(pinned_note(on))
+        async with busy(message):
+            found = await load_plans(gotsms, view, service_id)
+            name = found.service or (await any_plan_service(gotsms, service_id) if on else "")
+        await ServicePickRepo(session).pin(user.id, service_id, name, on)
+        await render_plans(message, view, found, on)
 
     return r
+
+
+async def any_plan_service(gotsms: GotSMSClient, service_id: str) -> str:
+    """The service's name when the filters shown match none of its plans."""
+    found = await gotsms.plans(service_id=service_id, per_page=1)
+    return found.data[0].service.name if found.data else ""
+
+
+def plans_service(view: kb.PlansCb) -> str | None:
+    """The service of a plans view, or None when the button was not made by this bot."""
+    ids = unpack(view.s)
+    if (
+        ids is None
+        or view.d not in ("", *kb.DURATIONS)
+        or view.b not in ("", *kb.BILLINGS)
+        or (view.c and unpack(view.c) is None)
+    ):
+        return None
+    return ids[0]
 
 
 async def show_balance(message: Message, gotsms: GotSMSClient) -> None:
@@ -141,31 +216,61 @@ async def show_services(
     q: str,
     *,
     edit: bool = True,
+    picks: Picks | None = None,
 ) -> None:
+    """A page of services; in /rent, page 1 without a search starts with the user's ⭐ and last
+    rented services."""
     async with busy(message):
         found = await gotsms.services(search=search or None, page=page, per_page=SERVICES_PAGE)
     pages = pages_of(found.meta.total, SERVICES_PAGE)
-    await show(
-        message,
-        services_text(search, found.meta.total, mode),
-        kb.services(found.data, mode, min(page, pages), pages, q),
-        edit=edit,
-    )
+    page = min(page, pages)
+    first: list[tuple[Ref, bool]] = []
+    if picks is not None and mode == kb.PICK_RENT and page == 1 and not search:
+        chosen = await ServicePickRepo(picks.session).first(
+            picks.user_id, FIRST_PINNED, FIRST_RECENT
+        )
+        first = [(Ref(id=p.service_id, name=p.name), bool(p.pinned)) for p in chosen]
+    text = services_text(search, found.meta.total, mode)
+    if first:
+        text += "\n" + first_services_note()
+    await show(message, text, kb.services(found.data, mode, page, pages, q, first), edit=edit)
 
 
 async def show_plans(
-    message: Message, gotsms: GotSMSClient, view: kb.PlansCb, service_id: str, *, edit: bool = True
+    message: Message,
+    gotsms: GotSMSClient,
+    view: kb.PlansCb,
+    service_id: str,
+    *,
+    edit: bool = True,
+    picks: Picks | None = None,
 ) -> None:
+    """The plans of a service; in /rent with its ⭐ button."""
     async with busy(message):
         found = await load_plans(gotsms, view, service_id)
+    pinned: bool | None = None
+    if picks is not None and view.m == kb.PICK_RENT:
+        pinned = await ServicePickRepo(picks.session).is_pinned(picks.user_id, service_id)
+    await render_plans(message, view, found, pinned, edit=edit)
+
+
+async def render_plans(
+    message: Message, view: kb.PlansCb, found: PlanView, pinned: bool | None, *, edit: bool = True
+) -> None:
     view = view.model_copy(update={"p": min(max(1, view.p), found.pages)})
     name = found.service or _("this service")
     text = plans_text(name, found.items, found.total, renting=view.m == kb.PICK_RENT)
-    await show(message, text, kb.plans(found.items, view, found.countries, found.pages), edit=edit)
+    markup = kb.plans(found.items, view, found.countries, found.pages, pinned)
+    await show(message, text, markup, edit=edit)
 
 
 async def plans_or_pick(
-    message: Message, state: FSMContext, gotsms: GotSMSClient, mode: str, text: str
+    message: Message,
+    state: FSMContext,
+    gotsms: GotSMSClient,
+    mode: str,
+    text: str,
+    picks: Picks | None = None,
 ) -> None:
     """A service typed after the command opens its plans; otherwise a service picker."""
     if text:
@@ -173,7 +278,7 @@ async def plans_or_pick(
             service, count = await find_service(gotsms, text)
         if service is not None:
             view = kb.PlansCb(m=mode, s=kb.short_id(service.id))
-            await show_plans(message, gotsms, view, service.id, edit=False)
+            await show_plans(message, gotsms, view, service.id, edit=False, picks=picks)
             return
         if count == 0:
             await message.answer(
@@ -181,4 +286,4 @@ async def plans_or_pick(
             )
             text = ""
     q = await keep_search(state, text)
-    await show_services(message, gotsms, mode, 1, text, q, edit=False)
+    await show_services(message, gotsms, mode, 1, text, q, edit=False, picks=picks)

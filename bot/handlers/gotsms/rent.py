@@ -16,7 +16,7 @@ from bot.db.models import Service, User
 from bot.db.rent_watch import RentWatchRepo, ServicePickRepo
 from bot.db.repo import NotificationRepo
 from bot.handlers.confirm import question, settle
-from bot.handlers.gotsms.account import plans_or_pick, show_services
+from bot.handlers.gotsms.account import Picks, plans_or_pick, show_services
 from bot.handlers.gotsms.common import busy, stale, target, unpack
 from bot.handlers.util import show
 from bot.keyboards import gotsms as kb
@@ -42,19 +42,60 @@ def router() -> Router:
 
     @r.message(Command("rent"))
     async def rent_command(
-        message: Message, command: CommandObject, state: FSMContext, gotsms: GotSMSClient
+        message: Message,
+        command: CommandObject,
+        state: FSMContext,
+        session: AsyncSession,
+        user: User,
+        gotsms: GotSMSClient,
     ) -> None:
         await state.clear()
-        await plans_or_pick(message, state, gotsms, kb.PICK_RENT, clean_search(command.args))
+        text = clean_search(command.args)
+        picks = Picks(session, user.id)
+        await plans_or_pick(message, state, gotsms, kb.PICK_RENT, text, picks)
 
     @r.callback_query(MenuCb.filter(F.action == "rent"))
     async def rent_button(
-        query: CallbackQuery, ack: Ack, state: FSMContext, gotsms: GotSMSClient
+        query: CallbackQuery,
+        ack: Ack,
+        state: FSMContext,
+        session: AsyncSession,
+        user: User,
+        gotsms: GotSMSClient,
     ) -> None:
         await ack()
         await state.clear()
         if (message := target(query)) is not None:
-            await show_services(message, gotsms, kb.PICK_RENT, 1, "", "", edit=False)
+            picks = Picks(session, user.id)
+            await show_services(message, gotsms, kb.PICK_RENT, 1, "", "", edit=False, picks=picks)
+
+    @r.callback_query(kb.AgainCb.filter())
+    async def rent_again(
+        query: CallbackQuery,
+        callback_data: kb.AgainCb,
+        ack: Ack,
+        state: FSMContext,
+        session: AsyncSession,
+        user: User,
+        gotsms: GotSMSClient,
+    ) -> None:
+        """A finished rent's service, plan and country as offered now, then the /rent question."""
+        ids = unpack(callback_data.s, callback_data.pl)
+        message = target(query)
+        if ids is None or message is None:
+            await stale(ack)
+            return
+        await ack()
+        async with busy(message):
+            plan = await find_plan(gotsms, ids[0], ids[1])
+        if plan is None:
+            await show(
+                message,
+                _("This plan is not offered any more. Send /rent to choose again."),
+                kb.plan_gone(),
+            )
+            return
+        await ask_to_rent(message, state, session, user, gotsms, plan, None, edit=True)
 
     @r.callback_query(kb.PlanCb.filter())
     async def plan_chosen(
