@@ -3,7 +3,9 @@ a user rents (ServicePick)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -11,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.api.gotsms import Rent
 from bot.db.models import NotificationSettings, RentWatch, ServicePick, utcnow
+
+RowT = TypeVar("RowT", RentWatch, ServicePick)
 
 
 class RentWatchRepo:
@@ -43,9 +47,11 @@ class RentWatchRepo:
 
     async def ensure(self, user_id: int, rent: Rent) -> RentWatch:
         """The rent's record, made if there is none (a rent made elsewhere: no deadline)."""
-        watch = await self.session.get(RentWatch, rent.id)
-        if watch is None:
-            watch = RentWatch(
+        watch = await get_or_add(
+            self.session,
+            RentWatch,
+            rent.id,
+            lambda: RentWatch(
                 rent_id=rent.id,
                 user_id=user_id,
                 made_here=False,
@@ -53,8 +59,8 @@ class RentWatchRepo:
                 auto_refund=False,
                 got_message=False,
                 group_title="",
-            )
-            self.session.add(watch)
+            ),
+        )
         watch.phone = rent.phone
         watch.service_id = rent.service.id
         watch.service_name = rent.service.name
@@ -80,10 +86,12 @@ class ServicePickRepo:
         self.session = session
 
     async def used(self, user_id: int, service_id: str, name: str) -> None:
-        pick = await self.session.get(ServicePick, (user_id, service_id))
-        if pick is None:
-            pick = ServicePick(user_id=user_id, service_id=service_id, pinned=False)
-            self.session.add(pick)
+        pick = await get_or_add(
+            self.session,
+            ServicePick,
+            (user_id, service_id),
+            lambda: ServicePick(user_id=user_id, service_id=service_id, name=name, pinned=False),
+        )
         pick.name = name or pick.name or ""
         pick.used_at = utcnow()
 
@@ -96,20 +104,14 @@ class ServicePickRepo:
     async def pin(self, user_id: int, service_id: str, name: str, on: bool) -> None:
         """The ⭐ on or off; two presses at once both end with the one row."""
         key = (user_id, service_id)
-        pick = await self.session.get(ServicePick, key)
-        if pick is None and not on:
+        if not on and await self.session.get(ServicePick, key) is None:
             return
-        if pick is None:
-            try:
-                async with self.session.begin_nested():
-                    self.session.add(
-                        ServicePick(user_id=user_id, service_id=service_id, name=name, pinned=True)
-                    )
-                return
-            except IntegrityError:
-                pick = await self.session.get(ServicePick, key, populate_existing=True)
-                if pick is None:
-                    raise
+        pick = await get_or_add(
+            self.session,
+            ServicePick,
+            key,
+            lambda: ServicePick(user_id=user_id, service_id=service_id, name=name, pinned=on),
+        )
         pick.name = name or pick.name or ""
         pick.pinned = on
 
@@ -125,6 +127,26 @@ class ServicePickRepo:
         lately = [p for p in picks if not p.pinned and p.used_at is not None]
         lately.sort(key=lambda p: _stamp(p.used_at), reverse=True)
         return stars[:pinned] + lately[:recent]
+
+
+async def get_or_add(
+    session: AsyncSession, model: type[RowT], key: object, new: Callable[[], RowT]
+) -> RowT:
+    """The row with this primary key, added if there is none; one added at the same moment by
+    a concurrent update is read instead of failing on the unique key."""
+    row = await session.get(model, key)
+    if row is not None:
+        return row
+    try:
+        async with session.begin_nested():
+            row = new()
+            session.add(row)
+        return row
+    except IntegrityError:
+        found = await session.get(model, key, populate_existing=True)
+        if found is None:
+            raise
+        return found
 
 
 def _stamp(moment: datetime | None) -> float:
