@@ -319,3 +319,19 @@ async def test_two_pins_at_once_leave_one_star(harness: Harness) -> None:
     async with factory() as session:
         picks = (await session.scalars(select(ServicePick))).all()
     assert [(p.service_id, p.name, p.pinned) for p in picks] == [("s-1", "Telegram", True)]
+
+
+async def test_two_rentals_of_one_new_service_at_once_record_it_once(harness: Harness) -> None:
+    await connect(harness, EN)
+    factory = harness.deps.session_factory
+    async with factory() as first, factory() as second:
+        await ServicePickRepo(first).used(EN, "s-2", "WhatsApp")
+        late = asyncio.create_task(ServicePickRepo(second).used(EN, "s-2", "WhatsApp"))
+        await asyncio.sleep(0.05)  # the second one reaches the database before the first commits
+        await first.commit()
+        await late
+        await second.commit()
+    async with factory() as session:
+        picks = (await session.scalars(select(ServicePick))).all()
+    assert [(p.service_id, p.name) for p in picks] == [("s-2", "WhatsApp")]
+    assert picks[0].used_at is not None
