@@ -316,3 +316,7 @@ RENDERERS: dict[str, Renderer] = {
     "interrupted": interrupted_push,
     "token_broken": token_broken_push,
 }
+
+from bot.poller.group_pushes import RENDERERS as GROUP_RENDERERS  # noqa: E402  (it needs Push)
+
+RENDERERS.update(GROUP_RENDERERS)
