@@ -1408,14 +1408,17 @@ class FakeTelegram:
         title: str = "Test group",
         members: Mapping[int, MemberStatus] | Iterable[int] = (),
         chat_type: Literal["group", "supergroup"] = "group",
+        with_bot: bool = True,
     ) -> None:
-        """A group the bot is in, with a roster: ``members`` (ids, or id -> ``creator`` /
-        ``administrator`` / ``member``).  Only members may write there; ``getChatMember``
-        answers from the roster (``left`` for anyone else)."""
+        """A group with a roster: ``members`` (ids, or id -> ``creator`` / ``administrator`` /
+        ``member``).  Only members may write there; ``getChatMember`` answers from the roster
+        (``left`` for anyone else).  ``with_bot=False``: the bot is not in it yet (add it with
+        :meth:`bot_in_group_update`)."""
         if chat_id >= 0:
             raise AssertionError("group ids are negative")
         chat = self._ensure_chat(chat_id, chat_type, title)
         chat.roster = True
+        chat.bot_status = "member" if with_bot else "left"
         roster: Mapping[int, MemberStatus] = (
             members if isinstance(members, Mapping) else dict.fromkeys(members, "member")
         )
