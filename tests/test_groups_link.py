@@ -22,7 +22,8 @@ from tests.fakes.gotsms import FakeGotSMS
 from tests.fakes.telegram import MemberStatus, StoredMessage
 
 OWNER, MATE, OTHER = 8101, 8102, 8103
-GROUP = -100_500_600_700
+GROUP = -500_600_700
+SUPERGROUP = -100_500_600_700
 OTHER_TOKEN = "gotsms-token-other-5c2d9e7f13a8"
 SHARE = "Share codes with a group"
 
@@ -372,3 +373,26 @@ async def test_the_fake_answers_membership_like_telegram(harness: Harness) -> No
         await harness.bot.get_chat_member(GROUP, OWNER)
     with pytest.raises(TelegramForbiddenError, match="bot is not a member of the group chat"):
         await harness.bot.send_message(GROUP, "hello")
+
+
+@pytest.mark.parametrize("told", [True, False], ids=["update", "found-by-a-push"])
+async def test_a_group_made_a_supergroup_keeps_its_links(
+    harness: Harness, gotsms: FakeGotSMS, told: bool
+) -> None:
+    team = Team(harness, gotsms)
+    await team.start()
+    made = team.rent()
+    await team.share(made["phone"])
+    upgraded = harness.tg.upgrade_group(GROUP, SUPERGROUP, OWNER)
+    if told:
+        await harness.feed(upgraded)
+    gotsms.inject_message(made["id"], "code 464646", code="464646")
+    mine, _ = await team.cycle()
+    assert len(mine) == 1
+    [push] = harness.tg.bot_messages(SUPERGROUP)
+    assert "464646" in push.text
+    watch = await team.watch(made["id"])
+    assert watch is not None
+    assert watch.group_chat_id == SUPERGROUP
+    assert await team.offers() == [(SUPERGROUP, OWNER)]
+    assert await team.owner_active()

@@ -248,8 +248,11 @@ class OutboxSender:
             await self._write(lambda: self._gone(repo, session, item, "blocked"))
             return False
         except TelegramMigrateToChat as moved:
+            if (group := item.chat_id) is None:  # a private chat never migrates: a failure
+                await self._failed(repo, due, moved)
+                return False
             to = moved.migrate_to_chat_id
-            await self._write(lambda: self._moved(repo, session, item, to))
+            await self._write(lambda: self._moved(repo, session, item.id, group, to))
             return False
         except TelegramBadRequest as exc:
             if any(reason in exc.message for reason in GONE):
@@ -330,14 +333,13 @@ class OutboxSender:
         return result if isinstance(result, Message) else None
 
     @staticmethod
-    async def _moved(repo: OutboxRepo, session: AsyncSession, item: OutboxItem, to: int) -> None:
-        """A group became a supergroup: its links follow it and the push goes again there."""
-        if item.chat_id is None:  # private chats never migrate
-            await repo.drop(item.id, "migrated")
-            return
-        await GroupLinkRepo(session).moved(item.chat_id, to)
+    async def _moved(
+        repo: OutboxRepo, session: AsyncSession, item_id: int, group: int, to: int
+    ) -> None:
+        """A group became a supergroup: its links and pushes follow it to its new chat id."""
+        await GroupLinkRepo(session).moved(group, to)
         await session.commit()
-        await repo.retry_later(item.id, utcnow(), count=False)
+        await repo.retry_later(item_id, utcnow(), count=False)
 
     @staticmethod
     async def _gone(repo: OutboxRepo, session: AsyncSession, item: OutboxItem, reason: str) -> None:

@@ -121,6 +121,7 @@ MSG_BOT_KICKED = "Forbidden: bot was kicked from the group chat"
 MSG_BOT_NOT_MEMBER = "Forbidden: bot is not a member of the group chat"
 MSG_USER_ID_INVALID = "Bad Request: invalid user_id specified"
 MSG_USER_NOT_FOUND = "Bad Request: user not found"
+MSG_MIGRATED = "Bad Request: group chat was upgraded to a supergroup chat"
 MSG_MESSAGE_ID_EMPTY = "Bad Request: message identifier is not specified"
 MSG_EDIT_NOT_FOUND = "Bad Request: message to edit not found"
 MSG_CANT_EDIT = "Bad Request: message can't be edited"
@@ -791,16 +792,26 @@ class StoredFile:
 
 
 class _ApiError(Exception):
-    def __init__(self, code: int, description: str, retry_after: int | None = None) -> None:
+    def __init__(
+        self,
+        code: int,
+        description: str,
+        retry_after: int | None = None,
+        *,
+        migrate_to_chat_id: int | None = None,
+    ) -> None:
         super().__init__(description)
         self.code = code
         self.description = description
         self.retry_after = retry_after
+        self.migrate_to_chat_id = migrate_to_chat_id
 
     def body(self) -> JSON:
         body: JSON = {"ok": False, "error_code": self.code, "description": self.description}
         if self.retry_after is not None:
             body["parameters"] = {"retry_after": self.retry_after}
+        if self.migrate_to_chat_id is not None:
+            body["parameters"] = {"migrate_to_chat_id": self.migrate_to_chat_id}
         return body
 
 
@@ -856,6 +867,7 @@ class _Chat:
     roster: bool = False
     members: dict[int, str] = field(default_factory=dict)
     bot_status: str = "member"
+    migrated_to: int | None = None  # a group made a supergroup: its new id
 
     @property
     def bot_absent(self) -> bool:
@@ -1150,7 +1162,8 @@ class FakeTelegram:
       not found`` for a user Telegram never saw).  :meth:`bot_in_group_update` adds or removes
       the bot: removed (``left``/``kicked``), every call on the chat gets 403 (``bot was kicked
       from the group chat`` / ``bot is not a member of the group chat``) and nothing more comes
-      from it.
+      from it.  :meth:`upgrade_group` makes a group a supergroup: calls on the old id get 400
+      with ``migrate_to_chat_id``.
     * Message ids grow per chat, shared by the user's and the bot's messages.  The bot may edit
       only its own messages (``message can't be edited``) and delete any message of the chat.
     * Inline buttons need non-empty text and exactly one action field (Telegram would use the
@@ -1467,6 +1480,22 @@ class FakeTelegram:
                 "new_chat_member": self._member(status),
             },
         }
+
+    def upgrade_group(self, chat_id: int, new_chat_id: int, by_user_id: int) -> JSON:
+        """The group becomes a supergroup with a new id (roster and bot kept).  Calls on the
+        old id get 400 ``group chat was upgraded to a supergroup chat`` with
+        ``migrate_to_chat_id``.  Returns the old group's service message (NOT queued)."""
+        old = self._chats[chat_id]
+        if old.type != "group" or not old.roster:
+            raise AssertionError(f"chat {chat_id} is not a group made by group()")
+        new = self._ensure_chat(new_chat_id, "supergroup", old.title)
+        new.roster, new.members, new.bot_status = True, dict(old.members), old.bot_status
+        message = self._store(old, by_user_id, False, _Text("", "", None, []), None, None)
+        message.content = {"migrate_to_chat_id": new_chat_id}
+        payload = self._message_dict(message)
+        old.migrated_to = new_chat_id
+        self._user_action()
+        return {"update_id": self._next_update_id(), "message": payload}
 
     def is_blocked(self, user_id: int) -> bool:
         chat = self._chats.get(user_id)
@@ -1820,7 +1849,7 @@ class FakeTelegram:
 
     def _check_group_writer(self, chat: _Chat, user_id: int) -> None:
         """A group the bot left sends it nothing; a roster group takes its members' words only."""
-        if chat.bot_absent:
+        if chat.bot_absent or chat.migrated_to is not None:
             raise AssertionError(f"the bot is not in chat {chat.id}: it gets nothing from there")
         if chat.roster and chat.members.get(user_id, "left") in ("left", "kicked"):
             raise AssertionError(f"user {user_id} is not a member of chat {chat.id}")
@@ -2178,6 +2207,8 @@ class FakeTelegram:
             raise _ApiError(
                 403, MSG_BOT_KICKED if chat.bot_status == "kicked" else MSG_BOT_NOT_MEMBER
             )
+        if chat.migrated_to is not None:
+            raise _ApiError(400, MSG_MIGRATED, migrate_to_chat_id=chat.migrated_to)
         return chat
 
     def _text(self, params: JSON) -> _Text:
