@@ -46,14 +46,17 @@ class GroupLinkRepo:
 
     async def stop(self, user_id: int, rent_id: str) -> tuple[int, str] | None:
         """The rent's codes stop going to its group: (its chat id, its title); None: the rent
-        was not shared."""
+        was not shared. Its codes already waiting are dropped when no other rent of the owner
+        is shared there (an outbox row does not name its rent); otherwise they still go."""
         watch = await RentWatchRepo(self.session).get(user_id, rent_id)
         if watch is None or watch.group_chat_id is None:
             return None
         chat_id, title = watch.group_chat_id, watch.group_title
         watch.group_chat_id = None
         watch.group_title = ""
-        await self._drop_pending(chat_id, user_id, "unshared")
+        await self.session.flush()
+        if not await self.shared_in(chat_id, user_id):  # the codes waiting are of this rent
+            await self._drop_pending(chat_id, user_id, "unshared")
         return chat_id, title
 
     async def shared_in(self, chat_id: int, user_id: int) -> list[RentWatch]:

@@ -75,15 +75,15 @@ def group_stopped_text(phone: str) -> str:
 def group_offered_text(username: str) -> str:
     return "✅ " + _(
         "Linked. To share a rental's codes here, open its card in our private chat "
-        "(@{username}, /rents) and press “Share codes with a group”. Only codes come here: "
+        "(@{username}, /rents) and press «Share codes with a group». Only codes come here: "
         "nothing else of your account."
     ).format(username=username)
 
 
 def owner_offered_text(title: str) -> str:
     return "👥 " + _(
-        "{group} is linked. Open a rental's card with /rents and press “Share codes with a "
-        "group” to send its codes there."
+        "{group} is linked. Open a rental's card with /rents and press «Share codes with a "
+        "group» to send its codes there."
     ).format(group=group_name(title))
 
 
@@ -135,13 +135,13 @@ def greeting_text() -> str:
 def private_link_text() -> str:
     return "👥 " + _(
         "/link works in a group: add me to the group, send /link there, then open a rental's "
-        "card (/rents) and press “Share codes with a group”."
+        "card (/rents) and press «Share codes with a group»."
     )
 
 
 def private_unlink_text() -> str:
     return "👥 " + _(
-        "To unlink a group, send /unlink in that group, or press “Stop sharing” on a rental's card."
+        "To unlink a group, send /unlink in that group, or press «Stop sharing» on a rental's card."
     )
 
 
