@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from aiogram.exceptions import TelegramForbiddenError
+from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 from sqlalchemy import func, select
 
 from bot.db.group_links import GROUP_CODE
@@ -36,10 +36,14 @@ class Team:
         self.tg = harness.tg
         self.gotsms = gotsms
         deps = harness.deps
-        timing = CodesTiming(hot_interval=3, cold_interval=50)
-        self.job = CodesJob(deps.session_factory, deps.cipher, deps.clients, timing=timing)
+        self.timing = CodesTiming(hot_interval=3, cold_interval=50)
+        self.job = CodesJob(deps.session_factory, deps.cipher, deps.clients, timing=self.timing)
         pace = Pace(chat_rate=100, chat_burst=100)
         self.sender = OutboxSender(harness.bot, deps.session_factory, deps.i18n, pace=pace)
+
+    def restart_job(self) -> None:
+        deps = self.harness.deps
+        self.job = CodesJob(deps.session_factory, deps.cipher, deps.clients, timing=self.timing)
 
     async def start(self) -> None:
         self.tg.user(OWNER, language_code="en", first_name="Olga")
@@ -169,6 +173,8 @@ async def test_a_shared_rent_sends_each_code_to_the_owner_and_the_group_once(
     for secret in (GOTSMS_TOKEN, "100", "balance", other["phone"]):
         assert secret not in push.text
     assert await team.cycle() == ([], []), "each code once per chat"
+    team.restart_job()  # a new process: nothing in memory of what was seen
+    assert await team.cycle() == ([], []), "each code once per chat, across a restart"
     assert await team.group_rows() == 1
 
     gotsms.inject_message(other["id"], "Google code 777111", code="777111")
@@ -368,6 +374,10 @@ async def test_the_fake_answers_membership_like_telegram(harness: Harness) -> No
     assert (await harness.bot.get_chat_member(GROUP, MATE)).status == "left"
     tg.set_member(GROUP, MATE, "kicked")
     assert (await harness.bot.get_chat_member(GROUP, MATE)).status == "kicked"
+    with pytest.raises(AssertionError, match="not a member"):
+        tg.message_update(MATE, "hi", chat_id=GROUP, chat_type="group")
+    with pytest.raises(TelegramBadRequest, match="user not found"):
+        await harness.bot.get_chat_member(GROUP, 999_999)
     tg.bot_in_group_update(GROUP, OWNER, "left")
     with pytest.raises(TelegramForbiddenError, match="bot is not a member of the group chat"):
         await harness.bot.get_chat_member(GROUP, OWNER)

@@ -4,6 +4,7 @@ RentWatch.group_chat_id). The caller commits, except where a method says otherwi
 from __future__ import annotations
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.api.gotsms import Rent
@@ -22,10 +23,16 @@ class GroupLinkRepo:
     async def offer(self, chat_id: int, user_id: int, title: str) -> None:
         """The owner sent /link in the group: offered on their rent cards from now on."""
         row = await self.session.get(GroupOffer, (chat_id, user_id))
-        if row is None:
-            self.session.add(GroupOffer(chat_id=chat_id, user_id=user_id, title=title[:TITLE_MAX]))
+        if row is not None:
+            row.title = title[:TITLE_MAX]
             return
-        row.title = title[:TITLE_MAX]
+        try:
+            async with self.session.begin_nested():
+                self.session.add(
+                    GroupOffer(chat_id=chat_id, user_id=user_id, title=title[:TITLE_MAX])
+                )
+        except IntegrityError:  # the same /link twice at once: offered already
+            return
 
     async def offers_of(self, user_id: int) -> list[GroupOffer]:
         query = (
