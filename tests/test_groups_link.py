@@ -406,3 +406,27 @@ async def test_a_group_made_a_supergroup_keeps_its_links(
     assert watch.group_chat_id == SUPERGROUP
     assert await team.offers() == [(SUPERGROUP, OWNER)]
     assert await team.owner_active()
+
+
+async def test_linking_in_russian(harness: Harness, gotsms: FakeGotSMS) -> None:
+    team = Team(harness, gotsms)
+    await team.start()
+    harness.tg.user(OWNER, language_code="ru", first_name="Olga")
+    await harness.send(OWNER, "/start")
+    made = team.rent()
+    linked = await team.in_group(OWNER, "/link")
+    assert linked.text.startswith("✅ Привязано.")
+    assert "«Team» привязана" in harness.last(OWNER).text
+    card = await team.open_card(made["phone"])
+    await harness.press(OWNER, "Делиться кодами с группой")
+    await harness.press(OWNER, "Team")
+    shared = harness.tg.message(OWNER, card.message_id)
+    assert "Теперь коды этой аренды приходят и в «Team»." in shared.text
+    assert "👥 Коды также приходят в «Team»." in shared.text
+    assert "🚫 Больше не делиться" in shared.button_texts()
+    assert harness.last(GROUP).text.startswith("🔗 Теперь сюда будут приходить коды номера")
+    gotsms.inject_message(made["id"], "code 383838", code="383838")
+    _, [push] = await team.cycle()
+    assert push.text.startswith(f"🔑 Код от Telegram на {made['phone']}")
+    done = await team.in_group(OWNER, "/unlink")
+    assert done.text == "🔓 Отвязано: коды 1 аренды сюда больше не приходят."
