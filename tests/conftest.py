@@ -155,6 +155,7 @@ ON_POSTGRES = frozenset(
         "test_bulk_repo",
         "test_wake",
         "test_rent_fast",
+        "test_groups_link",
     }
 )
 # ... and those whose dialogs and kept searches run once more on SQLite with dialogs in Redis

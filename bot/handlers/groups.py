@@ -5,17 +5,27 @@ would see, so in a group /start and /help get a short "use me in a private chat"
 deleted and refused, the other commands are refused politely, and everything else is ignored.
 A button pressed in a group, or a (forged) press on another user's private chat, is refused
 before any handler could act with the presser's token. This router comes first.
+
+The exception: /link and /unlink, by which an owner shares a rent's codes with the group
+(bot/handlers/group_link.py); they say nothing in the group but that.
 """
 
 from __future__ import annotations
 
 from aiogram import Bot, F, Router
 from aiogram.enums import ChatType
-from aiogram.filters import Command, CommandStart
+from aiogram.filters import (
+    JOIN_TRANSITION,
+    LEAVE_TRANSITION,
+    ChatMemberUpdatedFilter,
+    Command,
+    CommandStart,
+)
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
 from bot.commands import COMMANDS
+from bot.handlers import group_link
 from bot.handlers.util import delete_quietly
 from bot.middlewares.errors import Ack
 
@@ -58,6 +68,14 @@ def router() -> Router:
         await message.answer(
             _("🔒 For your safety I take tokens only in a private chat with me. Send /token there.")
         )
+
+    r.message(Command("link"))(group_link.link)
+    r.message(Command("unlink"))(group_link.unlink)
+    r.message(F.new_chat_title)(group_link.renamed)
+    r.message(F.migrate_to_chat_id)(group_link.migrated)
+    in_group = F.chat.type.in_({ChatType.GROUP, ChatType.SUPERGROUP})
+    r.my_chat_member(ChatMemberUpdatedFilter(LEAVE_TRANSITION), in_group)(group_link.bot_removed)
+    r.my_chat_member(ChatMemberUpdatedFilter(JOIN_TRANSITION), in_group)(group_link.bot_added)
 
     @r.message(Command(*OTHER_COMMANDS))
     async def command_in_group(message: Message, bot: Bot) -> None:

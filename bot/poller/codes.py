@@ -23,7 +23,9 @@ from bot.api.gotsms import GotSMSClient, Message
 from bot.db.models import Credential, NotificationSettings, Service, utcnow
 from bot.db.outbox import PollState
 from bot.db.outbox_repo import OutboxRepo
+from bot.poller.group_codes import share_code
 from bot.poller.jobs import Client, Job, Poll
+from bot.poller.writes import Pending
 
 JOB = "codes"
 KIND = "code"
@@ -120,7 +122,7 @@ class CodesJob(Job):
                 user_id, "unread_note", f"first:{baseline.isoformat()}", {"count": waiting}
             )
         for message in reversed([m for m in page.data if m not in before]):
-            pending.enqueue(user_id, KIND, message.id, _payload(message))
+            _push(pending, user_id, message)
         poll.state.cursor = WATCHING
 
     async def _resume(self, poll: Poll, client: GotSMSClient, since: datetime) -> None:
@@ -135,13 +137,13 @@ class CodesJob(Job):
             key = f"resumed:{baseline.isoformat()}"
             pending.enqueue(user_id, "unread_note", key, {"count": len(missed)})
         for message in reversed([m for m in found if m.id not in missed]):
-            pending.enqueue(user_id, KIND, message.id, _payload(message))
+            _push(pending, user_id, message)
         poll.state.cursor = WATCHING
 
     async def _queue_new(self, poll: Poll, client: GotSMSClient) -> int:
         found = await self._unqueued(poll, client)
         for message in reversed(found):  # oldest first: pushes keep the order of arrival
-            poll.pending.enqueue(poll.state.user_id, KIND, message.id, _payload(message))
+            _push(poll.pending, poll.state.user_id, message)
         return len(found)
 
     async def _unqueued(self, poll: Poll, client: GotSMSClient) -> list[Message]:
@@ -173,6 +175,14 @@ async def catch_up(session: AsyncSession, user_id: int) -> None:
         .where(PollState.user_id == user_id, PollState.job == JOB, PollState.cursor == WATCHING)
         .values(cursor=RESUMED + now.isoformat(), next_at=now)
     )
+
+
+def _push(pending: Pending, user_id: int, message: Message) -> None:
+    """The code to its owner, and to the group of its rent when it is shared."""
+    payload = _payload(message)
+    pending.enqueue(user_id, KIND, message.id, payload)
+    if message.rent_id:
+        pending.later(share_code(user_id, message.id, message.rent_id, payload))
 
 
 def _older(message: Message, baseline: datetime) -> bool:

@@ -317,6 +317,8 @@ RENDERERS: dict[str, Renderer] = {
     "token_broken": token_broken_push,
 }
 
+from bot.poller.group_pushes import RENDERERS as GROUP_RENDERERS  # noqa: E402  (it needs Push)
 from bot.poller.wake import RENDERERS as WAKE_RENDERERS  # noqa: E402
 
 RENDERERS.update(WAKE_RENDERERS)
+RENDERERS.update(GROUP_RENDERERS)

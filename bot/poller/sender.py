@@ -13,12 +13,19 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from aiogram import Bot
-from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, TelegramRetryAfter
+from aiogram.exceptions import (
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramMigrateToChat,
+    TelegramRetryAfter,
+)
 from aiogram.types import BufferedInputFile, Message
 from aiogram.utils.i18n import I18n
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.db.group_links import GroupLinkRepo
 from bot.db.models import utcnow
+from bot.db.outbox import OutboxItem
 from bot.db.outbox_repo import Due, OutboxRepo
 from bot.db.repo import UserRepo
 from bot.metrics import Metrics
@@ -238,11 +245,18 @@ class OutboxSender:
             await self._write(lambda: repo.retry_later(item.id, later, count=False))
             return False
         except TelegramForbiddenError:
-            await self._write(lambda: self._gone(repo, session, item.user_id, "blocked"))
+            await self._write(lambda: self._gone(repo, session, item, "blocked"))
+            return False
+        except TelegramMigrateToChat as moved:
+            if (group := item.chat_id) is None:  # a private chat never migrates: a failure
+                await self._failed(repo, due, moved)
+                return False
+            to = moved.migrate_to_chat_id
+            await self._write(lambda: self._moved(repo, session, item.id, group, to))
             return False
         except TelegramBadRequest as exc:
             if any(reason in exc.message for reason in GONE):
-                await self._write(lambda: self._gone(repo, session, item.user_id, "chat not found"))
+                await self._write(lambda: self._gone(repo, session, item, "chat not found"))
                 return False
             log.error("push %s (%s) refused by Telegram: %s", item.id, item.kind, exc.message)
             await self._write(lambda: repo.drop(item.id, "bad request"))
@@ -319,8 +333,25 @@ class OutboxSender:
         return result if isinstance(result, Message) else None
 
     @staticmethod
-    async def _gone(repo: OutboxRepo, session: AsyncSession, user_id: int, reason: str) -> None:
-        """The user blocked the bot or the chat is gone: stop polling and pushing until /start."""
+    async def _moved(
+        repo: OutboxRepo, session: AsyncSession, item_id: int, group: int, to: int
+    ) -> None:
+        """A group became a supergroup: its links and pushes follow it to its new chat id."""
+        await GroupLinkRepo(session).moved(group, to)
+        await session.commit()
+        await repo.retry_later(item_id, utcnow(), count=False)
+
+    @staticmethod
+    async def _gone(repo: OutboxRepo, session: AsyncSession, item: OutboxItem, reason: str) -> None:
+        """The user blocked the bot or the chat is gone: stop polling and pushing until /start.
+        A group's chat (the outbox's own chat_id): that group alone is unlinked, its owner's own
+        pushes go on."""
+        if item.chat_id is not None:
+            log.info("group %s is gone (%s): its links are dropped", item.chat_id, reason)
+            await GroupLinkRepo(session).forget_chat(item.chat_id, f"group {reason}")
+            await session.commit()
+            return
+        user_id = item.user_id
         await UserRepo(session).set_active(user_id, False)
         await session.commit()
         await repo.drop_pending_of(user_id, reason)

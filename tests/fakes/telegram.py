@@ -47,7 +47,7 @@ import re
 import socket
 import string
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from types import TracebackType
@@ -117,6 +117,11 @@ MSG_CHAT_EMPTY = "Bad Request: chat_id is empty"
 MSG_CHAT_NOT_FOUND = "Bad Request: chat not found"
 MSG_BLOCKED = "Forbidden: bot was blocked by the user"
 MSG_CANT_INITIATE = "Forbidden: bot can't initiate conversation with a user"
+MSG_BOT_KICKED = "Forbidden: bot was kicked from the group chat"
+MSG_BOT_NOT_MEMBER = "Forbidden: bot is not a member of the group chat"
+MSG_USER_ID_INVALID = "Bad Request: invalid user_id specified"
+MSG_USER_NOT_FOUND = "Bad Request: user not found"
+MSG_MIGRATED = "Bad Request: group chat was upgraded to a supergroup chat"
 MSG_MESSAGE_ID_EMPTY = "Bad Request: message identifier is not specified"
 MSG_EDIT_NOT_FOUND = "Bad Request: message to edit not found"
 MSG_CANT_EDIT = "Bad Request: message can't be edited"
@@ -187,6 +192,21 @@ UPDATE_TYPES = _words(
     "my_chat_member chat_member chat_join_request chat_boost removed_chat_boost"
 )
 DEFAULT_UPDATE_TYPES = UPDATE_TYPES - {"chat_member", "message_reaction", "message_reaction_count"}
+MemberStatus = Literal["creator", "administrator", "member", "left", "kicked"]
+ADMIN_RIGHTS = (
+    "can_be_edited",
+    "is_anonymous",
+    "can_manage_chat",
+    "can_delete_messages",
+    "can_manage_video_chats",
+    "can_restrict_members",
+    "can_promote_members",
+    "can_change_info",
+    "can_invite_users",
+    "can_post_stories",
+    "can_edit_stories",
+    "can_delete_stories",
+)
 CHAT_ACTIONS = _words(
     "typing upload_photo record_video upload_video record_voice upload_voice "
     "upload_document choose_sticker find_location record_video_note upload_video_note"
@@ -772,16 +792,26 @@ class StoredFile:
 
 
 class _ApiError(Exception):
-    def __init__(self, code: int, description: str, retry_after: int | None = None) -> None:
+    def __init__(
+        self,
+        code: int,
+        description: str,
+        retry_after: int | None = None,
+        *,
+        migrate_to_chat_id: int | None = None,
+    ) -> None:
         super().__init__(description)
         self.code = code
         self.description = description
         self.retry_after = retry_after
+        self.migrate_to_chat_id = migrate_to_chat_id
 
     def body(self) -> JSON:
         body: JSON = {"ok": False, "error_code": self.code, "description": self.description}
         if self.retry_after is not None:
             body["parameters"] = {"retry_after": self.retry_after}
+        if self.migrate_to_chat_id is not None:
+            body["parameters"] = {"migrate_to_chat_id": self.migrate_to_chat_id}
         return body
 
 
@@ -832,6 +862,16 @@ class _Chat:
     next_message_id: int = 1
     messages: dict[int, StoredMessage] = field(default_factory=dict)
     menu_button: JSON | None = None
+    # groups made by FakeTelegram.group(): who is in them (user id -> status) and the bot's own
+    # status; a roster group takes messages from its members only
+    roster: bool = False
+    members: dict[int, str] = field(default_factory=dict)
+    bot_status: str = "member"
+    migrated_to: int | None = None  # a group made a supergroup: its new id
+
+    @property
+    def bot_absent(self) -> bool:
+        return self.type != "private" and self.bot_status in ("left", "kicked")
 
 
 @dataclass
@@ -1117,6 +1157,13 @@ class FakeTelegram:
       :meth:`register_chat`.  ``sendMessage`` to a registered :meth:`user` without a chat ->
       403 ``bot can't initiate conversation with a user``; to an unknown id -> 400 ``chat not
       found``; to a user who blocked the bot -> 403 (also ``sendChatAction``).
+    * Groups: :meth:`group` makes one with a roster of members; only they may write or press
+      there, and ``getChatMember`` answers their status (``left`` for anyone else, 400 ``user
+      not found`` for a user Telegram never saw).  :meth:`bot_in_group_update` adds or removes
+      the bot: removed (``left``/``kicked``), every call on the chat gets 403 (``bot was kicked
+      from the group chat`` / ``bot is not a member of the group chat``) and nothing more comes
+      from it.  :meth:`upgrade_group` makes a group a supergroup: calls on the old id get 400
+      with ``migrate_to_chat_id``.
     * Message ids grow per chat, shared by the user's and the bot's messages.  The bot may edit
       only its own messages (``message can't be edited``) and delete any message of the chat.
     * Inline buttons need non-empty text and exactly one action field (Telegram would use the
@@ -1366,6 +1413,89 @@ class FakeTelegram:
     ) -> None:
         """Make a chat known to the bot (for private chats ``chat_id`` is the user id)."""
         self._ensure_chat(chat_id, chat_type, title)
+
+    def group(
+        self,
+        chat_id: int,
+        *,
+        title: str = "Test group",
+        members: Mapping[int, MemberStatus] | Iterable[int] = (),
+        chat_type: Literal["group", "supergroup"] = "group",
+        with_bot: bool = True,
+    ) -> None:
+        """A group with a roster: ``members`` (ids, or id -> ``creator`` / ``administrator`` /
+        ``member``).  Only members may write there; ``getChatMember`` answers from the roster
+        (``left`` for anyone else).  ``with_bot=False``: the bot is not in it yet (add it with
+        :meth:`bot_in_group_update`)."""
+        if chat_id >= 0:
+            raise AssertionError("group ids are negative")
+        chat = self._ensure_chat(chat_id, chat_type, title)
+        chat.roster = True
+        chat.bot_status = "member" if with_bot else "left"
+        roster: Mapping[int, MemberStatus] = (
+            members if isinstance(members, Mapping) else dict.fromkeys(members, "member")
+        )
+        for user_id, status in roster.items():
+            self.set_member(chat_id, user_id, status)
+
+    def set_member(
+        self,
+        chat_id: int,
+        user_id: int,
+        status: MemberStatus,
+    ) -> None:
+        """A user joins, leaves, is promoted in or banned from a roster group (no update)."""
+        chat = self._chats[chat_id]
+        if not chat.roster:
+            raise AssertionError(f"chat {chat_id} was not made by group()")
+        self._profile(user_id)
+        chat.members[user_id] = status
+
+    def member_status(self, chat_id: int, user_id: int) -> str:
+        chat = self._chats[chat_id]
+        return chat.members.get(user_id, "left")
+
+    def bot_in_group_update(
+        self,
+        chat_id: int,
+        by_user_id: int,
+        status: Literal["member", "administrator", "left", "kicked"],
+    ) -> JSON:
+        """An Update telling the bot that ``by_user_id`` added it to (``member``,
+        ``administrator``) or removed it from (``left``, ``kicked``) a group, NOT queued.  The
+        bot's status changes at once: removed, every call on that chat gets 403."""
+        chat = self._chats.get(chat_id)
+        if chat is None or chat.type == "private":
+            raise AssertionError(f"no group {chat_id}")
+        old = chat.bot_status
+        chat.bot_status = status
+        self._user_action()
+        return {
+            "update_id": self._next_update_id(),
+            "my_chat_member": {
+                "chat": self._chat_dict(chat),
+                "from": self._profile(by_user_id).as_dict(),
+                "date": int(time.time()),
+                "old_chat_member": self._member(old),
+                "new_chat_member": self._member(status),
+            },
+        }
+
+    def upgrade_group(self, chat_id: int, new_chat_id: int, by_user_id: int) -> JSON:
+        """The group becomes a supergroup with a new id (roster and bot kept).  Calls on the
+        old id get 400 ``group chat was upgraded to a supergroup chat`` with
+        ``migrate_to_chat_id``.  Returns the old group's service message (NOT queued)."""
+        old = self._chats[chat_id]
+        if old.type != "group" or not old.roster:
+            raise AssertionError(f"chat {chat_id} is not a group made by group()")
+        new = self._ensure_chat(new_chat_id, "supergroup", old.title)
+        new.roster, new.members, new.bot_status = True, dict(old.members), old.bot_status
+        message = self._store(old, by_user_id, False, _Text("", "", None, []), None, None)
+        message.content = {"migrate_to_chat_id": new_chat_id}
+        payload = self._message_dict(message)
+        old.migrated_to = new_chat_id
+        self._user_action()
+        return {"update_id": self._next_update_id(), "message": payload}
 
     def is_blocked(self, user_id: int) -> bool:
         chat = self._chats.get(user_id)
@@ -1659,6 +1789,7 @@ class FakeTelegram:
             raise AssertionError(f"user {user_id} blocked the bot; call unblock() first")
         profile = self._profile(user_id)
         chat = self._ensure_chat(target, chat_type)
+        self._check_group_writer(chat, user_id)
         entities = bot_command_entities(text)
         message = self._store(
             chat, profile.id, False, _Text(text, text, None, entities), None, None
@@ -1675,6 +1806,7 @@ class FakeTelegram:
         message = self._chats[target].messages.get(message_id) if target in self._chats else None
         if message is None or message.deleted or not message.from_bot:
             raise AssertionError(f"no bot message {message_id} in chat {target} to press on")
+        self._check_group_writer(self._chats[target], user_id)
         self._query_count += 1
         query_id = str(QUERY_ID_BASE + self._query_count)
         self.callback_queries[query_id] = CallbackQueryRecord(
@@ -1705,11 +1837,22 @@ class FakeTelegram:
             }
         }
 
-    def _member(self, status: str) -> JSON:
-        member: JSON = {"user": self.bot_user, "status": status}
+    def _member(self, status: str, user: JSON | None = None) -> JSON:
+        member: JSON = {"user": self.bot_user if user is None else user, "status": status}
         if status == "kicked":
             member["until_date"] = 0
+        elif status == "creator":
+            member["is_anonymous"] = False
+        elif status == "administrator":
+            member |= dict.fromkeys(ADMIN_RIGHTS, False) | {"can_manage_chat": True}
         return member
+
+    def _check_group_writer(self, chat: _Chat, user_id: int) -> None:
+        """A group the bot left sends it nothing; a roster group takes its members' words only."""
+        if chat.bot_absent or chat.migrated_to is not None:
+            raise AssertionError(f"the bot is not in chat {chat.id}: it gets nothing from there")
+        if chat.roster and chat.members.get(user_id, "left") in ("left", "kicked"):
+            raise AssertionError(f"user {user_id} is not a member of chat {chat.id}")
 
     def _find_button(
         self, chat_id: int, text: str, message_id: int | None
@@ -2031,6 +2174,7 @@ class FakeTelegram:
             "deleteMessages": self._delete_messages,
             "answerCallbackQuery": self._answer_callback_query,
             "sendChatAction": self._send_chat_action,
+            "getChatMember": self._get_chat_member,
             "setMyCommands": self._set_my_commands,
             "getMyCommands": self._get_my_commands,
             "deleteMyCommands": self._delete_my_commands,
@@ -2059,6 +2203,12 @@ class FakeTelegram:
             raise _ApiError(400, MSG_CHAT_NOT_FOUND)
         if sending and chat.blocked:
             raise _ApiError(403, MSG_BLOCKED)
+        if chat.bot_absent:
+            raise _ApiError(
+                403, MSG_BOT_KICKED if chat.bot_status == "kicked" else MSG_BOT_NOT_MEMBER
+            )
+        if chat.migrated_to is not None:
+            raise _ApiError(400, MSG_MIGRATED, migrate_to_chat_id=chat.migrated_to)
         return chat
 
     def _text(self, params: JSON) -> _Text:
@@ -2363,6 +2513,23 @@ class FakeTelegram:
         cache_time = params.get("cache_time")
         query.cache_time = cache_time if isinstance(cache_time, int) else None
         return True
+
+    async def _get_chat_member(self, params: JSON) -> JSON:
+        """From a roster group's list (``left`` for anyone not on it); in a private chat its
+        user and the bot.  A user Telegram never saw: 400 ``user not found``."""
+        chat = self._target_chat(params, sending=False)
+        user_id = _int_param(params, "user_id", MSG_USER_ID_INVALID)
+        if user_id == self.bot_id:
+            status = chat.bot_status if chat.type != "private" else "member"
+            return self._member(status)
+        if user_id not in self.users:
+            raise _ApiError(400, MSG_USER_NOT_FOUND)
+        user = self._profile(user_id).as_dict()
+        if chat.type == "private":
+            if user_id != chat.id:
+                raise _ApiError(400, MSG_USER_NOT_FOUND)
+            return self._member("member", user)
+        return self._member(chat.members.get(user_id, "left"), user)
 
     async def _send_chat_action(self, params: JSON) -> bool:
         self._target_chat(params, sending=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from bot.handlers.gotsms import account, messages, rent, rents
+from bot.handlers.gotsms import account, messages, rent, rents, share
 
 
 def get_routers() -> list[Router]:
@@ -13,5 +13,6 @@ def get_routers() -> list[Router]:
         account.router(),
         rent.router(),
         rents.router(),
+        share.router(),
         messages.router(),
     ]

@@ -24,6 +24,7 @@ from bot.middlewares.errors import Ack
 from bot.middlewares.tokens import NeedsToken
 from bot.poller.wake import follow
 from bot.services.gotsms import MESSAGES_PAGE, RENTS_PAGE, find_rent, move_options, pages_of
+from bot.services.sharing import card_with_sharing
 from bot.services.watch import watch_fresh_rent
 from bot.texts import api_error_text, money
 from bot.texts.gotsms import (
@@ -79,7 +80,9 @@ def router() -> Router:
             await stale(ack)
             return
         await ack()
-        card = Card(message, gotsms, ids[0], callback_data.st, callback_data.p)
+        card = Card(
+            message, gotsms, ids[0], callback_data.st, callback_data.p, session=session, user=user
+        )
         action = callback_data.a
         if action == "o":
             await card.open()
@@ -214,8 +217,18 @@ class Card:
     """One rent card message and the calls behind its buttons."""
 
     def __init__(
-        self, message: Message, gotsms: GotSMSClient, rent_id: str, status: str, page: int
+        self,
+        message: Message,
+        gotsms: GotSMSClient,
+        rent_id: str,
+        status: str,
+        page: int,
+        *,
+        session: AsyncSession | None = None,
+        user: User | None = None,
     ) -> None:
+        self.session = session  # with the user: the card shows the group its codes go to
+        self.user = user
         self.message = message
         self.gotsms = gotsms
         self.rent_id = rent_id
@@ -246,11 +259,12 @@ class Card:
         if note:
             text = note + "\n\n" + text
         can_wake = now.can_wake_up if now is not None else rent.can_wake_up
-        await show(
-            self.message,
-            text,
-            kb.rent_card(rent, self.status_filter, self.page, can_wake=can_wake),
-        )
+        markup = kb.rent_card(rent, self.status_filter, self.page, can_wake=can_wake)
+        if self.session is not None and self.user is not None:
+            text, markup = await card_with_sharing(
+                self.session, self.user.id, rent, text, markup, self.status_filter, self.page
+            )
+        await show(self.message, text, markup)
 
     async def open(self) -> None:
         async with busy(self.message):
