@@ -118,7 +118,8 @@ class RentsCb(CallbackData, prefix="grl"):
 
 class RentCb(CallbackData, prefix="grc"):
     """A rent card action: `o` open, `s` status, `w` wake up, `r` auto-renew, `t` longer
-    plan, `f` refund. `st`/`p`: the list it came from (to find it again and to go back)."""
+    plan, `f` refund, `n` auto-refund if no code, `k` keep waiting (the no-code push).
+    `st`/`p`: the list it came from (to find it again and to go back)."""
 
     a: str
     id: str
@@ -308,7 +309,10 @@ def rents(items: Sequence[Rent], status: str, page: int, pages: int) -> InlineKe
     return builder.as_markup()
 
 
-def rent_card(rent: Rent, status: str, page: int) -> InlineKeyboardMarkup:
+def rent_card(
+    rent: Rent, status: str, page: int, *, auto_refund: bool | None = None
+) -> InlineKeyboardMarkup:
+    """`auto_refund`: the rent's no-code refund switch, when it can still be switched."""
     rid = short_id(rent.id)
 
     def cb(action: str) -> str:
@@ -332,6 +336,11 @@ def rent_card(rent: Rent, status: str, page: int) -> InlineKeyboardMarkup:
             InlineKeyboardButton(text="⏫ " + _("Longer plan"), callback_data=cb("t")),
             InlineKeyboardButton(text="↩️ " + _("Refund"), callback_data=cb("f")),
         )
+        if auto_refund is not None:
+            label = (
+                _("Auto-refund if no code: on") if auto_refund else _("Auto-refund if no code: off")
+            )
+            builder.row(InlineKeyboardButton(text="🤖 " + label, callback_data=cb("n")))
     builder.row(
         InlineKeyboardButton(
             text="‹ " + _("My rents"), callback_data=RentsCb(st=status, p=page).pack()

@@ -70,6 +70,8 @@ def code_push(payload: Mapping[str, Any]) -> Push:
     lines = [_("🔑 New code from <b>{service}</b> on {phone}").format(service=service, phone=phone)]
     if code:
         lines.append(f"<code>{escape(str(code))}</code>")
+    if payload.get("refunded"):
+        lines.append(_("↩️ This rental was refunded before this code came."))
     if body:
         lines += ["", escape(body[:MAX_BODY])]
     markup = None
@@ -316,3 +318,7 @@ RENDERERS: dict[str, Renderer] = {
     "interrupted": interrupted_push,
     "token_broken": token_broken_push,
 }
+
+from bot.poller.nocode_pushes import RENDERERS as NO_CODE  # noqa: E402
+
+RENDERERS.update(NO_CODE)
