@@ -153,6 +153,7 @@ ON_POSTGRES = frozenset(
         "test_crash",
         "test_bulk_runner",
         "test_bulk_repo",
+        "test_nocode",
     }
 )
 # ... and those whose dialogs and kept searches run once more on SQLite with dialogs in Redis
