@@ -19,6 +19,7 @@ from bot.poller.scheduler import Scheduler
 from bot.poller.sender import OutboxSender, Pace
 from tests.conftest import GOTSMS_TOKEN, Harness
 from tests.fakes.gotsms import FakeGotSMS
+from tests.fakes.shapes import Shape
 from tests.test_gotsms_catalog import connect
 
 USER = 7401
@@ -104,6 +105,13 @@ class Rig:
         return len(self.gotsms.requests_for(GOTSMS_TOKEN))
 
 
+@pytest.fixture(autouse=True, params=list(Shape))
+def shape(request: pytest.FixtureRequest, gotsms: FakeGotSMS) -> Shape:
+    """Every test runs once per answer shape of the fakes."""
+    gotsms.shape = request.param
+    return Shape(request.param)
+
+
 @pytest.fixture
 async def rig(harness: Harness, gotsms: FakeGotSMS) -> Rig:
     made = Rig(harness, gotsms)
@@ -138,7 +146,7 @@ async def test_one_push_at_the_deadline_and_keep_waiting(rig: Rig) -> None:
     assert answer.text == "OK, I'll keep waiting: the code will come here by itself."
     after = rig.harness.tg.message(USER, push.message_id)
     assert after.button_texts() == []
-    assert "Waiting on: the code will come here by itself." in after.text
+    assert "Still waiting: the code will come here by itself." in after.text
     assert rig.requests() == spent, "Keep waiting asks nothing of GotSMS"
 
 
@@ -184,6 +192,23 @@ async def test_wake_up_from_the_push(rig: Rig) -> None:
     wakes = [r for r in rig.gotsms.requests if r.path.endswith("/wake-up")]
     assert len(wakes) == 1
     assert "Wake-up request sent." in rig.harness.last(USER).text
+
+
+async def test_no_push_for_a_rental_refunded_elsewhere(rig: Rig) -> None:
+    rent = await rig.rent()
+    refunded = await rig.harness.deps.clients.gotsms(GOTSMS_TOKEN).refund(rent["id"])
+    assert refunded.status == "finished"
+    await rig.deadline_passes(rent["id"])
+    assert await rig.cycle() == []
+    assert (await rig.watch(rent["id"])).remind_at is None
+
+
+async def test_no_reminder_when_switched_off_since(rig: Rig) -> None:
+    rent = await rig.rent()
+    await rig.set(no_code_minutes=0)
+    await rig.deadline_passes(rent["id"])
+    assert await rig.cycle() == []
+    assert (await rig.watch(rent["id"])).remind_at is None
 
 
 async def test_no_push_when_a_message_came(rig: Rig) -> None:

@@ -95,7 +95,7 @@ def no_code_row(builder: Keyboard, settings: NotificationSettings) -> None:
         buttons.append(InlineKeyboardButton(text=label, callback_data=data))
     builder.row(
         InlineKeyboardButton(
-            text="⌛ " + _("No code after, minutes:"),
+            text="⌛ " + _("No-code reminder after (minutes):"),
             callback_data=NotifyCb(action="nocode", kind=str(settings.no_code_minutes)).pack(),
         )
     )

@@ -87,7 +87,10 @@ class NoCodeJob(Job):
             await self._refund(poll, look, watch)
             return
         poll.pending.later(lambda session: RentWatchRepo(session).reminded(rent_id))
-        if poll.settings.no_code_minutes > 0:
+        if poll.settings.no_code_minutes <= 0:
+            return  # reminders switched off since the rent was made
+        rent = await look.find(rent_id)
+        if rent is not None and rent.status == "active":  # else over, or refunded elsewhere
             poll.pending.enqueue(poll.state.user_id, REMIND, rent_id, _payload(watch))
 
     async def _refund(self, poll: Poll, look: RentLookup, watch: RentWatch) -> None:

@@ -334,7 +334,9 @@ class Card:
         changed = await RentWatchRepo(self.session).set_auto_refund(self.user_id, self.rent_id, on)
         await self.session.commit()
         if changed is None:
-            note = "❌ " + _("The automatic refund can be switched only until the no-code moment.")
+            note = "❌ " + _(
+                "The automatic refund can be switched only before the rental's no-code deadline."
+            )
         elif on and changed.remind_at is not None:
             note = "🤖 " + auto_refund_note(changed.remind_at)
         else:
@@ -358,7 +360,7 @@ class Card:
 async def keep_waiting(message: Message, ack: Ack) -> None:
     """The no-code push's Keep waiting: its buttons go, nothing is asked of GotSMS."""
     await ack(_("OK, I'll keep waiting: the code will come here by itself."))
-    note = "⏳ " + _("Waiting on: the code will come here by itself.")
+    note = "⏳ " + _("Still waiting: the code will come here by itself.")
     await show(message, message.html_text + "\n\n" + note)
 
 
