@@ -412,3 +412,19 @@ async def test_a_code_before_the_refund_is_not_marked(rig: Rig) -> None:
     texts = [m.text for m in rig.harness.tg.bot_messages(USER)[before:]]
     assert len(texts) == 1
     assert "refunded" not in texts[0]
+
+
+async def test_an_unknown_outcome_is_not_retried(rig: Rig) -> None:
+    """GotSMS refunded, then answered 500: the request is not sent again and the user is told
+    to look; a later poll does not touch it either."""
+    await rig.set(no_code_refund=True)
+    rent = await rig.rent()
+    rig.gotsms.fail_next(f"/rents/{rent['id']}/refund", 500, after=True)
+    await rig.deadline_passes(rent["id"])
+    texts = await rig.cycle()
+    assert rig.refunds() == 1
+    assert len(texts) == 1
+    assert "but I do not know whether it did. Look at /rents" in texts[0]
+    assert (await rig.watch(rent["id"])).refund_state == RefundState.UNCERTAIN
+    assert await rig.cycle(rig.fresh_job()) == []
+    assert rig.refunds() == 1
