@@ -127,17 +127,30 @@ class RentWatchRepo:
         )
         return int(getattr(result, "rowcount", 0) or 0) == 1
 
-    async def refund_settled(
-        self, rent_id: str, state: RefundState, *, was: RefundState | None = RefundState.TRYING
-    ) -> None:
-        """The outcome of a refund (`was`: the state it must still be in; None: no refund was
-        tried yet, as for a refund by hand). The caller commits."""
-        guard = RentWatch.refund_state.is_(None) if was is None else RentWatch.refund_state == was
+    async def refund_settled(self, rent_id: str, state: RefundState) -> None:
+        """The outcome of the automatic refund, while it is still `trying` (the caller
+        commits)."""
         values: dict[str, object] = {"refund_state": state.value, "remind_at": None}
         if state is RefundState.REFUNDED:
             values["refunded_at"] = utcnow()
         await self.session.execute(
-            update(RentWatch).where(RentWatch.rent_id == rent_id, guard).values(**values)
+            update(RentWatch)
+            .where(RentWatch.rent_id == rent_id, RentWatch.refund_state == RefundState.TRYING.value)
+            .values(**values)
+        )
+
+    async def refunded_by_hand(self, rent_id: str) -> None:
+        """Refunded from the card, whatever became of an automatic try (the caller commits)."""
+        await self.session.execute(
+            update(RentWatch)
+            .where(
+                RentWatch.rent_id == rent_id,
+                or_(
+                    RentWatch.refund_state.is_(None),
+                    RentWatch.refund_state != RefundState.REFUNDED.value,
+                ),
+            )
+            .values(refund_state=RefundState.REFUNDED.value, refunded_at=utcnow(), remind_at=None)
         )
 
     async def set_auto_refund(self, user_id: int, rent_id: str, on: bool) -> RentWatch | None:

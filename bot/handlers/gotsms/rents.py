@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.api.errors import ApiError, ApiRejected
 from bot.api.gotsms import GotSMSClient, NumberStatus, Rent
 from bot.api.lenient import to_money
-from bot.db.models import RefundState, RentWatch, Service, User, utcnow
+from bot.db.models import RentWatch, Service, User, utcnow
 from bot.db.rent_watch import RentWatchRepo, auto_refund_open
 from bot.handlers.confirm import question, settle
 from bot.handlers.gotsms.common import busy, stale, target, unpack
@@ -367,7 +367,7 @@ async def keep_waiting(message: Message, ack: Ack) -> None:
 async def refunded_by_hand(session: AsyncSession, rent_id: str) -> None:
     """No no-code push nor automatic refund after a refund from the card; a code that still
     comes says the rental was refunded."""
-    await RentWatchRepo(session).refund_settled(rent_id, RefundState.REFUNDED, was=None)
+    await RentWatchRepo(session).refunded_by_hand(rent_id)
     await session.commit()
 
 
