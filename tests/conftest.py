@@ -156,6 +156,7 @@ ON_POSTGRES = frozenset(
         "test_wake",
         "test_rent_fast",
         "test_groups_link",
+        "test_nocode",
     }
 )
 # ... and those whose dialogs and kept searches run once more on SQLite with dialogs in Redis

@@ -7,12 +7,12 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.api.gotsms import Rent
-from bot.db.models import NotificationSettings, RentWatch, ServicePick, utcnow
+from bot.db.models import NotificationSettings, RefundState, RentWatch, ServicePick, utcnow
 
 RowT = TypeVar("RowT", RentWatch, ServicePick)
 
@@ -79,6 +79,116 @@ class RentWatchRepo:
                 .where(RentWatch.rent_id.in_(rent_ids), RentWatch.got_message.is_(False))
                 .values(got_message=True, remind_at=None)
             )
+
+    async def no_code_due(self, user_id: int, now: datetime, limit: int) -> list[RentWatch]:
+        """The user's rents made here whose no-code deadline has come (message-less, not
+        refunded), and those whose automatic refund was left `trying` (a crash, a failure)."""
+        query = (
+            select(RentWatch)
+            .where(
+                RentWatch.user_id == user_id,
+                or_(
+                    RentWatch.refund_state == RefundState.TRYING.value,
+                    (RentWatch.remind_at <= now)
+                    & RentWatch.made_here.is_(True)
+                    & RentWatch.got_message.is_(False)
+                    & RentWatch.refund_state.is_(None),
+                ),
+            )
+            .order_by(RentWatch.remind_at)
+            .limit(limit)
+        )
+        return list((await self.session.scalars(query)).all())
+
+    async def next_no_code(self, user_id: int, after: datetime) -> datetime | None:
+        """The user's earliest no-code deadline after `after`."""
+        query = select(func.min(RentWatch.remind_at)).where(
+            RentWatch.user_id == user_id,
+            RentWatch.remind_at > after,
+            RentWatch.made_here.is_(True),
+            RentWatch.got_message.is_(False),
+            RentWatch.refund_state.is_(None),
+        )
+        return await self.session.scalar(query)
+
+    async def reminded(self, rent_id: str) -> None:
+        """The no-code deadline is over: pushed, or nothing to do (the caller commits)."""
+        await self.session.execute(
+            update(RentWatch)
+            .where(RentWatch.rent_id == rent_id, RentWatch.remind_at.is_not(None))
+            .values(remind_at=None)
+        )
+
+    async def claim_refund(self, rent_id: str) -> bool:
+        """Claims the one automatic refund of a rent: only while no message came, its switch
+        is on and no refund was tried. The caller commits before the refund request."""
+        result = await self.session.execute(
+            update(RentWatch)
+            .where(
+                RentWatch.rent_id == rent_id,
+                RentWatch.got_message.is_(False),
+                RentWatch.refund_state.is_(None),
+                RentWatch.auto_refund.is_(True),
+            )
+            .values(refund_state=RefundState.TRYING.value)
+        )
+        return int(getattr(result, "rowcount", 0) or 0) == 1
+
+    async def refund_settled(self, rent_id: str, state: RefundState) -> None:
+        """The outcome of the automatic refund, while it is still `trying` (the caller
+        commits)."""
+        values: dict[str, object] = {"refund_state": state.value, "remind_at": None}
+        if state is RefundState.REFUNDED:
+            values["refunded_at"] = utcnow()
+        await self.session.execute(
+            update(RentWatch)
+            .where(RentWatch.rent_id == rent_id, RentWatch.refund_state == RefundState.TRYING.value)
+            .values(**values)
+        )
+
+    async def refunded_by_hand(self, rent_id: str) -> None:
+        """Refunded from the card, whatever became of an automatic try (the caller commits)."""
+        await self.session.execute(
+            update(RentWatch)
+            .where(
+                RentWatch.rent_id == rent_id,
+                or_(
+                    RentWatch.refund_state.is_(None),
+                    RentWatch.refund_state != RefundState.REFUNDED.value,
+                ),
+            )
+            .values(refund_state=RefundState.REFUNDED.value, refunded_at=utcnow(), remind_at=None)
+        )
+
+    async def set_auto_refund(self, user_id: int, rent_id: str, on: bool) -> RentWatch | None:
+        """The rent card's switch, while the deadline is ahead and no refund was tried."""
+        watch = await self.get(user_id, rent_id)
+        if watch is None or not auto_refund_open(watch):
+            return None
+        watch.auto_refund = on
+        return watch
+
+    async def refunded_of(self, rent_ids: list[str]) -> set[str]:
+        """Of these rents, those refunded (a code that comes after says so)."""
+        if not rent_ids:
+            return set()
+        query = select(RentWatch.rent_id).where(
+            RentWatch.rent_id.in_(rent_ids),
+            RentWatch.refund_state == RefundState.REFUNDED.value,
+        )
+        return set((await self.session.scalars(query)).all())
+
+
+def auto_refund_open(watch: RentWatch, now: datetime | None = None) -> bool:
+    """Whether the rent's automatic refund can still be switched: made here, its deadline
+    ahead, no message, no refund tried."""
+    return (
+        watch.made_here
+        and watch.remind_at is not None
+        and watch.remind_at > (now or utcnow())
+        and not watch.got_message
+        and watch.refund_state is None
+    )
 
 
 class ServicePickRepo:

@@ -8,8 +8,9 @@ from aiogram import F, Router
 from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
-from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.commands import N_
@@ -30,7 +31,9 @@ KINDS: tuple[tuple[str, str], ...] = (
     ("rent_expiry", N_("Rents ending")),
     ("low_balance", N_("Low balance")),
     ("wake_push", N_("Number awake")),
+    ("no_code_refund", N_("Refund a rental automatically if no code comes")),
 )
+NO_CODE_MINUTES = (0, 5, 10, 15, 30, 60)
 MAX_THRESHOLD = Decimal("1000000")
 
 
@@ -49,6 +52,7 @@ def notify_text(settings: NotificationSettings) -> str:
                     amount=money(settings.balance_threshold)
                 )
             )
+    lines.append(no_code_line(settings))
     return "\n".join(lines)
 
 
@@ -67,7 +71,37 @@ def notify_keyboard(settings: NotificationSettings) -> InlineKeyboardMarkup:
     )
     builder.button(text="💰 " + label, callback_data=NotifyCb(action="threshold", kind=""))
     builder.adjust(1)
+    no_code_row(builder, settings)
     return builder.as_markup()
+
+
+def no_code_line(settings: NotificationSettings) -> str:
+    minutes = settings.no_code_minutes
+    if minutes <= 0:
+        return _("No-code reminder for rentals made here: off.")
+    return ngettext(
+        "No-code reminder for rentals made here: after {n} minute without a code.",
+        "No-code reminder for rentals made here: after {n} minutes without a code.",
+        minutes,
+    ).format(n=minutes)
+
+
+def no_code_row(builder: Keyboard, settings: NotificationSettings) -> None:
+    """The no-code minutes: a new rental made here is reminded of (or refunded) after them."""
+    buttons = []
+    for minutes in NO_CODE_MINUTES:
+        label = _("Off") if minutes == 0 else str(minutes)
+        if minutes == settings.no_code_minutes:
+            label = "✅ " + label
+        data = NotifyCb(action="nocode", kind=str(minutes)).pack()
+        buttons.append(InlineKeyboardButton(text=label, callback_data=data))
+    builder.row(
+        InlineKeyboardButton(
+            text="⌛ " + _("No-code reminder after (minutes):"),
+            callback_data=NotifyCb(action="nocode", kind=str(settings.no_code_minutes)).pack(),
+        )
+    )
+    builder.row(*buttons)
 
 
 def router() -> Router:
@@ -115,6 +149,20 @@ def router() -> Router:
             await show(query.message, notify_text(settings), notify_keyboard(settings))
             if callback_data.kind == "low_balance" and value and settings.balance_threshold is None:
                 await ask_threshold(query.message, state)
+
+    @r.callback_query(
+        NotifyCb.filter(F.action == "nocode"),
+        NotifyCb.filter(F.kind.in_({str(n) for n in NO_CODE_MINUTES})),
+    )
+    async def no_code_minutes(
+        query: CallbackQuery, callback_data: NotifyCb, ack: Ack, session: AsyncSession, user: User
+    ) -> None:
+        settings = await NotificationRepo(session).get(user.id)
+        settings.no_code_minutes = int(callback_data.kind)
+        await session.commit()
+        await ack(no_code_line(settings))
+        if isinstance(query.message, Message):
+            await show(query.message, notify_text(settings), notify_keyboard(settings))
 
     @r.callback_query(NotifyCb.filter(F.action == "threshold"))
     async def threshold_button(query: CallbackQuery, ack: Ack, state: FSMContext) -> None:

@@ -138,7 +138,8 @@ class RentsCb(CallbackData, prefix="grl"):
 
 class RentCb(CallbackData, prefix="grc"):
     """A rent card action: `o` open, `s` status, `w` wake up, `r` auto-renew, `t` longer
-    plan, `f` refund. `st`/`p`: the list it came from (to find it again and to go back)."""
+    plan, `f` refund, `n` auto-refund if no code, `k` keep waiting (the no-code push).
+    `st`/`p`: the list it came from (to find it again and to go back)."""
 
     a: str
     id: str
@@ -358,9 +359,15 @@ def rents(items: Sequence[Rent], status: str, page: int, pages: int) -> InlineKe
 
 
 def rent_card(
-    rent: Rent, status: str, page: int, *, can_wake: bool | None = None
+    rent: Rent,
+    status: str,
+    page: int,
+    *,
+    can_wake: bool | None = None,
+    auto_refund: bool | None = None,
 ) -> InlineKeyboardMarkup:
-    """`can_wake`: whether GotSMS allows a wake-up now (the number's status, else the rent's)."""
+    """`can_wake`: whether GotSMS allows a wake-up now (the number's status, else the rent's);
+    `auto_refund`: the rent's no-code refund switch, when it can still be switched."""
     rid = short_id(rent.id)
     wake = rent.can_wake_up if can_wake is None else can_wake
 
@@ -386,6 +393,11 @@ def rent_card(
             InlineKeyboardButton(text="⏫ " + _("Longer plan"), callback_data=cb("t")),
             InlineKeyboardButton(text="↩️ " + _("Refund"), callback_data=cb("f")),
         )
+        if auto_refund is not None:
+            label = (
+                _("Auto-refund if no code: on") if auto_refund else _("Auto-refund if no code: off")
+            )
+            builder.row(InlineKeyboardButton(text="🤖 " + label, callback_data=cb("n")))
     elif rent.plan.id:
         again = AgainCb(s=short_id(rent.service.id), pl=short_id(rent.plan.id))
         builder.row(InlineKeyboardButton(text="🔁 " + _("Rent again"), callback_data=again.pack()))

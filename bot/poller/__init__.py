@@ -19,6 +19,7 @@ from bot.pace import Pacing
 from bot.poller.alerts import BalanceJob, DevicesJob, RentsJob
 from bot.poller.codes import CodesJob, CodesTiming
 from bot.poller.jobs import Job
+from bot.poller.nocode import NoCodeJob
 from bot.poller.scheduler import Scheduler
 from bot.poller.sender import OutboxSender
 from bot.poller.sms import SmsJob
@@ -95,6 +96,7 @@ def create_poller(
         SmsJob(*shared, on_queued=wake, writes=writes),
         BalanceJob(*shared, on_queued=wake, writes=writes),
         WakeJob(*shared, on_queued=wake, writes=writes),
+        NoCodeJob(*shared, on_queued=wake, writes=writes),
     ]
     return Poller(
         sender=sender,

@@ -10,7 +10,7 @@ that does the same with the codes that came while they were off (`catch_up`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,6 +23,7 @@ from bot.api.gotsms import GotSMSClient, Message
 from bot.db.models import Credential, NotificationSettings, Service, utcnow
 from bot.db.outbox import PollState
 from bot.db.outbox_repo import OutboxRepo
+from bot.db.rent_watch import RentWatchRepo
 from bot.poller.group_codes import share_code
 from bot.poller.jobs import Client, Job, Poll
 from bot.poller.writes import Pending
@@ -121,8 +122,10 @@ class CodesJob(Job):
             pending.enqueue(
                 user_id, "unread_note", f"first:{baseline.isoformat()}", {"count": waiting}
             )
-        for message in reversed([m for m in page.data if m not in before]):
-            _push(pending, user_id, message)
+        new = [m for m in page.data if m not in before]
+        refunded = await watched_rents(poll, new)
+        for message in reversed(new):
+            _push(pending, user_id, message, refunded)
         poll.state.cursor = WATCHING
 
     async def _resume(self, poll: Poll, client: GotSMSClient, since: datetime) -> None:
@@ -136,14 +139,17 @@ class CodesJob(Job):
         if missed:
             key = f"resumed:{baseline.isoformat()}"
             pending.enqueue(user_id, "unread_note", key, {"count": len(missed)})
-        for message in reversed([m for m in found if m.id not in missed]):
-            _push(pending, user_id, message)
+        new = [m for m in found if m.id not in missed]
+        refunded = await watched_rents(poll, found)
+        for message in reversed(new):
+            _push(pending, user_id, message, refunded)
         poll.state.cursor = WATCHING
 
     async def _queue_new(self, poll: Poll, client: GotSMSClient) -> int:
         found = await self._unqueued(poll, client)
+        refunded = await watched_rents(poll, found)
         for message in reversed(found):  # oldest first: pushes keep the order of arrival
-            _push(poll.pending, poll.state.user_id, message)
+            _push(poll.pending, poll.state.user_id, message, refunded)
         return len(found)
 
     async def _unqueued(self, poll: Poll, client: GotSMSClient) -> list[Message]:
@@ -177,9 +183,9 @@ async def catch_up(session: AsyncSession, user_id: int) -> None:
     )
 
 
-def _push(pending: Pending, user_id: int, message: Message) -> None:
+def _push(pending: Pending, user_id: int, message: Message, refunded: Collection[str] = ()) -> None:
     """The code to its owner, and to the group of its rent when it is shared."""
-    payload = _payload(message)
+    payload = _payload(message, refunded)
     pending.enqueue(user_id, KIND, message.id, payload)
     if message.rent_id:
         pending.later(share_code(user_id, message.id, message.rent_id, payload))
@@ -189,7 +195,7 @@ def _older(message: Message, baseline: datetime) -> bool:
     return message.received_at is None or message.received_at < baseline
 
 
-def _payload(message: Message) -> dict[str, str | None]:
+def _payload(message: Message, refunded: Collection[str] = ()) -> dict[str, str | bool | None]:
     return {
         "service": message.service.name if message.service else None,
         "phone": message.phone,
@@ -197,4 +203,14 @@ def _payload(message: Message) -> dict[str, str | None]:
         "body": message.body,
         "rent_id": message.rent_id,
         "received_at": message.received_at.isoformat() if message.received_at else None,
-    }
+    } | ({"refunded": True} if message.rent_id in refunded else {})
+
+
+async def watched_rents(poll: Poll, messages: Sequence[Message]) -> set[str]:
+    """The rents these messages came to got a message (no no-code push, no automatic refund,
+    written with the codes); of them, those refunded already (their codes say so)."""
+    rent_ids = sorted({m.rent_id for m in messages if m.rent_id})
+    if not rent_ids:
+        return set()
+    poll.pending.later(lambda session: RentWatchRepo(session).got_message(rent_ids))
+    return await RentWatchRepo(poll.session).refunded_of(rent_ids)

@@ -70,6 +70,8 @@ def code_push(payload: Mapping[str, Any]) -> Push:
     lines = [_("🔑 New code from <b>{service}</b> on {phone}").format(service=service, phone=phone)]
     if code:
         lines.append(f"<code>{escape(str(code))}</code>")
+    if payload.get("refunded"):
+        lines.append(_("↩️ This rental was refunded before this code came."))
     if body:
         lines += ["", escape(body[:MAX_BODY])]
     markup = None
@@ -318,7 +320,9 @@ RENDERERS: dict[str, Renderer] = {
 }
 
 from bot.poller.group_pushes import RENDERERS as GROUP_RENDERERS  # noqa: E402  (it needs Push)
+from bot.poller.nocode_pushes import RENDERERS as NO_CODE  # noqa: E402
 from bot.poller.wake import RENDERERS as WAKE_RENDERERS  # noqa: E402
 
 RENDERERS.update(WAKE_RENDERERS)
 RENDERERS.update(GROUP_RENDERERS)
+RENDERERS.update(NO_CODE)

@@ -16,11 +16,13 @@ from bot.db.outbox_repo import PollStateRepo
 from bot.db.repo import CredentialRepo, DeviceRepo
 from bot.poller.alerts import BalanceJob, DevicesJob, RentsJob
 from bot.poller.codes import CodesJob
+from bot.poller.nocode import NoCodeJob
 from bot.poller.sms import SmsJob
+from bot.poller.wake import WakeJob
 
 TOKEN_SHAPE = re.compile(r"^[\x21-\x7e]{8,512}$")
 JOBS_OF = {
-    Service.GOTSMS: (CodesJob.name, RentsJob.name, BalanceJob.name),
+    Service.GOTSMS: (CodesJob.name, RentsJob.name, BalanceJob.name, NoCodeJob.name, WakeJob.name),
     Service.GOSMS: (DevicesJob.name, SmsJob.name),
 }
 

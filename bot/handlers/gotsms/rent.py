@@ -23,6 +23,7 @@ from bot.keyboards import gotsms as kb
 from bot.keyboards.callbacks import ConfirmCb, MenuCb
 from bot.middlewares.errors import Ack
 from bot.middlewares.tokens import NeedsToken
+from bot.poller.nocode import watch_deadline
 from bot.services.gotsms import AREA_CODE, clean_search, find_plan
 from bot.services.watch import watch_fresh_rent
 from bot.texts import api_error_text, money
@@ -209,7 +210,8 @@ async def remember_rent(session: AsyncSession, user_id: int, rent: Rent, plan_id
     """The rent's no-code deadline, and its service among the user's last ones (the caller
     commits)."""
     settings = await NotificationRepo(session).get(user_id)
-    await RentWatchRepo(session).made(user_id, rent, plan_id=plan_id, settings=settings)
+    watch = await RentWatchRepo(session).made(user_id, rent, plan_id=plan_id, settings=settings)
+    await watch_deadline(session, user_id, watch.remind_at)
     await ServicePickRepo(session).used(user_id, rent.service.id, rent.service.name)
 
 

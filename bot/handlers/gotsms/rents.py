@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from html import escape
+from math import ceil
 
 from aiogram import F, Router
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.api.errors import ApiError, ApiRejected
 from bot.api.gotsms import GotSMSClient, NumberStatus, Rent
 from bot.api.lenient import to_money
-from bot.db.models import Service, User
+from bot.db.models import RentWatch, Service, User, utcnow
+from bot.db.rent_watch import RentWatchRepo, auto_refund_open
 from bot.handlers.confirm import question, settle
 from bot.handlers.gotsms.common import busy, stale, target, unpack
 from bot.handlers.util import show
@@ -38,7 +41,7 @@ from bot.texts.gotsms import (
     rents_text,
 )
 
-CARD_ACTIONS = ("o", "s", "w", "r", "t", "f")
+CARD_ACTIONS = ("o", "s", "w", "r", "t", "f", "n", "k")
 STATUS_KEEP = 4  # a card opens with the number's status only while this much budget is left
 
 
@@ -79,11 +82,14 @@ def router() -> Router:
         if ids is None or message is None:
             await stale(ack)
             return
+        action = callback_data.a
+        if action == "k":
+            await keep_waiting(message, ack)
+            return
         await ack()
         card = Card(
             message, gotsms, ids[0], callback_data.st, callback_data.p, session=session, user=user
         )
-        action = callback_data.a
         if action == "o":
             await card.open()
         elif action == "s":
@@ -97,6 +103,8 @@ def router() -> Router:
             await card.toggle_renewal()
         elif action == "t":
             await card.longer_plans()
+        elif action == "n":
+            await card.toggle_auto_refund()
         else:
             await card.ask_refund(session, user)
 
@@ -186,6 +194,7 @@ def router() -> Router:
             await show(message, "❌ " + api_error_text(error), kb.back_to_card(rent_id))
             return
         if action == kb.REFUND:
+            await refunded_by_hand(session, rent_id)
             text = _("✅ Refunded: {price} is back on your balance.").format(
                 price=amount(to_money(payload.get("price")))
             )
@@ -236,6 +245,15 @@ class Card:
         self.page = page
         self.woken: tuple[Rent, datetime | None] | None = None  # a wake-up just asked for
 
+    @property
+    def user_id(self) -> int:
+        return self.user.id if self.user is not None else 0
+
+    async def _watch(self) -> RentWatch | None:
+        if self.session is None:
+            return None
+        return await RentWatchRepo(self.session).get(self.user_id, self.rent_id)
+
     async def _rent(self) -> Rent | None:
         rent = await find_rent(self.gotsms, self.rent_id, self.status_filter, self.page)
         if rent is None:
@@ -259,7 +277,11 @@ class Card:
         if note:
             text = note + "\n\n" + text
         can_wake = now.can_wake_up if now is not None else rent.can_wake_up
-        markup = kb.rent_card(rent, self.status_filter, self.page, can_wake=can_wake)
+        watch = await self._watch()
+        switch = watch.auto_refund if watch is not None and auto_refund_open(watch) else None
+        markup = kb.rent_card(
+            rent, self.status_filter, self.page, can_wake=can_wake, auto_refund=switch
+        )
         if self.session is not None and self.user is not None:
             text, markup = await card_with_sharing(
                 self.session, self.user.id, rent, text, markup, self.status_filter, self.page
@@ -346,6 +368,26 @@ class Card:
             labels.append((option.plan_id, label))
         await show(self.message, move_text(rent, len(options)), kb.move_options(rent, labels))
 
+    async def toggle_auto_refund(self) -> None:
+        """The rent's no-code refund switch (no request but the card's own)."""
+        assert self.session is not None
+        watch = await self._watch()
+        on = watch is not None and not watch.auto_refund
+        changed = await RentWatchRepo(self.session).set_auto_refund(self.user_id, self.rent_id, on)
+        await self.session.commit()
+        if changed is None:
+            note = "❌ " + _(
+                "The automatic refund can be switched only before the rental's no-code deadline."
+            )
+        elif on and changed.remind_at is not None:
+            note = "🤖 " + auto_refund_note(changed.remind_at)
+        else:
+            note = "🤖 " + _("Auto-refund is off for this rental.")
+        async with busy(self.message):
+            rent = await self._rent()
+        if rent is not None:
+            await self._show(rent, note=note)
+
     async def ask_refund(self, session: AsyncSession, user: User) -> None:
         async with busy(self.message):
             rent = await self._rent()
@@ -355,3 +397,26 @@ class Card:
         payload = {"rent_id": rent.id, "price": price, "phone": rent.phone}
         asked = await question(session, user.id, kb.REFUND, payload, "↩️ " + _("Yes, refund"))
         await show(self.message, refund_question(rent), asked.keyboard)
+
+
+async def keep_waiting(message: Message, ack: Ack) -> None:
+    """The no-code push's Keep waiting: its buttons go, nothing is asked of GotSMS."""
+    await ack(_("OK, I'll keep waiting: the code will come here by itself."))
+    note = "⏳ " + _("Still waiting: the code will come here by itself.")
+    await show(message, message.html_text + "\n\n" + note)
+
+
+async def refunded_by_hand(session: AsyncSession, rent_id: str) -> None:
+    """No no-code push nor automatic refund after a refund from the card; a code that still
+    comes says the rental was refunded."""
+    await RentWatchRepo(session).refunded_by_hand(rent_id)
+    await session.commit()
+
+
+def auto_refund_note(remind_at: datetime) -> str:
+    minutes = max(1, ceil((remind_at - utcnow()) / timedelta(minutes=1)))
+    return ngettext(
+        "Auto-refund is on: if no code comes within {n} minute, I will refund this rental.",
+        "Auto-refund is on: if no code comes within {n} minutes, I will refund this rental.",
+        minutes,
+    ).format(n=minutes)
