@@ -38,6 +38,7 @@ async def test_help_lists_every_command_one_line_each(harness: Harness) -> None:
     lines = harness.last(EN).text.splitlines()
     for command, _description in COMMANDS:
         assert sum(line.startswith(f"/{command} — ") for line in lines) == 1
+    assert lines[-1] == "In a group: /link shares a rental's codes there, /unlink stops it."
 
 
 async def test_help_button_of_the_main_menu(harness: Harness) -> None:

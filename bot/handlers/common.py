@@ -84,6 +84,7 @@ SERVICE_EVENTS = frozenset(
 def help_text() -> str:
     lines = [_("<b>Commands</b>")]
     lines += [f"/{command} — {_(description)}" for command, description in COMMANDS]
+    lines += ["", _("In a group: /link shares a rental's codes there, /unlink stops it.")]
     return "\n".join(lines)
 
 
