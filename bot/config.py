@@ -46,6 +46,25 @@ def _http_url(value: str) -> str:
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 
 
+class Access(StrEnum):
+    OPEN = "open"  # anyone may use the bot
+    ALLOWLIST = "allowlist"  # ALLOWED_USERS, the admins and those /admin allow let in
+
+
+def _ids_and_names(value: str) -> tuple[frozenset[int], frozenset[str]]:
+    """ "123, @Bob 456" → ({123, 456}, {"bob"}): Telegram ids and @usernames (lower case)."""
+    ids: set[int] = set()
+    names: set[str] = set()
+    for item in value.replace(",", " ").split():
+        if item.lstrip("-").isdigit():
+            ids.add(int(item))
+        elif item.startswith("@") and len(item) > 1:
+            names.add(item[1:].lower())
+        else:
+            raise ValueError(f"{item!r} is neither a Telegram id nor an @username")
+    return frozenset(ids), frozenset(names)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
@@ -73,6 +92,36 @@ class Settings(BaseSettings):
     bulk_max_rows: int = Field(default=5000, ge=1, le=100_000)
     bulk_max_file_bytes: int = Field(default=1024 * 1024, ge=1024, le=20 * 1024 * 1024)
     bulk_device_pace: float = Field(default=3.0, ge=0.1, le=3600)
+    # who may use the bot, and its operators (ids or @usernames, separated by commas or spaces)
+    access: Access = Access.OPEN
+    allowed_users: str = ""
+    admin_ids: str = ""
+    # history older than this is pruned daily (sent pushes, used confirmations, ended dialogs)
+    retention_days: int = Field(default=30, ge=1, le=3650)
+
+    @field_validator("allowed_users", "admin_ids")
+    @classmethod
+    def _id_list(cls, value: str) -> str:
+        _ids_and_names(value)
+        return value
+
+    @field_validator("access", mode="before")
+    @classmethod
+    def _access_lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @property
+    def allowed(self) -> tuple[frozenset[int], frozenset[str]]:
+        """ALLOWED_USERS: (Telegram ids, lower-case usernames without the @)."""
+        return _ids_and_names(self.allowed_users)
+
+    @property
+    def admins(self) -> frozenset[int]:
+        """ADMIN_IDS: the operators' Telegram ids (usernames are not accepted: they change)."""
+        return _ids_and_names(self.admin_ids)[0]
+
+    def is_admin(self, user_id: int) -> bool:
+        return user_id in self.admins
 
     @field_validator("bot_token")
     @classmethod

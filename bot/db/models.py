@@ -358,3 +358,50 @@ class ServicePick(Base):
     name: Mapped[str] = mapped_column(Clipped(128), default="")
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     pinned: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class AccessRule(Base):
+    """An operator's /admin allow or deny of a Telegram id or @username (over ALLOWED_USERS)."""
+
+    __tablename__ = "access_rules"
+    __table_args__ = (UniqueConstraint("subject"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subject: Mapped[str] = mapped_column(String(64))  # "123456" or "@name" (lower case)
+    allowed: Mapped[bool] = mapped_column(Boolean)
+    added_by: Mapped[int] = mapped_column(BigInteger)
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AccessRefusal(Base):
+    """When a stranger was last told the bot is not open to them (once a day)."""
+
+    __tablename__ = "access_refusals"
+
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    refused_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class BroadcastState(StrEnum):
+    DRAFT = "draft"  # previewed, not confirmed
+    SENDING = "sending"  # its pushes are in the outbox
+    DONE = "done"
+
+
+class Broadcast(Base):
+    """An operator's announcement to every active user, sent through the outbox (kind
+    "broadcast", key its id: at most once per user)."""
+
+    __tablename__ = "broadcasts"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    admin_id: Mapped[int] = mapped_column(BigInteger)
+    text: Mapped[str] = mapped_column(Text)  # HTML as the operator wrote it, checked
+    state: Mapped[str] = mapped_column(String(16), default=BroadcastState.DRAFT)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    chat_id: Mapped[int | None] = mapped_column(BigInteger)  # the progress card
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
