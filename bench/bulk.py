@@ -1,11 +1,12 @@
 """Benchmark of a /bulk campaign (issue 13): a CSV of 5,000 rows spread over 3 saved devices.
 
-    .venv/bin/python bench/bulk.py [--rows 5000] [--pace 0.6] [--devices 3]
+    .venv/bin/python bench/bulk.py [--rows 5000] [--pace 0.6] [--devices 3] [--deliver-after 5]
 
 The real `python -m bot` (SQLite, long polling) runs against the doubles served by this process
 (Telegram, GoSMS, GotSMS on loopback). A user connects GoSMS, saves the devices, sends /bulk and
 the list as a .csv document (number and name columns), a template text, spreads it over every
-device, starts it and waits for the report. Measured:
+device, starts it and waits for the report; the phones deliver each SMS a few seconds after
+GoSMS took it. Measured:
 
   * validation in this process: bot/services/bulk.py's parse_file and check on the same bytes;
   * validation through the bot: from the upload to "N rows read" (download + parse), from the
@@ -315,6 +316,7 @@ def tables(f: Figures) -> str:
         f"| bot: template → device question | {f.text_s:.2f} s |",
         f"| bot: SIM press → summary (read again, check, store the draft) | {f.summary_s:.2f} s |",
         f"| bot: upload → summary (with the user's presses) | {f.to_summary_s:.2f} s |",
+        f"| the summary says | {f.recipients} |",
         "",
         "| sending | figure |",
         "|---|---|",
