@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 
 from bot.api.errors import ApiRateLimited, ApiRejected, ApiUnavailable
 from bot.api.gosms import SmsStatus
-from bot.campaigns.card import CARD, DONE, STOPPED, StopReason
+from bot.campaigns.card import CARD, DONE, MIN_GAP, STOPPED, StopReason, seconds_per_sms
 from bot.campaigns.runner import CampaignRunner, Verdict, judge
 from bot.db.campaigns import CampaignRepo, Recipient
 from bot.db.models import (
@@ -454,3 +454,11 @@ def test_what_each_error_means() -> None:
     assert judge(ApiRejected("gosms", "no device", code=1015)).reason == "no_device"
     assert judge(ApiRejected("gosms", "gone", code=1016)).verdict == Verdict.DEVICE_GONE
     assert judge(ApiRejected("gosms", "bad phone", code=2001)).verdict == Verdict.FAILED
+
+
+def test_the_time_a_campaign_takes_counts_the_runners_cap() -> None:
+    many = Campaign(device_mode=DeviceMode.SPREAD, device_ids=json.dumps(["d"] * 16), pace=3.0)
+    assert seconds_per_sms(many) == MIN_GAP, "16 devices at 3 s would be 0.19 s: the cap holds"
+    few = Campaign(device_mode=DeviceMode.SPREAD, device_ids=json.dumps(["a", "b"]), pace=3.0)
+    assert seconds_per_sms(few) == 1.5
+    assert seconds_per_sms(Campaign(device_mode=DeviceMode.ANY, device_ids="[]", pace=3.0)) == 3.0

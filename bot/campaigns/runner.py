@@ -33,7 +33,15 @@ from bot.api.errors import (
     ApiUnavailable,
 )
 from bot.api.gosms import GoSMSClient, SmsStatus
-from bot.campaigns.card import DONE, STOPPED, StopReason, card_key, card_payload, devices_of
+from bot.campaigns.card import (
+    DONE,
+    MIN_GAP,
+    STOPPED,
+    StopReason,
+    card_key,
+    card_payload,
+    devices_of,
+)
 from bot.campaigns.delivery import queue_card
 from bot.db.campaigns import CampaignRepo, Holder, Queued
 from bot.db.crypto import TokenCipher, TokenDecryptError
@@ -48,7 +56,6 @@ LEASE = timedelta(seconds=30)
 RENEW_AFTER = 10.0  # seconds a lease is used before it is renewed
 LOOK_EVERY = 2.0  # seconds between looks for campaigns to lease
 CARD_EVERY = 4.0  # seconds between two edits of a card while it runs
-MIN_GAP = 0.2  # seconds between two SMS of a campaign: half of GoSMS's 10 per second
 BATCH = 50  # queued rows read at once
 MAX_BACKOFF = 60.0
 FOLLOW_SOON = timedelta(seconds=10)  # the SMS job looks at what was sent within this

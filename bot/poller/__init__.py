@@ -12,7 +12,7 @@ from aiogram.utils.i18n import I18n
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.api.clients import Clients
-from bot.campaigns.runner import CampaignRunner
+from bot.campaigns import runner as campaigns  # a module: runner imports bot.poller.sms
 from bot.db.crypto import TokenCipher
 from bot.metrics import Metrics
 from bot.pace import Pacing
@@ -31,7 +31,7 @@ from bot.poller.writes import Writes
 class Poller:
     sender: OutboxSender
     scheduler: Scheduler
-    runner: CampaignRunner | None = None
+    runner: campaigns.CampaignRunner | None = None
     grace: float = 15.0
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -103,5 +103,5 @@ def create_poller(
         scheduler=Scheduler(
             session_factory, jobs, writes=writes, metrics=metrics, instance_id=instance_id
         ),
-        runner=CampaignRunner(*shared, instance_id=instance_id, on_queued=wake),
+        runner=campaigns.CampaignRunner(*shared, instance_id=instance_id, on_queued=wake),
     )
