@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select, update
 
 from bot.api.errors import ApiRateLimited, ApiRejected, ApiUnavailable
@@ -30,6 +31,8 @@ from bot.db.models import (
 from bot.db.outbox import OutboxItem
 from bot.db.outbox_repo import PollStateRepo
 from bot.db.repo import CredentialRepo, UserRepo
+from bot.poller.pushes import campaign_stopped_push
+from bot.poller.sender import OutboxSender
 from bot.poller.sms import JOB as SMS_JOB
 from bot.poller.sms import SmsJob
 from tests.conftest import GOSMS_TOKEN, Harness
@@ -51,10 +54,11 @@ async def campaign(
     token: str = GOSMS_TOKEN,
     start: bool = True,
     batch: int = 0,
+    language: str = "en",
 ) -> int:
     """A user with the token, and a campaign of `rows` numbers (RUNNING unless `start=False`)."""
     async with harness.deps.session_factory() as session:
-        await UserRepo(session).upsert_seen(user_id, user_id, "en")
+        await UserRepo(session).upsert_seen(user_id, user_id, language)
         await CredentialRepo(session, harness.deps.cipher).save(user_id, Service.GOSMS, token)
         await PollStateRepo(session).start(user_id, SMS_JOB)
         recipients = [Recipient(n + 1, phone(user_id, n, batch), f"Hi {n}") for n in range(rows)]
@@ -462,3 +466,77 @@ def test_the_time_a_campaign_takes_counts_the_runners_cap() -> None:
     few = Campaign(device_mode=DeviceMode.SPREAD, device_ids=json.dumps(["a", "b"]), pace=3.0)
     assert seconds_per_sms(few) == 1.5
     assert seconds_per_sms(Campaign(device_mode=DeviceMode.ANY, device_ids="[]", pace=3.0)) == 3.0
+
+
+async def delivered(harness: Harness) -> None:
+    """Every queued push sent to the Telegram double."""
+    out = OutboxSender(harness.bot, harness.deps.session_factory, harness.deps.i18n)
+    for _ in range(20):
+        await out.drain_once()
+
+
+async def with_card(harness: Harness, user_id: int) -> None:
+    """The user's campaigns' cards are a real message of the chat."""
+    card = await harness.bot.send_message(user_id, "card")
+    async with harness.deps.session_factory() as session:
+        await session.execute(
+            update(Campaign).where(Campaign.user_id == user_id).values(message_id=card.message_id)
+        )
+        await session.commit()
+
+
+async def test_a_pause_by_itself_tells_why_and_resume_goes_on(
+    harness: Harness, gosms: FakeGoSMS
+) -> None:
+    harness.tg.user(OWNER, language_code="en")
+    await harness.send(OWNER, "/start")
+    rows = await stopped_by(
+        harness, gosms, lambda _d: gosms.set_key_active(GOSMS_TOKEN, False), StopReason.REVOKED
+    )
+    await with_card(harness, OWNER)
+    await delivered(harness)
+    told = harness.last(OWNER)
+    assert told.text.startswith(f"⏸ Campaign #{rows[0].campaign_id} is paused.")
+    assert "Connect a working one with /token, then press Resume." in told.text
+    assert told.button_texts() == ["▶️ Resume"]
+    gosms.set_key_active(GOSMS_TOKEN, True)
+    answer = await harness.press(OWNER, "▶️ Resume")
+    assert answer.answered
+    assert (await state_of(harness, rows[0].campaign_id)).state == CampaignState.RUNNING
+
+
+async def test_the_end_sends_the_report_as_a_document(harness: Harness, gosms: FakeGoSMS) -> None:
+    harness.tg.user(OWNER, language_code="ru")
+    await harness.send(OWNER, "/start")
+    gosms.add_device(GOSMS_TOKEN)
+    campaign_id = await campaign(harness, 3, language="ru")
+    await with_card(harness, OWNER)
+    await run_until([runner(harness)], in_state(harness, campaign_id, CampaignState.DONE))
+    await delivered(harness)
+    [report] = [m for m in harness.tg.bot_messages(OWNER) if m.content and "document" in m.content]
+    assert report.text.startswith(f"🏁 Рассылка №{campaign_id} завершена.")
+    name, data = harness.tg.document_of(report)
+    assert name == f"campaign-{campaign_id}.csv"
+    lines = data.decode("utf-8-sig").splitlines()
+    assert lines[0] == "number,text,sms_id,status,error"
+    assert [line.split(",")[0] for line in lines[1:]] == [phone(OWNER, n) for n in range(3)]
+
+
+@pytest.mark.parametrize(
+    ("reason", "advice"),
+    [
+        (StopReason.REVOKED, "Connect a working one with /token"),
+        (StopReason.TARIFF, "Raise it in the GoSMS panel"),
+        (StopReason.NO_DEVICE, "Turn a device on in the GoSMS app"),
+        (StopReason.BLOCKED, "Contact GoSMS support"),
+        (StopReason.PERMISSION, "Allow it to send in the GoSMS panel"),
+    ],
+)
+async def test_each_pause_by_itself_says_what_to_do(
+    harness: Harness, reason: StopReason, advice: str
+) -> None:
+    i18n = harness.deps.i18n
+    with i18n.context(), i18n.use_locale("en"):
+        push = campaign_stopped_push({"campaign_id": 7, "source": "<list>.csv", "reason": reason})
+    assert push.text.startswith("⏸ <b>Campaign #7</b> · &lt;list&gt;.csv is paused.")
+    assert advice in push.text
