@@ -17,6 +17,7 @@ from aiohttp import web
 from sqlalchemy import func, select, text
 
 from bot.config import Role
+from bot.db.admin_stats import collect, publish
 from bot.db.outbox import OutboxItem
 from bot.metrics import CONTENT_TYPE
 
@@ -105,10 +106,11 @@ def add_routes(app: web.Application, deps: Deps, poller: PollerOf) -> None:
 
     async def metrics(_request: web.Request) -> web.Response:
         try:
-            async with asyncio.timeout(CHECK_TIMEOUT):
-                deps.metrics.outbox_backlog.set(await outbox_backlog(deps))
+            async with asyncio.timeout(CHECK_TIMEOUT), deps.session_factory() as session:
+                limits = deps.clients.http.rate_limits
+                publish(await collect(session, limits, latency=False), deps.metrics)
         except Exception as exc:  # the other figures are still worth reading
-            log.warning("metrics: the outbox backlog not counted (%s)", type(exc).__name__)
+            log.warning("metrics: the deployment's figures not counted (%s)", type(exc).__name__)
         body = deps.metrics.render()
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
