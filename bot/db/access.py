@@ -68,7 +68,7 @@ class AccessRepo:
         query = select(AccessRule.subject, AccessRule.allowed).where(
             AccessRule.subject.in_(list(subjects))
         )
-        return dict((await self.session.execute(query)).all())  # type: ignore[arg-type]
+        return dict((await self.session.execute(query)).all())
 
     async def may_use(self, user_id: int, username: str | None, listed: Listed) -> bool:
         """Operators always; else not with a deny (it wins over ALLOWED_USERS), else when
