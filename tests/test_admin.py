@@ -6,8 +6,10 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+from typing import cast
 
 import pytest
+from aiogram.types import Message
 
 from bot.api.http import Quota, RateLimits
 from bot.config import Settings
@@ -203,3 +205,16 @@ def test_percentiles() -> None:
     assert percentile([1.0], 95) == 1.0
     values = [float(n) for n in range(1, 101)]
     assert (percentile(values, 50), percentile(values, 95)) == (50.0, 95.0)
+
+
+async def test_broadcast_is_left_to_its_own_router() -> None:
+    """`/admin broadcast` is not taken here, wherever its router is in the chain."""
+    from aiogram.filters import CommandObject
+
+    from bot.handlers.admin import not_others
+
+    message = cast(Message, None)
+    assert not await not_others(message, CommandObject(command="admin", args="broadcast"))
+    assert not await not_others(message, CommandObject(command="admin", args="Broadcast hi"))
+    assert await not_others(message, CommandObject(command="admin", args="allow 1"))
+    assert await not_others(message, CommandObject(command="admin"))
