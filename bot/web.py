@@ -14,11 +14,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 
 from bot.config import Role
 from bot.db.admin_stats import collect, publish
-from bot.db.outbox import OutboxItem
 from bot.metrics import CONTENT_TYPE
 
 if TYPE_CHECKING:
@@ -82,15 +81,6 @@ class Health:
         if time.monotonic() - poller.scheduler.last_round > STALLED_AFTER:
             return "stalled"
         return "ok"
-
-
-async def outbox_backlog(deps: Deps) -> int:
-    """Pushes of the whole deployment not yet sent nor dropped."""
-    query = select(func.count(OutboxItem.id)).where(
-        OutboxItem.sent_at.is_(None), OutboxItem.dropped.is_(None)
-    )
-    async with deps.session_factory() as session:
-        return int(await session.scalar(query) or 0)
 
 
 def add_routes(app: web.Application, deps: Deps, poller: PollerOf) -> None:

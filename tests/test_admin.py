@@ -218,3 +218,33 @@ async def test_broadcast_is_left_to_its_own_router() -> None:
     assert not await not_others(message, CommandObject(command="admin", args="Broadcast hi"))
     assert await not_others(message, CommandObject(command="admin", args="allow 1"))
     assert await not_others(message, CommandObject(command="admin"))
+
+
+async def test_metrics_carry_the_figures_at_each_scrape(bot: Harness) -> None:
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    from bot.web import add_routes
+    from tests.test_health import get
+
+    await seed(bot)
+    app = web.Application()
+    add_routes(app, bot.deps, lambda: None)
+    server = TestServer(app)
+    await server.start_server()
+    assert server.port is not None
+    try:
+        status, _, text = await get(server.port, "/metrics")  # no /admin read before
+    finally:
+        await server.close()
+    assert status == 200
+    for line in (
+        'sms_desk_users{state="all"} 5.0',
+        'sms_desk_users{state="active"} 4.0',
+        'sms_desk_tokens{service="gosms"} 1.0',
+        'sms_desk_watched{what="rents"} 2.0',
+        "sms_desk_outbox_backlog 2.0",
+        "sms_desk_outbox_parked 1.0",
+        'sms_desk_poll_failing_users{job="sms"} 1.0',
+    ):
+        assert line in text, line
