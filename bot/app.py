@@ -49,6 +49,7 @@ from bot.instances import Instances
 from bot.isolation import RenewedRedisIsolation
 from bot.logs import setup_logging
 from bot.metrics import Metrics
+from bot.middlewares.access import AccessMiddleware
 from bot.middlewares.context import DbSessionMiddleware, LocaleMiddleware, UserMiddleware
 from bot.middlewares.errors import ErrorGuardMiddleware
 from bot.middlewares.metrics import UpdateMetricsMiddleware
@@ -207,6 +208,8 @@ def create_dispatcher(deps: Deps, *, redis_prefix: str = REDIS_PREFIX) -> Dispat
     )
     dp.update.outer_middleware(ErrorGuardMiddleware(deps.i18n))  # first: it sees every error
     dp.update.outer_middleware(UpdateMetricsMiddleware(deps.metrics))
+    # before anything that creates a user, a dialog or loads a token
+    dp.update.outer_middleware(AccessMiddleware(deps.settings, deps.session_factory, deps.i18n))
     dp.update.outer_middleware(DbSessionMiddleware(deps.session_factory))
     dp.update.outer_middleware(UserMiddleware(dp.fsm))
     dp.update.outer_middleware(dp.fsm)  # the dialog's lock and state

@@ -42,6 +42,26 @@ class Metrics:
         self.outbox_backlog = Gauge(
             f"{PREFIX}_outbox_backlog", "pushes waiting to be sent (whole deployment)", registry=r
         )
+        self.outbox_parked = Gauge(
+            f"{PREFIX}_outbox_parked",
+            "pushes given up on, never sent (whole deployment)",
+            registry=r,
+        )
+        self.users = Gauge(
+            f"{PREFIX}_users", "users: all, active in 24 h, blocked the bot", ["state"], registry=r
+        )
+        self.tokens = Gauge(
+            f"{PREFIX}_tokens", "connected API tokens by service", ["service"], registry=r
+        )
+        self.watched = Gauge(
+            f"{PREFIX}_watched", "rentals and SMS being followed", ["what"], registry=r
+        )
+        self.poll_failing = Gauge(
+            f"{PREFIX}_poll_failing_users",
+            "users whose last poll of the job failed (it backs off)",
+            ["job"],
+            registry=r,
+        )
         self.gotsms_budget = Gauge(
             f"{PREFIX}_gotsms_budget_remaining",
             "the lowest GotSMS requests left this minute over the tokens seen lately",

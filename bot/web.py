@@ -14,10 +14,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 
 from bot.config import Role
-from bot.db.outbox import OutboxItem
+from bot.db.admin_stats import collect, publish
 from bot.metrics import CONTENT_TYPE
 
 if TYPE_CHECKING:
@@ -83,15 +83,6 @@ class Health:
         return "ok"
 
 
-async def outbox_backlog(deps: Deps) -> int:
-    """Pushes of the whole deployment not yet sent nor dropped."""
-    query = select(func.count(OutboxItem.id)).where(
-        OutboxItem.sent_at.is_(None), OutboxItem.dropped.is_(None)
-    )
-    async with deps.session_factory() as session:
-        return int(await session.scalar(query) or 0)
-
-
 def add_routes(app: web.Application, deps: Deps, poller: PollerOf) -> None:
     health = Health(deps, poller)
 
@@ -105,10 +96,11 @@ def add_routes(app: web.Application, deps: Deps, poller: PollerOf) -> None:
 
     async def metrics(_request: web.Request) -> web.Response:
         try:
-            async with asyncio.timeout(CHECK_TIMEOUT):
-                deps.metrics.outbox_backlog.set(await outbox_backlog(deps))
+            async with asyncio.timeout(CHECK_TIMEOUT), deps.session_factory() as session:
+                limits = deps.clients.http.rate_limits
+                publish(await collect(session, limits, latency=False), deps.metrics)
         except Exception as exc:  # the other figures are still worth reading
-            log.warning("metrics: the outbox backlog not counted (%s)", type(exc).__name__)
+            log.warning("metrics: the deployment's figures not counted (%s)", type(exc).__name__)
         body = deps.metrics.render()
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 

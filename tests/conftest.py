@@ -157,6 +157,8 @@ ON_POSTGRES = frozenset(
         "test_rent_fast",
         "test_groups_link",
         "test_nocode",
+        "test_access",
+        "test_admin",
     }
 )
 # ... and those whose dialogs and kept searches run once more on SQLite with dialogs in Redis

@@ -9,12 +9,13 @@ from typing import Any
 from aiogram import Router
 from aiogram.dispatcher.event.handler import FilterObject
 
-from bot.handlers import common, gosms, gotsms, groups, language, notify, tokens
+from bot.handlers import admin, common, gosms, gotsms, groups, language, notify, tokens
 
 
 def get_routers() -> list[Router]:
     routers = [
         groups.router(),  # first: in groups almost nothing is answered
+        admin.router(),  # for anyone but the operators its filters fail: an unknown command
         common.router(),
         language.router(),
         tokens.router(),

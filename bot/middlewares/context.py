@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 from aiogram import BaseMiddleware
@@ -13,10 +14,12 @@ from aiogram.utils.i18n import I18nMiddleware
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.fsm import SqlStorage, storage_key
+from bot.db.models import utcnow
 from bot.db.repo import INSTANCE, ConfirmationRepo, UserRepo
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 LOCALE = "locale"  # data key: the user's locale
+SEEN_EVERY = timedelta(hours=1)  # users.updated_at is kept this fresh by the user's updates
 
 
 class DbSessionMiddleware(BaseMiddleware):
@@ -75,6 +78,8 @@ class UserMiddleware(BaseMiddleware):
         user, sealed, dialog = await UserRepo(session).seen_with_tokens(
             tg_user.id, chat_id, tg_user.language_code, key
         )
+        if (now := utcnow()) - user.updated_at > SEEN_EVERY:  # /admin's "active in 24 h"
+            user.updated_at = now
         await session.commit()
         data["user"] = user
         data[LOCALE] = user.locale
