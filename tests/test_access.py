@@ -258,3 +258,22 @@ def holds_token_text(text: str) -> bool:
 
     chat = Chat(id=1, type="private")
     return holds_token(Message(message_id=1, date=0, chat=chat, text=text))  # type: ignore[arg-type]
+
+
+async def test_a_denied_user_is_no_longer_polled_until_allowed_again(bot: Harness) -> None:
+    bot.tg.user(ADMIN, language_code="en")
+    bot.tg.user(LISTED, language_code="en")
+    await bot.send(LISTED, "/start")
+    assert START in bot.last(LISTED).text
+    await bot.send(ADMIN, f"/admin deny {LISTED}")
+    async with bot.deps.session_factory() as session:
+        user = await session.get(User, LISTED)
+        assert user is not None
+        assert not user.is_active, "no poll, no push for a denied user"
+    await bot.send(ADMIN, f"/admin allow {LISTED}")
+    await bot.send(LISTED, "/start")
+    assert START in bot.last(LISTED).text
+    async with bot.deps.session_factory() as session:
+        user = await session.get(User, LISTED)
+        assert user is not None
+        assert user.is_active, "their /start brings them back"

@@ -18,6 +18,8 @@ from bot.config import Access, Settings
 from bot.db.access import AccessRepo, Change, Listed, subject_of
 from bot.db.admin_stats import Figures, collect, publish
 from bot.db.models import Service, utcnow
+from bot.db.outbox_repo import OutboxRepo
+from bot.db.repo import UserRepo
 from bot.handlers.util import show
 from bot.middlewares.errors import Ack
 from bot.texts import service_name
@@ -152,6 +154,14 @@ def denied_text(subject: str, change: Change, listed: Listed) -> str:
     return _("⛔ {who} may no longer use the bot.").format(who=who)
 
 
+async def stop_serving(session: AsyncSession, user_id: int) -> None:
+    """A denied user's tokens are no longer polled and their queued pushes dropped, as for a
+    user who blocked the bot (an allow and their /start bring them back)."""
+    await UserRepo(session).set_active(user_id, False)
+    await OutboxRepo(session).drop_pending_of(user_id, "denied")
+    await session.commit()
+
+
 async def set_rule(
     message: Message, session: AsyncSession, settings: Settings, allow: bool, arg: str
 ) -> str:
@@ -167,6 +177,8 @@ async def set_rule(
             "{who} is an operator (ADMIN_IDS): a deny never applies to operators. Nothing changed."
         ).format(who=_who(subject))
     change = await AccessRepo(session).set_rule(subject, allow, message.from_user.id)
+    if not allow and settings.access is Access.ALLOWLIST and subject.isdigit():
+        await stop_serving(session, int(subject))
     text = (allowed_text if allow else denied_text)(subject, change, listed)
     if settings.access is Access.OPEN:
         text += "\n\n" + _(
