@@ -157,11 +157,20 @@ ON_POSTGRES = frozenset(
         "test_rent_fast",
         "test_groups_link",
         "test_nocode",
+        "test_forget",
+        "test_retention",
     }
 )
 # ... and those whose dialogs and kept searches run once more on SQLite with dialogs in Redis
 ON_SQLITE_REDIS = frozenset(
-    {"test_gotsms_catalog", "test_gosms_send", "test_tokens", "test_gotsms_rent", "test_redis_mode"}
+    {
+        "test_gotsms_catalog",
+        "test_gosms_send",
+        "test_tokens",
+        "test_gotsms_rent",
+        "test_redis_mode",
+        "test_forget",
+    }
 )
 
 
