@@ -261,6 +261,7 @@ async def _on_startup(
         metrics=deps.metrics,
         instance_id=deps.instance_id,
         pace=shared_pace(deps),
+        retention_days=deps.settings.retention_days,
     )
     await _start_instance(deps, dispatcher, poller)
     poller.grace = STOP_GRACE
