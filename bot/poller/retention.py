@@ -190,17 +190,30 @@ class Retention:
         self, what: str, pruned: Pruned, key: InstrumentedAttribute[Any], ids: Select[Any]
     ) -> None:
         """Deletes the rows whose `key` (the table's primary key) `ids` selects, a batch per
-        transaction, until none is left."""
+        transaction, walking the key once."""
+        last: Any = None
         while True:
+            page = ids if last is None else ids.where(key > last)
             async with self.lock, self.session_factory() as session:
                 await lock_for_writing(session)
-                found = (await session.scalars(ids.limit(BATCH))).all()
+                found = (await session.scalars(page.order_by(key).limit(BATCH))).all()
                 if found:
                     await session.execute(delete(key.class_).where(key.in_(found)))
                 await session.commit()
             pruned.add(what, len(found))
             if len(found) < BATCH:
                 return
+            last = found[-1]
+
+    async def _delete(self, what: str, pruned: Pruned, ids: Sequence[int]) -> None:
+        """Deletes these outbox rows, a batch per transaction."""
+        for start in range(0, len(ids), BATCH):
+            chunk = ids[start : start + BATCH]
+            async with self.lock, self.session_factory() as session:
+                await lock_for_writing(session)
+                await session.execute(delete(OutboxItem).where(OutboxItem.id.in_(chunk)))
+                await session.commit()
+            pruned.add(what, len(chunk))
 
     async def _outbox(self, cutoff: datetime, pruned: Pruned) -> None:
         async with self.session_factory() as session:
@@ -241,7 +254,9 @@ class Retention:
             .outerjoin(newer, newer.c.user_id == OutboxItem.user_id)
             .where(ranked.c.rank + func.coalesce(newer.c.newer, 0) > CODE_KEYS_KEPT)
         )
-        await self._batches("outbox codes", pruned, OutboxItem.id, old)
+        async with self.session_factory() as session:  # one ranking of every key, not a batch's
+            ids = list((await session.scalars(old.order_by(OutboxItem.id))).all())
+        await self._delete("outbox codes", pruned, ids)
 
     async def _latest(self, cutoff: datetime, pruned: Pruned) -> None:
         """Of each thing's rows (a device's connection, the balance…), the old ones go but the
@@ -266,10 +281,12 @@ class Retention:
             _done_before(cutoff),
             or_(OutboxItem.payload != EMPTY, OutboxItem.claimed_by.is_not(None)),
         )
+        last = 0
         while True:
+            page = ids.where(OutboxItem.id > last).order_by(OutboxItem.id).limit(BATCH)
             async with self.lock, self.session_factory() as session:
                 await lock_for_writing(session)
-                found = (await session.scalars(ids.limit(BATCH))).all()
+                found = (await session.scalars(page)).all()
                 if found:
                     await session.execute(
                         update(OutboxItem)
@@ -280,6 +297,7 @@ class Retention:
             pruned.add("outbox compacted", len(found))
             if len(found) < BATCH:
                 return
+            last = found[-1]
 
     async def _history(self, cutoff: datetime, pruned: Pruned) -> None:
         finished = (CampaignState.DONE, CampaignState.CANCELLED)
