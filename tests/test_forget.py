@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from aiogram.fsm.storage.base import DEFAULT_DESTINY, StorageKey
+from aiogram.fsm.storage.redis import RedisStorage
 from sqlalchemy import Column, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -244,3 +245,16 @@ def test_a_dialog_key_names_its_user() -> None:
     group = StorageKey(bot_id=1, chat_id=GROUP, user_id=OTHER)
     assert is_dialog_of(storage_key(group), OTHER)
     assert not is_dialog_of(storage_key(group), int(str(OTHER)[:3]))
+
+
+async def test_a_dialog_left_in_redis_expires_after_the_retention_days(harness: Harness) -> None:
+    storage = harness.dp.fsm.storage
+    if not isinstance(storage, RedisStorage):
+        pytest.skip("dialogs in the database are pruned by the daily retention (test_retention)")
+    harness.tg.user(EN, language_code="en")
+    await harness.send(EN, "/token gotsms")
+    key = storage.key_builder.build(dialog(harness, EN), "state")
+    left = await storage.redis.ttl(key)
+    days = harness.deps.settings.retention_days
+    assert timedelta(days=days) - timedelta(minutes=1) < timedelta(seconds=left)
+    assert timedelta(seconds=left) <= timedelta(days=days)
