@@ -10,6 +10,7 @@ import signal
 import socket
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from aiogram import Bot, Dispatcher
@@ -166,7 +167,11 @@ def _storage(deps: Deps, redis_prefix: str) -> tuple[BaseStorage, BaseEventIsola
 
         # destiny: a kept search is a second dialog of the same chat (bot/services/gotsms.py)
         keys = DefaultKeyBuilder(prefix=redis_prefix, with_destiny=True)
-        storage = RedisStorage.from_url(deps.settings.redis_url, key_builder=keys)
+        # a dialog left alone that long goes, as the daily retention prunes them from the database
+        idle = timedelta(days=deps.settings.retention_days)
+        storage = RedisStorage.from_url(
+            deps.settings.redis_url, key_builder=keys, state_ttl=idle, data_ttl=idle
+        )
         return storage, RenewedRedisIsolation(storage.redis, keys)
     sql = SqlStorage(deps.session_factory)
     return sql, DialogIsolation(sql)
@@ -264,6 +269,7 @@ async def _on_startup(
         metrics=deps.metrics,
         instance_id=deps.instance_id,
         pace=shared_pace(deps),
+        retention_days=deps.settings.retention_days,
     )
     await _start_instance(deps, dispatcher, poller)
     poller.grace = STOP_GRACE

@@ -26,6 +26,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("devices", N_("GoSMS: your phones")),
     ("notify", N_("which notifications you get")),
     ("logout", N_("forget a token")),
+    ("forget", N_("delete everything the bot stores about you")),
     ("lang", N_("choose the language")),
     ("cancel", N_("leave the current dialog")),
 )

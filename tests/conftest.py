@@ -159,11 +159,20 @@ ON_POSTGRES = frozenset(
         "test_nocode",
         "test_access",
         "test_admin",
+        "test_forget",
+        "test_retention",
     }
 )
 # ... and those whose dialogs and kept searches run once more on SQLite with dialogs in Redis
 ON_SQLITE_REDIS = frozenset(
-    {"test_gotsms_catalog", "test_gosms_send", "test_tokens", "test_gotsms_rent", "test_redis_mode"}
+    {
+        "test_gotsms_catalog",
+        "test_gosms_send",
+        "test_tokens",
+        "test_gotsms_rent",
+        "test_redis_mode",
+        "test_forget",
+    }
 )
 
 

@@ -405,3 +405,14 @@ class Broadcast(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class JobRun(Base):
+    """When a deployment-wide job (the daily retention) last ran: claimed by one conditional
+    UPDATE, so of several instances exactly one runs it each time."""
+
+    __tablename__ = "job_runs"
+
+    job: Mapped[str] = mapped_column(String(32), primary_key=True)
+    ran_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ran_by: Mapped[str | None] = mapped_column(String(64))

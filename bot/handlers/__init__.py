@@ -9,7 +9,7 @@ from typing import Any
 from aiogram import Router
 from aiogram.dispatcher.event.handler import FilterObject
 
-from bot.handlers import admin, common, gosms, gotsms, groups, language, notify, tokens
+from bot.handlers import admin, common, forget, gosms, gotsms, groups, language, notify, tokens
 
 
 def get_routers() -> list[Router]:
@@ -19,6 +19,7 @@ def get_routers() -> list[Router]:
         common.router(),
         language.router(),
         tokens.router(),
+        forget.router(),
         notify.router(),
         *gotsms.get_routers(),
         *gosms.get_routers(),

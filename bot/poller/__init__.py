@@ -20,6 +20,7 @@ from bot.poller.alerts import BalanceJob, DevicesJob, RentsJob
 from bot.poller.codes import CodesJob, CodesTiming
 from bot.poller.jobs import Job
 from bot.poller.nocode import NoCodeJob
+from bot.poller.retention import Retention
 from bot.poller.scheduler import Scheduler
 from bot.poller.sender import OutboxSender
 from bot.poller.sms import SmsJob
@@ -32,6 +33,7 @@ class Poller:
     sender: OutboxSender
     scheduler: Scheduler
     runner: campaigns.CampaignRunner | None = None
+    retention: Retention | None = None
     grace: float = 15.0
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -44,6 +46,9 @@ class Poller:
         ]
         if self.runner is not None:
             self.tasks.append(asyncio.create_task(self.runner.run(self._stop), name="campaigns"))
+        if self.retention is not None:
+            task = asyncio.create_task(self.retention.run(self._stop), name="retention")
+            self.tasks.append(task)
 
     async def stop(self) -> None:
         """Lets the polls and sends under way finish (up to `grace` seconds), then stops."""
@@ -74,7 +79,9 @@ def create_poller(
     metrics: Metrics | None = None,
     instance_id: str = "",
     pace: Pacing | None = None,
+    retention_days: int | None = None,
 ) -> Poller:
+    """`retention_days`: the daily pruning of older history (None: none, as in most tests)."""
     metrics = metrics or Metrics()
     writes = Writes(session_factory)
     serial = _engine_of(session_factory).dialect.name == "sqlite"
@@ -104,4 +111,12 @@ def create_poller(
             session_factory, jobs, writes=writes, metrics=metrics, instance_id=instance_id
         ),
         runner=campaigns.CampaignRunner(*shared, instance_id=instance_id, on_queued=wake),
+        retention=None
+        if retention_days is None
+        else Retention(
+            session_factory,
+            retention_days,
+            owner=instance_id,
+            lock=writes.lock if serial else None,
+        ),
     )
