@@ -157,6 +157,7 @@ ON_POSTGRES = frozenset(
         "test_rent_fast",
         "test_groups_link",
         "test_nocode",
+        "test_broadcast",
     }
 )
 # ... and those whose dialogs and kept searches run once more on SQLite with dialogs in Redis

@@ -9,13 +9,14 @@ from typing import Any
 from aiogram import Router
 from aiogram.dispatcher.event.handler import FilterObject
 
-from bot.handlers import common, gosms, gotsms, groups, language, notify, tokens
+from bot.handlers import admin_broadcast, common, gosms, gotsms, groups, language, notify, tokens
 
 
 def get_routers() -> list[Router]:
     routers = [
         groups.router(),  # first: in groups almost nothing is answered
         common.router(),
+        admin_broadcast.router(),  # /admin broadcast, before /admin itself; admins only
         language.router(),
         tokens.router(),
         notify.router(),

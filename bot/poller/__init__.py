@@ -17,6 +17,7 @@ from bot.db.crypto import TokenCipher
 from bot.metrics import Metrics
 from bot.pace import Pacing
 from bot.poller.alerts import BalanceJob, DevicesJob, RentsJob
+from bot.poller.broadcasts import BroadcastTicker
 from bot.poller.codes import CodesJob, CodesTiming
 from bot.poller.jobs import Job
 from bot.poller.nocode import NoCodeJob
@@ -32,6 +33,7 @@ class Poller:
     sender: OutboxSender
     scheduler: Scheduler
     runner: CampaignRunner | None = None
+    broadcasts: BroadcastTicker | None = None
     grace: float = 15.0
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -44,6 +46,9 @@ class Poller:
         ]
         if self.runner is not None:
             self.tasks.append(asyncio.create_task(self.runner.run(self._stop), name="campaigns"))
+        if self.broadcasts is not None:
+            task = asyncio.create_task(self.broadcasts.run(self._stop), name="broadcasts")
+            self.tasks.append(task)
 
     async def stop(self) -> None:
         """Lets the polls and sends under way finish (up to `grace` seconds), then stops."""
@@ -104,4 +109,7 @@ def create_poller(
             session_factory, jobs, writes=writes, metrics=metrics, instance_id=instance_id
         ),
         runner=CampaignRunner(*shared, instance_id=instance_id, on_queued=wake),
+        broadcasts=BroadcastTicker(
+            session_factory, lock=writes.lock if serial else None, on_queued=wake
+        ),
     )
