@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,10 +15,11 @@ from bot.config import Settings
 from bot.db.models import Broadcast, BroadcastState, User, utcnow
 from bot.db.outbox import OutboxItem
 from bot.db.repo import UserRepo
-from bot.poller import broadcasts
 from bot.poller.broadcasts import KIND, BroadcastTicker, queue_batch
 from bot.poller.sender import OutboxSender
 from tests.conftest import Harness
+from tests.fakes.telegram import FakeTelegram
+from tests.test_restart import WAIT, killed, started
 
 ADMIN, U1, U2, GONE, OFF, STRANGER = 7001, 7002, 7003, 7004, 7005, 7006
 TEXT = 'Maintenance tonight: <b>22:00–23:00</b> UTC &amp; <a href="https://example.com">details</a>'
@@ -290,29 +292,25 @@ async def test_a_card_is_refreshed_at_most_every_few_seconds(harness: Harness) -
     assert cards == 0
 
 
-async def test_a_restart_in_the_middle_reaches_each_active_user_once(
-    harness: Harness, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_restart_in_the_middle_reaches_each_active_user_once(harness: Harness) -> None:
     await users(harness)
     extra = list(range(7100, 7107))
     for user_id in extra:
         await add_user(harness, user_id)
     await ask(harness)
     await harness.press(ADMIN, "Send to everyone")
-    broadcast = await the_broadcast(harness)
-    monkeypatch.setattr(broadcasts, "BATCH", 3)
-    async with harness.deps.session_factory() as session:  # the first batch, then killed
-        assert await queue_batch(session, broadcast.id, 0) is not None
-        await session.commit()
+    await ticker(harness, window=3).tick()  # the first wave, then killed
     assert len(await outbox_rows(harness)) == 3
     assert (await the_broadcast(harness)).started_at is None
     await sender(harness).drain_once()  # some went out before the kill
 
-    fresh = ticker(harness)  # a new process on the same database
-    await asyncio.gather(fresh.tick(), ticker(harness).tick())  # and another instance
-    assert (await the_broadcast(harness)).started_at is not None
-    await deliver(harness)
-    await fresh.tick()
+    fresh = ticker(harness, window=3)  # a new process on the same database
+    other = ticker(harness, window=3)  # and another instance at the same time
+    for _ in range(10):
+        await asyncio.gather(fresh.tick(), other.tick())
+        await sender(harness).drain_once()
+        if (await the_broadcast(harness)).state == BroadcastState.DONE:
+            break
     await deliver(harness)
     for user_id in (ADMIN, U1, U2, GONE, *extra):
         assert received(harness, user_id) == [SEEN], user_id
@@ -323,17 +321,25 @@ async def test_a_restart_in_the_middle_reaches_each_active_user_once(
     assert broadcast.total == 11
 
 
-async def test_queueing_again_after_a_crash_adds_nothing(harness: Harness) -> None:
+async def test_a_wave_keeps_few_rows_pending_and_adds_none_twice(harness: Harness) -> None:
     await users(harness)
+    for user_id in range(7100, 7107):
+        await add_user(harness, user_id)
     await ask(harness)
     await harness.press(ADMIN, "Send to everyone")
     broadcast = await the_broadcast(harness)
-    follower = ticker(harness)
-    await follower.queue_all(broadcast.id)
-    await follower.queue_all(broadcast.id)
+    follower = ticker(harness, window=4)
+    assert not await follower.queue_wave(broadcast.id)
+    assert not await follower.queue_wave(broadcast.id)  # four are pending: no room
     rows = await outbox_rows(harness)
     assert sorted(r.user_id for r in rows) == [ADMIN, U1, U2, GONE]
     assert all(r.payload == f'{{"broadcast_id": {broadcast.id}}}' for r in rows)
+    async with harness.deps.session_factory() as session:  # a batch repeated after a crash
+        assert await queue_batch(session, broadcast.id, 0, 100) == 11
+        await session.commit()
+    assert len(await outbox_rows(harness)) == 11
+    assert await ticker(harness, window=100).queue_wave(broadcast.id)
+    assert len(await outbox_rows(harness)) == 11
 
 
 async def test_in_russian(harness: Harness) -> None:
@@ -358,3 +364,41 @@ async def test_in_russian(harness: Harness) -> None:
         "✅ Готово: отправлено 3 из 4 пользователей, заблокировали бота: 1.",
         "Пользователи, заблокировавшие бота, пропускаются, пока снова не отправят /start.",
     ]
+
+
+async def test_sigkill_in_the_middle_of_a_broadcast_reaches_each_active_user_once(
+    bot_env: dict[str, str], tmp_path: Path, tg: FakeTelegram
+) -> None:
+    env = bot_env | {"ADMIN_IDS": str(ADMIN)}
+    people = [ADMIN, *range(7200, 7208)]
+    bot = await started(env, tmp_path, tg)
+    for user_id in people:
+        tg.user(user_id, language_code="en")
+        tg.send_text(user_id, "/start")
+        await tg.wait_for_bot_message(user_id, "I'm SMS Desk", timeout=WAIT)
+    tg.send_text(ADMIN, "/admin broadcast")
+    await tg.wait_for_bot_message(ADMIN, "Send me the text of the announcement", timeout=WAIT)
+    tg.send_text(ADMIN, TEXT)
+    await tg.wait_for_bot_message(ADMIN, "It goes to 9 active users. Send it?", timeout=WAIT)
+    before = len(tg.calls_of("sendMessage"))
+    # three go out; the six others get one 429 each and wait 3 s: the kill comes meanwhile
+    tg.fail_next(
+        "sendMessage", 429, "Too Many Requests: retry after 3", retry_after=3, times=6, skip=3
+    )
+    tg.press_button(ADMIN, "Send to everyone")
+    await tg.wait_for(lambda: len(tg.calls_of("sendMessage")) >= before + 9, timeout=WAIT)
+    await asyncio.sleep(0.5)  # the three sent are recorded
+    await killed(bot)
+    assert sum(len(received_by(tg, u)) for u in people) == 3
+
+    bot = await started(env, tmp_path, tg)
+    await tg.wait_for(lambda: all(received_by(tg, u) for u in people), timeout=WAIT)
+    await tg.wait_for_bot_message(ADMIN, "Done: sent to 9 of 9 users", timeout=WAIT)
+    await asyncio.sleep(1.5)  # a second copy would show up now
+    assert {u: len(received_by(tg, u)) for u in people} == dict.fromkeys(people, 1)
+    assert await bot.stop() == 0
+
+
+def received_by(tg: FakeTelegram, user_id: int) -> list[str]:
+    messages = [m.text for m in tg.bot_messages(user_id) if m.text == SEEN]
+    return messages[1:] if user_id == ADMIN else messages

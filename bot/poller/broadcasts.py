@@ -3,12 +3,13 @@
 A confirmed broadcast is a `Broadcast` row in state SENDING. The ticker of every instance with
 a poller looks at those rows every few seconds: it queues one outbox row per active user (kind
 "broadcast", key the broadcast's id: the outbox's unique key makes it at most once per user,
-however often the queueing runs), in batches that each commit, and then sets `started_at`, the
-mark that everything is queued. A process killed in the middle leaves `started_at` empty: the
-next tick, here or on another instance, goes through the users again and queues only the
-missing rows. The sender delivers them at the shared pace and marks users who blocked the bot
-inactive (their rows are dropped "blocked"). The operator's progress card is an outbox push
-too, edited in place at most every few seconds, and "Done" once no row of it is pending.
+however often the queueing runs), in waves that each commit and keep at most WINDOW rows
+pending, and then sets `started_at`, the mark that everything is queued. A process killed in
+the middle leaves `started_at` empty: the next tick, here or on another instance, goes on after
+the highest user id queued (users are queued in the order of ids), and a batch queued twice adds
+only the missing rows. The sender delivers them at the shared pace and marks users who blocked
+the bot inactive (their rows are dropped "blocked"). The operator's progress card is an outbox
+push too, edited in place at most every few seconds, and "Done" once no row of it is pending.
 
 The pushes carry only the broadcast's id: the sender reads the text when it sends (`LOADERS`).
 """
@@ -37,7 +38,10 @@ from bot.db.outbox_repo import OutboxRepo
 log = logging.getLogger(__name__)
 KIND = "broadcast"  # outbox kinds: the announcement to each user, and the operator's card
 CARD = "broadcast_card"
-BATCH = 500  # users queued per transaction
+# rows of a broadcast pending at once: with a look every 2 s it takes at most ~20 of the
+# sender's 25 a second, and the oldest pending rows (the sender's heads) are never all its own,
+# so the codes and alerts of other users go on within seconds while it is sent
+WINDOW = 40
 LOOK_EVERY = 2.0  # seconds between two looks for broadcasts being sent
 CARD_EVERY = 5.0  # seconds between two edits of a progress card
 BLOCKED = ("blocked", "chat not found")  # the sender's reasons for a user who is gone
@@ -76,9 +80,18 @@ async def active_users(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.count(User.id)).where(User.is_active)) or 0)
 
 
-async def queue_batch(session: AsyncSession, broadcast_id: int, after: int) -> int | None:
-    """Queues the broadcast to the next BATCH active users with an id above `after` that do
-    not have it yet; the last id looked at, None when there were none. The caller commits."""
+async def queued_up_to(session: AsyncSession, broadcast_id: int) -> int:
+    """The highest user id the broadcast was queued to: users are queued in the order of ids."""
+    query = select(func.max(OutboxItem.user_id)).where(
+        OutboxItem.kind == KIND, OutboxItem.dedupe_key == str(broadcast_id)
+    )
+    return int(await session.scalar(query) or 0)
+
+
+async def queue_batch(session: AsyncSession, broadcast_id: int, after: int, limit: int) -> int:
+    """Queues the broadcast to the next `limit` active users with an id above `after` that do
+    not have it yet; how many users it looked at (fewer than `limit`: there are no more). The
+    caller commits."""
     await lock_for_writing(session)  # reads, then writes
     ids = list(
         (
@@ -86,12 +99,12 @@ async def queue_batch(session: AsyncSession, broadcast_id: int, after: int) -> i
                 select(User.id)
                 .where(User.is_active, User.id > after)
                 .order_by(User.id)
-                .limit(BATCH)
+                .limit(limit)
             )
         ).all()
     )
     if not ids:
-        return None
+        return 0
     key = str(broadcast_id)
     have = set(
         (
@@ -127,7 +140,7 @@ async def queue_batch(session: AsyncSession, broadcast_id: int, after: int) -> i
             repo = OutboxRepo(session)
             for user_id in missing:
                 await repo.enqueue(user_id, KIND, key, payload)
-    return ids[-1]
+    return len(ids)
 
 
 def card_payload(broadcast: Broadcast, counts: Progress, done: bool) -> dict[str, Any]:
@@ -157,6 +170,7 @@ class BroadcastTicker:
     on_queued: Callable[[], None] = lambda: None
     look_every: float = LOOK_EVERY
     card_every: float = CARD_EVERY
+    window: int = WINDOW
 
     def __post_init__(self) -> None:
         self._carded: dict[int, float] = {}  # broadcast → when its card was queued (monotonic)
@@ -198,7 +212,7 @@ class BroadcastTicker:
         if broadcast is None or broadcast.state != BroadcastState.SENDING:
             return
         if not started:
-            await self.queue_all(broadcast_id)
+            await self.queue_wave(broadcast_id)
         async with self._locked(), self.session_factory() as session:
             await lock_for_writing(session)
             broadcast = await session.get(Broadcast, broadcast_id)
@@ -219,24 +233,29 @@ class BroadcastTicker:
             log.info("broadcast %s done: %s", broadcast_id, counts)
         self.on_queued()
 
-    async def queue_all(self, broadcast_id: int) -> None:
-        """Every active user gets one row; then the mark that all are queued, and the total."""
-        after: int | None = 0
-        while after is not None:
-            async with self._locked(), self.session_factory() as session:
-                after = await queue_batch(session, broadcast_id, after)
-                await session.commit()
-            self.on_queued()
+    async def queue_wave(self, broadcast_id: int) -> bool:
+        """Queues the next users, as many as keep `window` rows of the broadcast pending; once
+        every active user is queued, the mark of it (`started_at`) and the total. True then."""
         async with self._locked(), self.session_factory() as session:
             await lock_for_writing(session)
-            total = (await progress(session, broadcast_id)).total
-            await session.execute(
-                update(Broadcast)
-                .where(Broadcast.id == broadcast_id, Broadcast.started_at.is_(None))
-                .values(started_at=utcnow(), total=total)
-            )
+            counts = await progress(session, broadcast_id)
+            room = self.window - counts.pending
+            if room <= 0:
+                return False
+            after = await queued_up_to(session, broadcast_id)
+            complete = await queue_batch(session, broadcast_id, after, room) < room
+            if complete:
+                total = (await progress(session, broadcast_id)).total
+                await session.execute(
+                    update(Broadcast)
+                    .where(Broadcast.id == broadcast_id, Broadcast.started_at.is_(None))
+                    .values(started_at=utcnow(), total=total)
+                )
             await session.commit()
-        log.info("broadcast %s queued to %d user(s)", broadcast_id, total)
+        self.on_queued()
+        if complete:
+            log.info("broadcast %s queued to %d user(s)", broadcast_id, total)
+        return complete
 
     @staticmethod
     async def _finish(session: AsyncSession, broadcast_id: int) -> bool:
