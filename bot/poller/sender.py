@@ -217,8 +217,8 @@ class OutboxSender:
     async def _deliver(self, due: Due) -> bool:
         async with self.session_factory() as session:
             repo = OutboxRepo(session)
+            payload = await self._payload(session, due)  # a failed read: tried again later
             try:
-                payload = await self._payload(session, due)
                 push = await self._attach(session, due, self._render(due, payload))
             except Exception:
                 log.exception("push %s (%s) cannot be rendered", due.item.id, due.item.kind)
