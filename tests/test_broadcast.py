@@ -15,6 +15,9 @@ from bot.config import Settings
 from bot.db.models import Broadcast, BroadcastState, User, utcnow
 from bot.db.outbox import OutboxItem
 from bot.db.repo import UserRepo
+from bot.i18n import create_i18n
+from bot.keyboards.callbacks import ConfirmCb
+from bot.poller.broadcast_pushes import card_text
 from bot.poller.broadcasts import KIND, BroadcastTicker, queue_batch
 from bot.poller.sender import OutboxSender
 from tests.conftest import Harness
@@ -135,6 +138,11 @@ async def test_for_non_admins_it_is_an_unknown_command(harness: Harness) -> None
         assert harness.last(STRANGER).text == UNKNOWN, text
     await harness.send(STRANGER, TEXT)  # no dialog was started
     assert "didn't get that" in harness.last(STRANGER).text
+    forged = ConfirmCb(action="broadcast", id="1", ok=True).pack()
+    message_id = harness.last(STRANGER).message_id
+    await harness.feed(harness.tg.callback_update(STRANGER, message_id, forged))
+    answer = list(harness.tg.callback_answers.values())[-1]
+    assert answer.text == "This button is out of date. Send /start for a fresh menu."
     async with harness.deps.session_factory() as session:
         assert await session.scalar(select(func.count(Broadcast.id))) == 0
 
@@ -402,3 +410,15 @@ async def test_sigkill_in_the_middle_of_a_broadcast_reaches_each_active_user_onc
 def received_by(tg: FakeTelegram, user_id: int) -> list[str]:
     messages = [m.text for m in tg.bot_messages(user_id) if m.text == SEEN]
     return messages[1:] if user_id == ADMIN else messages
+
+
+def test_the_card_counts_users_who_could_not_be_reached() -> None:
+    card = {"broadcast_id": 3, "total": 5, "sent": 3, "blocked": 0, "failed": 2, "done": True}
+    i18n = create_i18n()
+    with i18n.context(), i18n.use_locale("en"):
+        lines = card_text(card).splitlines()
+    assert lines == [
+        "📢 <b>Announcement #3</b>",
+        "✅ Done: sent to 3 of 5 users, 0 blocked the bot.",
+        "❌ 2 users could not be reached.",
+    ]
