@@ -161,6 +161,7 @@ ON_POSTGRES = frozenset(
         "test_admin",
         "test_forget",
         "test_retention",
+        "test_broadcast",
     }
 )
 # ... and those whose dialogs and kept searches run once more on SQLite with dialogs in Redis

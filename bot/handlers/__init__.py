@@ -9,7 +9,18 @@ from typing import Any
 from aiogram import Router
 from aiogram.dispatcher.event.handler import FilterObject
 
-from bot.handlers import admin, common, forget, gosms, gotsms, groups, language, notify, tokens
+from bot.handlers import (
+    admin,
+    admin_broadcast,
+    common,
+    forget,
+    gosms,
+    gotsms,
+    groups,
+    language,
+    notify,
+    tokens,
+)
 
 
 def get_routers() -> list[Router]:
@@ -17,6 +28,7 @@ def get_routers() -> list[Router]:
         groups.router(),  # first: in groups almost nothing is answered
         admin.router(),  # for anyone but the operators its filters fail: an unknown command
         common.router(),
+        admin_broadcast.router(),  # /admin broadcast, before /admin itself; admins only
         language.router(),
         tokens.router(),
         forget.router(),

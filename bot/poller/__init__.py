@@ -17,6 +17,7 @@ from bot.db.crypto import TokenCipher
 from bot.metrics import Metrics
 from bot.pace import Pacing
 from bot.poller.alerts import BalanceJob, DevicesJob, RentsJob
+from bot.poller.broadcasts import BroadcastTicker
 from bot.poller.codes import CodesJob, CodesTiming
 from bot.poller.jobs import Job
 from bot.poller.nocode import NoCodeJob
@@ -34,6 +35,7 @@ class Poller:
     scheduler: Scheduler
     runner: campaigns.CampaignRunner | None = None
     retention: Retention | None = None
+    broadcasts: BroadcastTicker | None = None
     grace: float = 15.0
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -48,6 +50,9 @@ class Poller:
             self.tasks.append(asyncio.create_task(self.runner.run(self._stop), name="campaigns"))
         if self.retention is not None:
             task = asyncio.create_task(self.retention.run(self._stop), name="retention")
+            self.tasks.append(task)
+        if self.broadcasts is not None:
+            task = asyncio.create_task(self.broadcasts.run(self._stop), name="broadcasts")
             self.tasks.append(task)
 
     async def stop(self) -> None:
@@ -118,5 +123,8 @@ def create_poller(
             retention_days,
             owner=instance_id,
             lock=writes.lock if serial else None,
+        ),
+        broadcasts=BroadcastTicker(
+            session_factory, lock=writes.lock if serial else None, on_queued=wake
         ),
     )

@@ -319,10 +319,12 @@ RENDERERS: dict[str, Renderer] = {
     "token_broken": token_broken_push,
 }
 
-from bot.poller.group_pushes import RENDERERS as GROUP_RENDERERS  # noqa: E402  (it needs Push)
+from bot.poller.broadcast_pushes import RENDERERS as BROADCASTS  # noqa: E402  (it needs Push)
+from bot.poller.group_pushes import RENDERERS as GROUP_RENDERERS  # noqa: E402
 from bot.poller.nocode_pushes import RENDERERS as NO_CODE  # noqa: E402
 from bot.poller.wake import RENDERERS as WAKE_RENDERERS  # noqa: E402
 
 RENDERERS.update(WAKE_RENDERERS)
 RENDERERS.update(GROUP_RENDERERS)
 RENDERERS.update(NO_CODE)
+RENDERERS.update(BROADCASTS)

@@ -30,6 +30,7 @@ from bot.db.outbox_repo import Due, OutboxRepo
 from bot.db.repo import UserRepo
 from bot.metrics import Metrics
 from bot.pace import Bucket, LocalPace, Pacing, Send
+from bot.poller.broadcasts import LOADERS
 from bot.poller.files import READERS
 from bot.poller.pushes import RENDERERS, Document, Push, Renderer
 from bot.telegram_retry import leave_429s_to_caller
@@ -216,8 +217,9 @@ class OutboxSender:
     async def _deliver(self, due: Due) -> bool:
         async with self.session_factory() as session:
             repo = OutboxRepo(session)
+            payload = await self._payload(session, due)  # a failed read: tried again later
             try:
-                push = await self._attach(session, due, self._render(due))
+                push = await self._attach(session, due, self._render(due, payload))
             except Exception:
                 log.exception("push %s (%s) cannot be rendered", due.item.id, due.item.kind)
                 await self._write(lambda: repo.drop(due.item.id, "render failed"))
@@ -230,10 +232,18 @@ class OutboxSender:
         data = await READERS[due.item.kind](session, json.loads(due.item.payload))
         return replace(push, document=Document(push.attach, data))
 
-    def _render(self, due: Due) -> Push:
+    @staticmethod
+    async def _payload(session: AsyncSession, due: Due) -> dict[str, Any]:
+        """The row's payload, with what its kind reads from the database at send time."""
+        payload: dict[str, Any] = json.loads(due.item.payload)
+        if (load := LOADERS.get(due.item.kind)) is not None:
+            payload = await load(session, payload)
+        return payload
+
+    def _render(self, due: Due, payload: Mapping[str, Any]) -> Push:
         renderer = self.renderers[due.item.kind]
         with self.i18n.context(), self.i18n.use_locale(due.locale):
-            return renderer(json.loads(due.item.payload))
+            return renderer(payload)
 
     async def _send(self, repo: OutboxRepo, session: AsyncSession, due: Due, push: Push) -> bool:
         item = due.item
