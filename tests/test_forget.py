@@ -35,6 +35,7 @@ from bot.db.models import (
 from bot.db.outbox import OutboxItem
 from bot.handlers.forget import DESTINIES
 from bot.services.forget import NOBODY, is_dialog_of
+from tests.backends import Backend
 from tests.conftest import GOSMS_TOKEN, GOTSMS_TOKEN, Harness
 
 EN, RU, OTHER = 3001, 3002, 3003
@@ -247,10 +248,11 @@ def test_a_dialog_key_names_its_user() -> None:
     assert not is_dialog_of(storage_key(group), int(str(OTHER)[:3]))
 
 
+@pytest.mark.parametrize("backend", [Backend.SQLITE_REDIS, Backend.POSTGRES], indirect=True)
 async def test_a_dialog_left_in_redis_expires_after_the_retention_days(harness: Harness) -> None:
+    """(Dialogs in the database are pruned by the daily retention: test_retention.)"""
     storage = harness.dp.fsm.storage
-    if not isinstance(storage, RedisStorage):
-        pytest.skip("dialogs in the database are pruned by the daily retention (test_retention)")
+    assert isinstance(storage, RedisStorage)
     harness.tg.user(EN, language_code="en")
     await harness.send(EN, "/token gotsms")
     key = storage.key_builder.build(dialog(harness, EN), "state")
