@@ -163,8 +163,7 @@ async def test_forget_leaves_no_row_of_the_user_in_any_table(harness: Harness) -
 
 
 async def test_start_after_forget_is_a_new_user_in_russian(harness: Harness) -> None:
-    if harness.deps.i18n.gettext(YES["en"], locale="ru") == YES["en"]:
-        pytest.skip("the Russian of /forget is not in locales/ru yet (/tmp/h/ru-forget.json)")
+    assert harness.deps.i18n.gettext(YES["en"], locale="ru") != YES["en"], "/forget in Russian"
     harness.tg.user(RU, language_code="ru")
     await seed(harness, RU)
     await harness.send(RU, "/lang")
