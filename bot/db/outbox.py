@@ -23,6 +23,7 @@ class OutboxItem(Base):
     __table_args__ = (
         UniqueConstraint("user_id", "kind", "dedupe_key"),
         Index("ix_outbox_pending", "sent_at", "dropped", "not_before"),
+        Index("ix_outbox_kind_dedupe_key", "kind", "dedupe_key"),  # a broadcast's rows
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
