@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/poller.py [--users 100 1000 10000] [--hot 0.05] [--codes-per-hot 1]
                                      [--duration S] [--sql-stats] [--profile-dir DIR]
+    .venv/bin/python bench/poller.py --month [--users 10000 --days 60]  (bench/retention.py)
 
 Three processes per user count:
   * this one (the driver): serves the three fakes (GotSMS, Telegram, GoSMS; 50 ms latency) on
@@ -23,6 +24,7 @@ import asyncio
 import json
 import os
 import resource
+import runpy
 import signal
 import subprocess
 import sys
@@ -367,6 +369,10 @@ async def driver(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
+    if len(sys.argv) >= 2 and sys.argv[1] == "--month":  # the database over a simulated month
+        sys.argv = [str(Path(__file__).with_name("retention.py")), *sys.argv[2:]]
+        runpy.run_path(sys.argv[0], run_name="__main__")
+        return
     if len(sys.argv) >= 3 and sys.argv[1] in ("--_setup", "--_bot"):
         cfg = json.loads(sys.argv[2])
         asyncio.run(seed_main(cfg) if sys.argv[1] == "--_setup" else bot_main(cfg))
