@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Role
 from bot.db.campaigns import CampaignRepo
+from bot.db.engine import lock_for_writing
 from bot.db.models import Instance, utcnow
 from bot.db.outbox_repo import Dead, OutboxRepo, PollStateRepo
 from bot.db.repo import ConfirmationRepo
@@ -139,6 +140,7 @@ class Instances:
                     await task
         self._task = self._settling = None
         async with self.session_factory() as session:
+            await lock_for_writing(session)  # SQLite: wait for the write lock, not fail on it
             freed = await self._free(session, Dead(ids=[self.instance_id]), utcnow())
             await session.execute(delete(Instance).where(Instance.id == self.instance_id))
             await session.commit()
@@ -237,6 +239,7 @@ class Instances:
             return Freed()
         dead = Dead(all_but=self.instance_id) if everyone else Dead(ids=look.dead)
         async with self.session_factory() as session:
+            await lock_for_writing(session)
             freed = await self._free(session, dead, now)
             stale = and_(  # not one that beat again meanwhile
                 Instance.id.in_(look.stale), Instance.beat_at < now - self.dead_after
