@@ -63,15 +63,23 @@ def extract_code(text: str) -> str | None:
 
 
 def code_push(payload: Mapping[str, Any]) -> Push:
+    notes = (
+        [_("↩️ This rental was refunded before this code came.")] if payload.get("refunded") else []
+    )
+    return code_message(payload, _("🔑 New code from <b>{service}</b> on {phone}"), notes)
+
+
+def code_message(payload: Mapping[str, Any], heading: str, notes: list[str]) -> Push:
+    """A code: `heading` (with {service} and {phone}), the code, `notes`, the SMS text, and the
+    code on a copy button."""
     body = str(payload.get("body") or "")
     code = payload.get("code") or extract_code(body)
     service = escape(str(payload.get("service") or "GotSMS"))
     phone = escape(str(payload.get("phone") or ""))
-    lines = [_("🔑 New code from <b>{service}</b> on {phone}").format(service=service, phone=phone)]
+    lines = [heading.format(service=service, phone=phone)]
     if code:
         lines.append(f"<code>{escape(str(code))}</code>")
-    if payload.get("refunded"):
-        lines.append(_("↩️ This rental was refunded before this code came."))
+    lines += notes
     if body:
         lines += ["", escape(body[:MAX_BODY])]
     markup = None
