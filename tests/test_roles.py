@@ -266,12 +266,12 @@ async def test_the_fake_ends_a_waiting_poll_with_telegrams_conflict(tg: FakeTele
 async def test_a_second_polling_instance_stops_and_the_first_serves_on(
     settings: Settings, tmp_path: Path, tg: FakeTelegram, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(ConflictGuard, "settled", 1.0)
+    monkeypatch.setattr(ConflictGuard, "settled", 3.0)
     first = instance(settings, tmp_path, "first")
     second = instance(settings, tmp_path, "second")
     async with running(run_polling(first)) as serving:
         await tg.wait_for(lambda: bool(tg.calls_of("getUpdates")), timeout=30)
-        await asyncio.sleep(1.5)  # the first has polled alone for longer than `settled`
+        await asyncio.sleep(3.5)  # the first has polled alone for longer than `settled`
         with pytest.raises(PollingConflict) as stopped:
             await asyncio.wait_for(run_polling(second), 30)
         assert str(stopped.value) == ANOTHER_POLLER
