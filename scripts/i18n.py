@@ -1,7 +1,11 @@
 """Keep the gettext catalogs in step with the code.
 
-python scripts/i18n.py update    # extract messages, add new ones to locales/*/messages.po
-python scripts/i18n.py check     # list messages without a Russian translation (exit 1 if any)
+python scripts/i18n.py update            # extract messages, add new ones to locales/*/messages.po
+python scripts/i18n.py update SEED.json  # the same, then take Russian texts from SEED.json
+python scripts/i18n.py check             # untranslated messages and broken wording rules (exit 1)
+
+A seed maps the English text (the singular of a plural) to its Russian, or to the list of the three
+Russian plural forms; a seed's text replaces the catalog's.
 """
 
 from __future__ import annotations
@@ -15,6 +19,11 @@ from typing import Any
 from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po, write_po
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from scripts import wording
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCALES = ROOT / "locales"
@@ -64,8 +73,8 @@ def _update(seed: dict[str, Any] | None) -> None:
         catalog = read(locale)
         catalog.update(template, no_fuzzy_matching=True, update_header_comment=False)
         for message in catalog:
-            if message.id and seed and locale in TRANSLATED and not _translated(message.string):
-                message.string = _from_seed(message.id, seed)
+            if message.id and locale in TRANSLATED:
+                message.string = _seeded(message.id, message.string, seed or {})
         catalog.obsolete.clear()
         catalog.fuzzy = False
         write(locale, catalog)
@@ -96,12 +105,31 @@ def _translated(string: Text) -> bool:
     return all(string) if isinstance(string, tuple | list) else bool(string)
 
 
-def _from_seed(message_id: Text, seed: dict[str, Any]) -> str | tuple[str, ...]:
-    """Seeds map the (singular) English text to the Russian text, or to the list of its forms."""
-    value = seed.get(_singular(message_id), "")
+def _seeded(message_id: Text, current: Text, seed: dict[str, Any]) -> Text:
+    """The seed's text where it has one of the right shape, else the catalog's."""
+    value = seed.get(_singular(message_id))
     if isinstance(message_id, str):
-        return str(value)
-    return tuple(value) if isinstance(value, list) else ("", "", "")
+        return str(value) if isinstance(value, str) and value else current
+    if isinstance(value, list) and len(value) == 3 and all(value):
+        return tuple(value)
+    return current if isinstance(current, tuple | list) else ("", "", "")
+
+
+def wording_problems(locale: str = "ru") -> list[str]:
+    catalog = read(locale)
+    messages = []
+    for extracted in extract():
+        if not extracted.id:
+            continue
+        translated = catalog.get(extracted.id)
+        if translated is None or not _translated(translated.string):
+            continue
+        messages.append(wording.Message(_forms(extracted.id), _forms(translated.string)))
+    return wording.problems(messages, wording.load_rules())
+
+
+def _forms(text: Text) -> tuple[str, ...]:
+    return tuple(str(t) for t in text) if isinstance(text, tuple | list) else (str(text or ""),)
 
 
 def main(argv: list[str]) -> int:
@@ -113,7 +141,12 @@ def main(argv: list[str]) -> int:
     gaps = [m for locale in TRANSLATED for m in missing(locale)]
     for message in gaps:
         print(f"untranslated: {message!r}")
-    return 1 if gaps else 0
+    broken = wording_problems()
+    for problem in broken:
+        print(problem)
+    if broken:
+        print(f"{len(broken)} wording problems: the rules are in locales/GLOSSARY.md")
+    return 1 if gaps or broken else 0
 
 
 if __name__ == "__main__":
