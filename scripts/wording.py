@@ -14,6 +14,7 @@ from pathlib import Path
 GLOSSARY = Path(__file__).resolve().parent.parent / "locales" / "GLOSSARY.md"
 
 PLACEHOLDER = re.compile(r"\{([a-z_]+)[^}]*\}")
+LITERAL = re.compile(r"<(code|pre)>.*?</\1>", re.DOTALL)
 TAG = re.compile(r"<[^>]*>|&lt;|&gt;|&amp;")
 COMMAND = re.compile(r"(?<![\w/])/[a-z_]+")
 RENT_NOUN = (
@@ -85,8 +86,8 @@ def _pattern(cell: str) -> re.Pattern[str] | None:
 
 
 def plain(text: str) -> str:
-    """The words of a text: no placeholders, markup or commands."""
-    return COMMAND.sub(" ", PLACEHOLDER.sub(" ", TAG.sub(" ", text)))
+    """The words of a text: no placeholders, markup, literal code or commands."""
+    return COMMAND.sub(" ", PLACEHOLDER.sub(" ", TAG.sub(" ", LITERAL.sub(" ", text))))
 
 
 def problems(messages: Iterable[Message], rules: list[Rule]) -> list[str]:
