@@ -75,6 +75,8 @@ def _update(seed: dict[str, Any] | None) -> None:
         for message in catalog:
             if message.id and locale in TRANSLATED:
                 message.string = _seeded(message.id, message.string, seed or {})
+                if seed and _singular(message.id) in seed:
+                    message.flags.discard("fuzzy")  # a text now plural is fuzzy until seeded
         catalog.obsolete.clear()
         catalog.fuzzy = False
         write(locale, catalog)
