@@ -256,7 +256,8 @@ async def test_the_text_refusal_in_russian(harness: Harness) -> None:
     await harness.send(RU, NUMBERS)
     await harness.send(RU, "Код `1`")
     answer = last_text(harness, RU)
-    assert answer.startswith("❌ GoSMS не принимает обратный апостроф (`)")
+    assert answer.startswith("❌ GoSMS не принимает обратн")
+    assert "(`)" in answer
     assert answer.endswith("Пришлите текст ещё раз или /cancel.")
     await harness.send(RU, "Привет")
     assert "Привет" in last_text(harness, RU)
@@ -281,7 +282,7 @@ async def test_the_summary_names_what_was_dropped_and_why(harness: Harness) -> N
     assert "line 5: 12 — not a phone number" in text, "line numbers count the blank line"
     assert "line 6: +7 (999) 123-45-67 — the number is already in the list" in text
     assert "Hi there" in text
-    assert harness.last(EN).button_texts() == ["🚀 Start", "Cancel", "📄 All dropped rows"]
+    assert harness.last(EN).button_texts() == ["🚀 Start", "Cancel", "📄 Download dropped rows"]
     campaign = await only_campaign(harness)
     assert campaign.total == 2
     assert [r.line for r in await rows_of(harness, campaign.id)] == [1, 7]
@@ -294,7 +295,7 @@ async def test_more_dropped_rows_than_shown_point_at_the_file(harness: Harness) 
     assert "🚫 Dropped: 8" in text
     assert "line 6: bad4" in text
     assert "bad5" not in text, "the first five only"
-    assert "…and 3 more in the file." in text
+    assert "…and 3 more rows in the file." in text
 
 
 async def test_nothing_valid_is_nothing_to_start(harness: Harness) -> None:
@@ -302,7 +303,7 @@ async def test_nothing_valid_is_nothing_to_start(harness: Harness) -> None:
     text = await summary_of(harness, EN, "abc\nxyz", "Hi")
     assert "👥 Recipients: 0" in text
     assert "Nothing to send: no row is valid." in text
-    assert harness.last(EN).button_texts() == ["📄 All dropped rows"], "no Start"
+    assert harness.last(EN).button_texts() == ["📄 Download dropped rows"], "no Start"
     await harness.send(EN, "Hi again")
     assert "Recipients" not in harness.last(EN).text, "the dialog is over"
 
@@ -328,7 +329,7 @@ async def test_one_saved_device_asks_device_then_sim(harness: Harness, gosms: Fa
     assert last_text(harness, EN) == "📱 Which devices should send the campaign?"
     assert harness.last(EN).button_texts() == ["🎲 Any device", "📱 Pixel <7>"]
     await press(harness, EN, "Pixel")
-    assert last_text(harness, EN) == "📶 Which SIM slot of Pixel <7> should send it?"
+    assert last_text(harness, EN) == "📶 Which SIM card of Pixel <7> should send it?"
     assert harness.last(EN).button_texts() == ["Default SIM", "SIM 1", "SIM 2"]
     await press(harness, EN, "SIM 2")
     summary = harness.last(EN)
@@ -354,13 +355,13 @@ async def test_spread_over_every_saved_device(harness: Harness) -> None:
         "🎲 Any device",
         "📱 Alpha",
         "📱 Beta",
-        "🔀 Spread over all 2",
+        "🔀 Spread over all 2 devices",
     ]
     await press(harness, EN, "Spread")
-    assert last_text(harness, EN) == "📶 Which SIM slot of the devices should send it?"
+    assert last_text(harness, EN) == "📶 Which SIM card should each device send from?"
     await press(harness, EN, "Default SIM")
     text = last_text(harness, EN)
-    assert "📱 Devices: spread over 2: Alpha, Beta, default SIM" in text
+    assert "📱 Devices: spread over 2 devices: Alpha, Beta, default SIM" in text
     assert "⏱ It will take about 4 s." in text, "two devices: twice the pace"
     campaign = await only_campaign(harness)
     assert campaign.device_mode == DeviceMode.SPREAD
@@ -541,7 +542,7 @@ async def test_pause_and_resume_edit_the_card_in_place(harness: Harness) -> None
     answer = await press(harness, EN, "Pause")
     assert not answer.show_alert
     card = harness.tg.message(EN, card_id)
-    assert "⏸ Paused. Resume it when you are ready." in card.text
+    assert "⏸ Paused. Press Resume when you are ready." in card.text
     assert card.button_texts() == ["▶️ Resume", "⏹ Cancel"]
     assert await state_of(harness, campaign.id) == CampaignState.PAUSED
     stale = answered(await forge(harness, EN, pause))
@@ -566,7 +567,8 @@ async def test_cancel_asks_first_and_what_was_sent_stays(harness: Harness) -> No
     question = harness.last(EN)
     assert question.message_id != campaign.message_id, "the question is a message of its own"
     assert question.text == (
-        f"Cancel campaign #{campaign.id}? 2 SMS will not be sent.\nWhat was sent stays sent."
+        f"Cancel campaign #{campaign.id}? 2 SMS are still waiting and will not be sent.\n"
+        "What was sent stays sent."
     )
     assert question.button_texts() == ["⏹ Stop sending", "▶️ Keep sending"]
     assert await state_of(harness, campaign.id) == CampaignState.RUNNING, "not before Yes"
@@ -577,7 +579,7 @@ async def test_cancel_asks_first_and_what_was_sent_stays(harness: Harness) -> No
     card = harness.tg.message(EN, campaign.message_id or 0)
     assert "⏹ Cancelled: what was sent stays sent." in card.text
     assert "✅ Sent: 1 of 3" in card.text
-    assert card.button_texts() == ["📄 Report"]
+    assert card.button_texts() == ["📄 Download report"]
     assert await state_of(harness, campaign.id) == CampaignState.CANCELLED
     rows = await rows_of(harness, campaign.id)
     assert [r.state for r in rows] == [RowState.SENT, RowState.QUEUED, RowState.QUEUED]
@@ -645,7 +647,7 @@ async def test_another_users_campaign_is_refused_politely(
     await harness.send(EN, "/bulk")
     answer = answered(await forge(harness, EN, BulkCb(action=action, id=theirs).pack()))
     assert answer.show_alert
-    assert answer.text == "This campaign is not there any more. /bulk lists yours."
+    assert answer.text == "This campaign no longer exists. /bulk shows your campaigns."
     assert await state_of(harness, theirs) == CampaignState.DONE
     assert [r.state for r in await rows_of(harness, theirs)] == [RowState.FAILED, RowState.UNKNOWN]
     assert harness.last(EN).text.startswith("📨 A campaign"), "nothing was shown"
@@ -683,19 +685,19 @@ async def test_retry_failed_with_the_unknown_rows_too(harness: Harness) -> None:
     card = harness.tg.message(EN, card_id)
     assert "🏁 Done." in card.text
     assert "❓ Unknown (may have gone out): 1" in card.text
-    assert card.button_texts() == ["📄 Report", "🔁 Retry failed"]
+    assert card.button_texts() == ["📄 Download report", "🔁 Retry failed"]
     answer = await press(harness, EN, "Retry failed")
     assert not answer.show_alert
     question = harness.last(EN)
     assert question.message_id != card_id
     assert question.text.startswith(f"Send campaign #{campaign_id} again to the 1 row")
     assert "1 more is unknown: its SMS may have gone out." in question.text
-    assert question.button_texts() == ["🔁 Send again", "Cancel", "❓ Including 1 unknown"]
+    assert question.button_texts() == ["🔁 Send again", "Cancel", "❓ Include the 1 unknown row"]
     plain_yes = harness.find_button(EN, "Send again")[1]
-    await press(harness, EN, "Including 1 unknown")
+    await press(harness, EN, "Include the 1 unknown row")
     question = harness.tg.message(EN, question.message_id)
     assert question.text.startswith(f"Send campaign #{campaign_id} again to the 2 rows")
-    assert "This includes 1 unknown" in question.text
+    assert "This includes 1 unknown row" in question.text
     assert question.button_texts() == ["🔁 Send again", "Cancel"]
     old = answered(await forge(harness, EN, plain_yes))
     assert old.show_alert, "the question without the unknown rows was replaced"
@@ -732,11 +734,11 @@ async def test_only_unknown_rows_ask_about_them_at_once(harness: Harness) -> Non
     campaign_id, _card = await finished(harness, (RowState.SENT, "s1"), (RowState.UNKNOWN, None))
     await press(harness, EN, "Retry failed")
     question = harness.last(EN)
-    assert "This includes 1 unknown" in question.text
+    assert "This includes 1 unknown row" in question.text
     assert question.button_texts() == ["🔁 Send again", "Cancel"]
     answer = await press(harness, EN, "Cancel")
     assert answer.text == "Cancelled"
-    assert harness.tg.message(EN, question.message_id).text == "Not sent again."
+    assert harness.tg.message(EN, question.message_id).text == "Nothing was sent again."
     assert await state_of(harness, campaign_id) == CampaignState.DONE
     assert [r.state for r in await rows_of(harness, campaign_id)] == [
         RowState.SENT,
@@ -749,7 +751,7 @@ async def test_nothing_to_retry_is_an_alert(harness: Harness) -> None:
     before = len(harness.tg.bot_messages(EN))
     answer = await press(harness, EN, "Retry failed")
     assert answer.show_alert
-    assert answer.text == "Nothing to send again: every failed SMS was sent and failed on the way."
+    assert answer.text == "Nothing to send again: every failed SMS went out but was not delivered."
     assert len(harness.tg.bot_messages(EN)) == before
     assert await state_of(harness, campaign_id) == CampaignState.DONE
 
@@ -784,14 +786,14 @@ async def test_retry_on_a_cancelled_campaign_does_not_send_what_the_cancel_stopp
     await open_card(harness, EN, campaign_id)
     card = harness.last(EN)
     assert "⏹ Cancelled" in card.text
-    assert card.button_texts() == ["📄 Report"], "Retry would send its waiting rows too"
+    assert card.button_texts() == ["📄 Download report"], "Retry would send its waiting rows too"
     answer = answered(
         await forge(harness, EN, BulkCb(action=BulkAction.RETRY, id=campaign_id).pack())
     )
     assert answer.show_alert
     assert answer.text == (
         f"Campaign #{campaign_id} was cancelled with 1 SMS never sent: Retry failed would "
-        "send them too. Send /bulk for a new campaign instead."
+        "send it too. Start a new campaign with /bulk instead."
     )
     assert await state_of(harness, campaign_id) == CampaignState.CANCELLED
     assert [r.state for r in await rows_of(harness, campaign_id)][2] == RowState.QUEUED
@@ -870,7 +872,7 @@ async def test_all_dropped_rows_as_a_file(harness: Harness) -> None:
     pasted = "\n".join(["79991234567"] + [f"bad{n}" for n in range(7)] + ["79991234567"])
     await summary_of(harness, EN, pasted, "Hi")
     summary = harness.last(EN)
-    answer = await press(harness, EN, "All dropped rows")
+    answer = await press(harness, EN, "Download dropped rows")
     assert not answer.show_alert
     name, text = last_document(harness, EN)
     assert name == f"dropped-rows-{(await only_campaign(harness)).id}.csv"
@@ -882,7 +884,7 @@ async def test_all_dropped_rows_as_a_file(harness: Harness) -> None:
     assert harness.tg.message(EN, summary.message_id).button_texts() == [
         "🚀 Start",
         "Cancel",
-        "📄 All dropped rows",
+        "📄 Download dropped rows",
     ], "the summary keeps its Start"
     await press(harness, EN, "Start")
     assert (await only_campaign(harness)).state == CampaignState.RUNNING
@@ -892,7 +894,7 @@ async def test_the_report_has_every_row(harness: Harness) -> None:
     campaign_id, _card = await finished(
         harness, (RowState.SENT, "s1"), (RowState.FAILED, None), (RowState.UNKNOWN, None)
     )
-    answer = await press(harness, EN, "Report")
+    answer = await press(harness, EN, "Download report")
     assert not answer.show_alert
     name, text = last_document(harness, EN)
     assert name == f"campaign-{campaign_id}.csv"
@@ -949,7 +951,7 @@ async def test_a_cp1251_file_and_a_txt_file(harness: Harness) -> None:
     ("data", "name", "mime", "refusal"),
     [
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" * 20, "list.csv", "text/csv", "not a text list"),
-        (b"%PDF-1.4 numbers", "list.pdf", None, "Only .csv and .txt files can be read."),
+        (b"%PDF-1.4 numbers", "list.pdf", None, "I can read only .csv and .txt files."),
         (b"phone\n" + b"79991234567\n" * 2 * 1024 * 160, "big.csv", None, "larger than 1 MB."),
         (
             ("number\n" + "".join(f"7999{n:07d}\n" for n in range(10_000))).encode(),
@@ -1116,7 +1118,7 @@ async def test_a_campaign_that_paused_by_itself_says_why_and_resumes(harness: Ha
         await session.commit()
     await open_card(harness, EN, campaign_id)
     card = harness.last(EN)
-    assert "⏸ Paused: the monthly tariff limit of GoSMS is reached." in card.text
+    assert "⏸ Paused: the monthly limit of your GoSMS plan is reached." in card.text
     assert card.button_texts() == ["▶️ Resume", "⏹ Cancel"]
     await press(harness, EN, "Resume")
     async with harness.deps.session_factory() as session:
@@ -1140,10 +1142,10 @@ async def test_rows_without_their_own_text_take_the_text_asked_for(harness: Harn
 async def test_the_dropped_rows_of_a_replaced_draft_are_gone(harness: Harness) -> None:
     await connect(harness, EN)
     await summary_of(harness, EN, "79991234567\nbad", "First")
-    dropped = harness.find_button(EN, "All dropped rows")[1]
+    dropped = harness.find_button(EN, "Download dropped rows")[1]
     first = (await only_campaign(harness)).id
     await summary_of(harness, EN, "79991234567\nworse", "Second")
     assert (await only_campaign(harness)).id != first, "a new campaign has a new id"
     answer = answered(await forge(harness, EN, dropped))
     assert answer.show_alert
-    assert answer.text == "This campaign is not there any more. /bulk lists yours."
+    assert answer.text == "This campaign no longer exists. /bulk shows your campaigns."

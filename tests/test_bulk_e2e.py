@@ -167,7 +167,7 @@ async def test_a_campaign_survives_two_sigkills_and_sends_each_number_once(
     assert statuses[4] > 0
     assert statuses[5] > 0
     assert f"📬 Delivered: {statuses[4]}" in card.text, "delivery followed on the card"
-    assert card.button_texts() == ["📄 Report", "🔁 Retry failed"]
+    assert card.button_texts() == ["📄 Download report", "🔁 Retry failed"]
     versions = [v.text for v in card.history] + [card.text]
     counts = [sent_count(v) for v in versions if "✅ Sent:" in v]
     assert len(set(counts)) >= 5, f"the card moved in place: {counts}"

@@ -27,6 +27,7 @@ from bot.services.bulk import (
     template_fields,
 )
 from bot.services.gosms import InvalidInput, check_text, normalize_phone
+from bot.texts import bulk as bulk_texts
 from bot.texts.bulk_input import reason_text, refusal_text
 
 MAX_ROWS = 5000
@@ -450,6 +451,27 @@ def test_counts_in_the_users_locale() -> None:
     with i18n.context(), i18n.use_locale("ru"):
         assert "10\u00a0000" in refusal_text(error)
     assert "10,000" in refusal_text(error)
+
+
+def test_russian_counts_agree_with_their_nouns() -> None:
+    i18n = create_i18n()
+    with i18n.context(), i18n.use_locale("ru"):
+        assert "До 5\u00a0000 строк, файл — до 1 МБ." in bulk_texts.ask_source_text(5000, 1 << 20)
+        assert "До 21 строки," in bulk_texts.ask_source_text(21, 1 << 20)
+        assert reason_text(DropReason.BAD_NUMBER) == "не номер телефона (нужно от 3 до 30 цифр)"
+        assert reason_text(DropReason.BACKTICK) == "в тексте есть обратная кавычка (`)"
+        assert bulk_texts.cancel_question_text(7, 1).startswith(
+            "Отменить рассылку №7? 1 SMS ещё ждёт"
+        )
+        assert bulk_texts.cancel_question_text(7, 3).startswith(
+            "Отменить рассылку №7? 3 SMS ещё ждут"
+        )
+        assert (
+            bulk_texts.ask_sim_text("Pixel") == "📶 С какой SIM-карты устройства Pixel отправить?"
+        )
+        assert bulk_texts.pace_text(1.5) == "одно SMS раз в 1,5 с на каждое устройство"
+        spread = bulk_texts.devices_text("spread", ["A", "B"], None)
+        assert spread == "по очереди на 2 устройствах: A, B, SIM по умолчанию"
 
 
 def test_excel_separator_line() -> None:

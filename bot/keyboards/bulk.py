@@ -7,6 +7,7 @@ from typing import Any
 
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
 
 from bot.db.models import Campaign, CampaignState, Device
 from bot.keyboards.callbacks import BulkAction, BulkCb, ConfirmCb
@@ -33,7 +34,9 @@ def card_keyboard(card: Mapping[str, Any]) -> InlineKeyboardMarkup | None:
     if state in (CampaignState.RUNNING, CampaignState.PAUSED):
         builder.button(text="⏹ " + _("Cancel"), callback_data=bulk(BulkAction.CANCEL, campaign_id))
     elif state in (CampaignState.DONE, CampaignState.CANCELLED):
-        builder.button(text="📄 " + _("Report"), callback_data=bulk(BulkAction.REPORT, campaign_id))
+        builder.button(
+            text="📄 " + _("Download report"), callback_data=bulk(BulkAction.REPORT, campaign_id)
+        )
         # a cancelled campaign with rows never sent: a retry would send those too
         if (int(card["failed"]) or int(card["unknown"])) and not int(card["waiting"]):
             builder.button(
@@ -66,7 +69,10 @@ def devices(saved: Sequence[Device]) -> InlineKeyboardMarkup:
         )
     if len(saved) > 1:
         builder.button(
-            text="🔀 " + _("Spread over all {n}").format(n=len(saved)),
+            text="🔀 "
+            + ngettext("Spread over {n} device", "Spread over all {n} devices", len(saved)).format(
+                n=len(saved)
+            ),
             callback_data=bulk(BulkAction.DEVICE_SPREAD),
         )
     builder.adjust(1)
@@ -91,7 +97,7 @@ def summary(
         rows += confirmation.inline_keyboard
     if dropped:
         button = InlineKeyboardButton(
-            text="📄 " + _("All dropped rows"),
+            text="📄 " + _("Download dropped rows"),
             callback_data=bulk(BulkAction.DROPPED, campaign_id).pack(),
         )
         rows.append([button])
@@ -120,7 +126,10 @@ def retry_question(
     rows = list(confirmation.inline_keyboard)
     if unknown and not with_unknown:
         button = InlineKeyboardButton(
-            text="❓ " + _("Including {n} unknown").format(n=unknown),
+            text="❓ "
+            + ngettext(
+                "Include the {n} unknown row", "Include the {n} unknown rows", unknown
+            ).format(n=unknown),
             callback_data=bulk(BulkAction.RETRY_ALL, campaign_id).pack(),
         )
         rows.append([button])

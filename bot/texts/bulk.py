@@ -8,8 +8,10 @@ from typing import Any
 
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
+from babel.numbers import format_decimal
 
 from bot.db.models import CampaignState
+from bot.texts import _number_locale, current_locale
 from bot.texts.bulk_input import count
 
 BAR_WIDTH = 10
@@ -17,8 +19,8 @@ SAMPLE_DROPPED = 5  # dropped rows shown in the summary; the rest in the file
 
 
 def number(value: float) -> str:
-    """3.0 → "3", 1.5 → "1.5"."""
-    return f"{value:.2f}".rstrip("0").rstrip(".")
+    """3.0 → "3", 1.5 → en "1.5", ru "1,5"."""
+    return format_decimal(value, "0.##", locale=_number_locale(current_locale()))
 
 
 def duration(seconds: float) -> str:
@@ -48,13 +50,13 @@ def bar(done: int, total: int) -> str:
 def stop_reason_text(reason: str | None) -> str:
     """Why a campaign paused by itself (bot/campaigns/card.py StopReason), in words."""
     texts = {
-        "revoked": _("the GoSMS token was switched off or deleted"),
-        "tariff": _("the monthly tariff limit of GoSMS is reached"),
-        "no_device": _("no enabled device can send"),
+        "revoked": _("the GoSMS token was turned off or deleted"),
+        "tariff": _("the monthly limit of your GoSMS plan is reached"),
+        "no_device": _("no device can send right now"),
         "blocked": _("the GoSMS account is blocked"),
-        "permission": _("the token may not send SMS"),
+        "permission": _("the GoSMS token is not allowed to send SMS"),
     }
-    return texts.get(reason or "", _("an error of GoSMS"))
+    return texts.get(reason or "", _("a GoSMS error"))
 
 
 def state_text(state: str) -> str:
@@ -102,7 +104,7 @@ def state_line(card: Mapping[str, Any]) -> str:
     if state == CampaignState.PAUSED:
         if card.get("reason"):
             return "⏸ " + _("Paused: {reason}.").format(reason=stop_reason_text(card["reason"]))
-        return "⏸ " + _("Paused. Resume it when you are ready.")
+        return "⏸ " + _("Paused. Press Resume when you are ready.")
     if state == CampaignState.CANCELLED:
         return "⏹ " + _("Cancelled: what was sent stays sent.")
     if state == CampaignState.DONE:
@@ -122,6 +124,11 @@ def size_text(size: int) -> str:
 
 
 def ask_source_text(max_rows: int, max_bytes: int) -> str:
+    limits = ngettext(
+        "Up to {rows} row, files up to {size}. /cancel to stop.",
+        "Up to {rows} rows, files up to {size}. /cancel to stop.",
+        max_rows,
+    )
     return "\n\n".join(
         [
             _("📨 <b>A campaign: one text to many numbers.</b>"),
@@ -134,9 +141,7 @@ def ask_source_text(max_rows: int, max_bytes: int) -> str:
                 "a <code>number</code> column, optionally <code>text</code>, and any columns "
                 "a template uses, like <code>name</code> for <code>Hello, {name}!</code>."
             ),
-            _("Up to {rows} rows, files up to {size}. /cancel to stop.").format(
-                rows=count(max_rows), size=size_text(max_bytes)
-            ),
+            limits.format(rows=count(max_rows), size=size_text(max_bytes)),
         ]
     )
 
@@ -152,7 +157,7 @@ def file_too_big_text(max_bytes: int) -> str:
 
 
 def not_a_text_file_text() -> str:
-    return "❌ " + _("Only .csv and .txt files can be read. Send the list as one, or /cancel.")
+    return "❌ " + _("I can read only .csv and .txt files. Send the list as one, or /cancel.")
 
 
 def refused_text(reason: str) -> str:
@@ -197,17 +202,17 @@ def ask_device_text() -> str:
 
 def ask_sim_text(name: str | None) -> str:
     if name is None:
-        return _("📶 Which SIM slot of the devices should send it?")
-    return _("📶 Which SIM slot of {name} should send it?").format(name=escape(name))
+        return _("📶 Which SIM card should each device send from?")
+    return _("📶 Which SIM card of {name} should send it?").format(name=escape(name))
 
 
 def devices_text(mode: str, names: Sequence[str], to_sim: int | None) -> str:
     if mode == "any" or not names:
         return _("any device (GoSMS chooses)")
     if mode == "spread":
-        text = _("spread over {n}: {names}").format(
-            n=len(names), names=", ".join(escape(n) for n in names)
-        )
+        text = ngettext(
+            "spread over {n} device: {names}", "spread over {n} devices: {names}", len(names)
+        ).format(n=len(names), names=", ".join(escape(n) for n in names))
     else:
         text = escape(names[0])
     sim = _("default SIM") if to_sim is None else _("SIM {slot}").format(slot=to_sim + 1)
@@ -245,9 +250,12 @@ def summary_text(
                     reason=escape(describe(reason)),
                 )
             )
-        if len(dropped) > SAMPLE_DROPPED:
+        if (more := len(dropped) - SAMPLE_DROPPED) > 0:
             lines.append(
-                "  " + _("…and {n} more in the file.").format(n=len(dropped) - SAMPLE_DROPPED)
+                "  "
+                + ngettext(
+                    "…and {n} more row in the file.", "…and {n} more rows in the file.", more
+                ).format(n=more)
             )
     if not recipients:
         lines += [
@@ -274,7 +282,11 @@ def not_started_text() -> str:
 def cancel_question_text(campaign_id: int, waiting: int) -> str:
     return "\n".join(
         [
-            _("Cancel campaign #{id}? {n} SMS will not be sent.").format(id=campaign_id, n=waiting),
+            ngettext(
+                "Cancel campaign #{id}? {n} SMS is still waiting and will not be sent.",
+                "Cancel campaign #{id}? {n} SMS are still waiting and will not be sent.",
+                waiting,
+            ).format(id=campaign_id, n=waiting),
             _("What was sent stays sent."),
         ]
     )
@@ -299,14 +311,19 @@ def retry_question_text(campaign_id: int, failed: int, unknown: int, with_unknow
     ]
     if with_unknown:
         lines.append(
-            _("This includes {n} unknown: their SMS may have gone out already.").format(n=unknown)
+            ngettext(
+                "This includes {n} unknown row: its SMS may have gone out already.",
+                "This includes {n} unknown rows: their SMS may have gone out already.",
+                unknown,
+            ).format(n=unknown)
         )
     elif unknown:
         lines.append(
             ngettext(
-                "{n} more is unknown: its SMS may have gone out. Include it only if you checked.",
+                "{n} more is unknown: its SMS may have gone out. "
+                "Include it only if you know it did not.",
                 "{n} more are unknown: their SMS may have gone out. "
-                "Include them only if you checked.",
+                "Include them only if you know they did not.",
                 unknown,
             ).format(n=unknown)
         )
@@ -314,22 +331,25 @@ def retry_question_text(campaign_id: int, failed: int, unknown: int, with_unknow
 
 
 def retry_after_cancel_text(campaign_id: int, waiting: int) -> str:
-    return _(
+    return ngettext(
+        "Campaign #{id} was cancelled with {n} SMS never sent: Retry failed would send it "
+        "too. Start a new campaign with /bulk instead.",
         "Campaign #{id} was cancelled with {n} SMS never sent: Retry failed would send them "
-        "too. Send /bulk for a new campaign instead."
+        "too. Start a new campaign with /bulk instead.",
+        waiting,
     ).format(id=campaign_id, n=waiting)
 
 
 def nothing_to_retry_text() -> str:
-    return _("Nothing to send again: every failed SMS was sent and failed on the way.")
+    return _("Nothing to send again: every failed SMS went out but was not delivered.")
 
 
 def not_retried_text() -> str:
-    return _("Not sent again.")
+    return _("Nothing was sent again.")
 
 
 def stale_campaign_text() -> str:
-    return _("This campaign is not there any more. /bulk lists yours.")
+    return _("This campaign no longer exists. /bulk shows your campaigns.")
 
 
 def changed_text() -> str:

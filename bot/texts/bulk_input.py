@@ -50,8 +50,8 @@ def refusal_text(error: BulkRefused) -> str:
             return no_number_column_text([str(c) for c in detail.get("columns", [])])
         case Refusal.BAD_CSV:
             return _(
-                'The CSV file cannot be read from line {line}: a quote (") opened there is '
-                "never closed: close it or remove it."
+                'The CSV file cannot be read from line {line} on: a quote (") opens there and '
+                "is never closed. Close it or remove it."
             ).format(line=int(detail.get("line", 0)))
         case Refusal.BAD_TEMPLATE:
             return bad_template_text(str(detail.get("error", "")), str(detail.get("near", "")))
@@ -91,11 +91,15 @@ def reason_text(reason: str) -> str:
     """A DropReason in words: "duplicate number", "text over 300 characters", ..."""
     texts: dict[str, str] = {
         DropReason.DUPLICATE: _("the number is already in the list"),
-        DropReason.BAD_NUMBER: _("not a phone number ({min} to {max} digits)").format(
-            min=PHONE_MIN, max=PHONE_MAX
-        ),
+        DropReason.BAD_NUMBER: ngettext(
+            "not a phone number ({min} to {max} digit)",
+            "not a phone number ({min} to {max} digits)",
+            PHONE_MAX,
+        ).format(min=PHONE_MIN, max=PHONE_MAX),
         DropReason.EMPTY_TEXT: _("the text is empty"),
-        DropReason.TOO_LONG: _("the text is over {max} characters").format(max=TEXT_MAX),
+        DropReason.TOO_LONG: ngettext(
+            "the text is over {max} character", "the text is over {max} characters", TEXT_MAX
+        ).format(max=TEXT_MAX),
         DropReason.BACKTICK: _("the text has a backtick (`)"),
         DropReason.MISSING_FIELD: _("a field of the template has no value in this row"),
         DropReason.NO_TEXT: _("the row has no text"),
