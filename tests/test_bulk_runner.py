@@ -527,9 +527,9 @@ async def test_the_end_sends_the_report_as_a_document(harness: Harness, gosms: F
     [
         (StopReason.REVOKED, "Connect a working one with /token"),
         (StopReason.TARIFF, "Raise it in the GoSMS panel"),
-        (StopReason.NO_DEVICE, "Turn a device on in the GoSMS app"),
+        (StopReason.NO_DEVICE, "Turn one on in the GoSMS app"),
         (StopReason.BLOCKED, "Contact GoSMS support"),
-        (StopReason.PERMISSION, "Allow it to send in the GoSMS panel"),
+        (StopReason.PERMISSION, "Allow sending in the GoSMS panel"),
     ],
 )
 async def test_each_pause_by_itself_says_what_to_do(

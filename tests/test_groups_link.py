@@ -251,7 +251,7 @@ async def test_a_group_the_owner_is_not_in_cannot_be_linked(
     groups_sent = team.group_count()
     await harness.press(OWNER, "Team")
     refused = harness.tg.message(OWNER, card.message_id)
-    assert "You are not a member of «Team», so its codes cannot go there." in refused.text
+    assert "You are not a member of «Team», so the codes cannot go there." in refused.text
     assert team.group_count() == groups_sent, "the group is told nothing"
     watch = await team.watch(made["id"])
     assert watch is None or watch.group_chat_id is None
@@ -421,12 +421,12 @@ async def test_linking_in_russian(harness: Harness, gotsms: FakeGotSMS) -> None:
     await harness.press(OWNER, "Делиться кодами с группой")
     await harness.press(OWNER, "Team")
     shared = harness.tg.message(OWNER, card.message_id)
-    assert "Теперь коды этой аренды приходят и в «Team»." in shared.text
-    assert "👥 Коды также приходят в «Team»." in shared.text
+    assert "Теперь коды этой аренды приходят и в группу «Team»." in shared.text
+    assert "👥 Коды также приходят в группу «Team»." in shared.text
     assert "🚫 Больше не делиться" in shared.button_texts()
     assert harness.last(GROUP).text.startswith("🔗 Теперь сюда будут приходить коды номера")
     gotsms.inject_message(made["id"], "code 383838", code="383838")
     _, [push] = await team.cycle()
-    assert push.text.startswith(f"🔑 Код от Telegram на {made['phone']}")
+    assert push.text.startswith(f"🔑 Код от Telegram на номер {made['phone']}")
     done = await team.in_group(OWNER, "/unlink")
     assert done.text == "🔓 Отвязано: коды 1 аренды сюда больше не приходят."

@@ -74,12 +74,12 @@ async def test_a_rent_ending_is_announced_at_24h_and_1h_once(
     assert await rig.cycle(rig.rents) == [], "a month away: nothing yet"
     gotsms.set_rent_end(rent["id"], datetime.now(UTC) + timedelta(hours=20))
     [first] = await rig.cycle(rig.rents)
-    assert "ends in 20 hours" in first
-    assert "auto-renew is off" in first
+    assert "ends soon: 20 hours left" in first
+    assert "Auto-renew is off" in first
     assert await rig.cycle(rig.rents) == []
     gotsms.set_rent_end(rent["id"], datetime.now(UTC) + timedelta(minutes=40))
     [second] = await rig.cycle(rig.rents)
-    assert "ends in 39 minutes" in second or "ends in 40 minutes" in second
+    assert "39 minutes left" in second or "40 minutes left" in second
     assert await rig.cycle(rig.rents) == []
 
 
@@ -109,7 +109,8 @@ async def test_a_rent_first_seen_close_to_its_end_gets_one_alert(
     rent = month_rent(gotsms)
     gotsms.set_rent_end(rent["id"], datetime.now(UTC) + timedelta(minutes=30))
     [alert] = await rig.cycle(rig.rents)
-    assert alert.startswith("⏳ Ваш номер Telegram")
+    assert alert.startswith("⏳ Аренда номера ")
+    assert "скоро закончится, осталось: 29 минут." in alert or "осталось: 30 минут." in alert
     assert await rig.cycle(rig.rents) == []
 
 
@@ -122,7 +123,7 @@ async def test_a_daily_rent_gets_only_the_last_hour_alert(
     assert await rig.cycle(rig.rents) == [], "just rented for a day: no 24 h alert"
     gotsms.set_rent_end(rent["id"], datetime.now(UTC) + timedelta(minutes=50))
     [alert] = await rig.cycle(rig.rents)
-    assert "ends in 49 minutes" in alert or "ends in 50 minutes" in alert
+    assert "49 minutes left" in alert or "50 minutes left" in alert
 
 
 async def test_auto_renewed_rents_are_not_announced(harness: Harness, gotsms: FakeGotSMS) -> None:
@@ -201,7 +202,7 @@ async def test_low_balance_once_until_it_recovers(harness: Harness, gotsms: Fake
     assert await rig.cycle(rig.balance) == []
     gotsms.set_balance(GOTSMS_TOKEN, 20)
     [alert] = await rig.cycle(rig.balance)
-    assert alert == "💸 Your GotSMS balance is 20.00, below your threshold of 50.00."
+    assert alert == "💸 Your GotSMS balance has dropped below 50.00: it is 20.00 now."
     assert await rig.cycle(rig.balance) == []
     gotsms.set_balance(GOTSMS_TOKEN, 60)
     assert await rig.cycle(rig.balance) == []
@@ -213,8 +214,8 @@ async def test_low_balance_once_until_it_recovers(harness: Harness, gotsms: Fake
 @pytest.mark.parametrize(
     ("language", "expected"),
     [
-        ("en", "💸 Your GotSMS balance is 1,234.50, below your threshold of 5,000.00."),
-        ("ru", "💸 Баланс GotSMS — 1\u00a0234,50, это ниже вашего порога 5\u00a0000,00."),
+        ("en", "💸 Your GotSMS balance has dropped below 5,000.00: it is 1,234.50 now."),
+        ("ru", "💸 Баланс GotSMS опустился ниже 5\u00a0000,00: сейчас на нём 1\u00a0234,50."),
     ],
 )
 async def test_the_low_balance_push_uses_the_users_locale(

@@ -75,7 +75,7 @@ async def test_old_codes_are_summed_up_and_new_ones_pushed_once(
     gotsms.inject_message(rent["id"], "Your code is 222222", received_at=earlier)
     await rig.connect()
     assert await rig.cycle() == [
-        "📥 You have 2 unread codes in GotSMS — see /codes. New ones will come here by themselves."
+        "📥 You have 2 unread codes in GotSMS — see /codes. New codes will come here automatically."
     ]
     assert await rig.cycle() == []
     gotsms.inject_message(rent["id"], "Telegram code 333333. Do not share <it>!", code="333333")
@@ -249,7 +249,7 @@ def test_cold_intervals_are_spread_so_users_polled_together_drift_apart(
 
 
 NOTE_OF_3 = (
-    "📥 You have 3 unread codes in GotSMS — see /codes. New ones will come here by themselves."
+    "📥 You have 3 unread codes in GotSMS — see /codes. New codes will come here automatically."
 )
 
 

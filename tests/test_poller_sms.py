@@ -85,7 +85,7 @@ async def test_a_failed_sms_is_announced_in_russian(harness: Harness, gosms: Fak
     await rig.send_sms("Привет", "Отправить")
     gosms.set_status(rig.last_sms_id(), 5)
     [note] = await rig.cycle()
-    assert note.startswith("❌ Ваше SMS на 79991234567 не прошло: ⚠️ не доставлено")
+    assert note.startswith("❌ SMS на номер 79991234567 не прошло: ⚠️ не доставлено")
 
 
 async def test_several_sms_are_read_in_one_page(harness: Harness, gosms: FakeGoSMS) -> None:

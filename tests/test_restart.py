@@ -159,7 +159,7 @@ async def test_dialogs_go_on_after_sigkill_and_a_rent_runs_once(
     assert gotsms.balance(GOTSMS_TOKEN) == 99.0
     # killed before the update's end was committed, the rent is reported once more: truthfully
     for report in [m for m in tg.bot_messages(RENTER) if "restarted" in m.text]:
-        assert "The rent went through" in report.text
+        assert "The rental went through" in report.text
         assert gotsms.rents_of(GOTSMS_TOKEN)[0]["phone"] in report.text
     stored = await stored_bytes(backend, tmp_path / "state")
     assert GOTSMS_TOKEN.encode() not in stored
@@ -214,7 +214,7 @@ async def test_rent_and_push_in_flight_when_killed(
     await tg.wait_for(lambda: count("\n111111\n") == 2 and count("\n222222\n") == 1, takeover)
     redelivered_in = time.monotonic() - restarted_at
     report = await tg.wait_for_bot_message(RENTER, "I was restarted while renting", timeout=WAIT)
-    assert "The rent went through" in report.text
+    assert "The rental went through" in report.text
     assert second["phone"] in report.text
     callback = yes["callback_query"]
     again = tg.press(RENTER, callback["message"]["message_id"], callback["data"])
@@ -254,8 +254,8 @@ async def test_cut_off_rent_that_gotsms_did_not_make(harness: Harness, gotsms: F
     await cut_off(harness, RU, RENT, {"plan_id": plan_id, "area_code": None, "price": "1.00"})
     assert await recover(harness) == 2
     assert harness.last(EN).text == (
-        "⚠️ I was restarted while renting your number, and GotSMS did not rent it: nothing was "
-        "charged. Send /rent to try again."
+        "⚠️ I was restarted while renting your number, and the rental did not go through: "
+        "nothing was charged. Send /rent to try again."
     )
     assert harness.last(RU).text.startswith("⚠️ Я перезапустился, пока арендовал для вас номер")
     assert await recover(harness) == 0, "told once"
@@ -269,7 +269,7 @@ async def test_cut_off_actions_that_cannot_be_checked_say_where_to_look(
     gotsms.set_down()
     await cut_off(harness, EN, RENT, {"plan_id": "p", "area_code": None, "price": "1.00"})
     await recover(harness)
-    assert "could not check whether it went through. Look at /rents" in harness.last(EN).text
+    assert "check whether the rental went through. Look at /rents" in harness.last(EN).text
     await cut_off(harness, EN, SEND, {"phone": "79991234567", "text": "<b>hi</b>"})
     await recover(harness)
     assert "sending your SMS to 79991234567" in harness.last(EN).text
@@ -290,7 +290,7 @@ async def test_cut_off_rent_of_an_unreadable_token_is_reported_not_raised(
         )
         await session.commit()
     assert await recover(harness) == 1
-    assert "could not check whether it went through. Look at /rents" in harness.last(EN).text
+    assert "check whether the rental went through. Look at /rents" in harness.last(EN).text
 
 
 @pytest.mark.sqlite_only

@@ -159,7 +159,7 @@ async def test_no_token_in_the_log_the_database_or_the_chat(
         gotsms.inject_message(rent["id"], "Your Telegram code is 424242")
         # GotSMS allows 30 requests a minute, and the poller keeps 8 for the user's commands:
         # its pushes come first here, the many commands after them
-        for push in ("New code from", "ends in", "below your threshold"):
+        for push in ("New code from", "ends soon", "dropped below"):
             await chat.push(push)
         for command in ("/balance", "/prices", "/services", "/plans telegram", "/codes"):
             await chat.say(command, None)

@@ -76,7 +76,7 @@ def groups(
 
 def back_button(rent_id: str, status: str, page: int) -> InlineKeyboardButton:
     return InlineKeyboardButton(
-        text="‹ " + _("Rent card"),
+        text="‹ " + _("Rental card"),
         callback_data=RentCb(a="o", id=short_id(rent_id), st=status, p=page).pack(),
     )
 

@@ -62,8 +62,8 @@ def refund_push(payload: Mapping[str, Any]) -> Push:
         ).format(**names)
     elif state == RefundState.FAILED:
         text = _(
-            "❌ The automatic refund of {phone} ({service}) did not go through. The rental is "
-            "still active: open its card to refund it by hand while GotSMS allows it."
+            "❌ The automatic refund for {phone} ({service}) did not go through. The rental is "
+            "still active: open its card to refund it yourself while GotSMS allows it."
         ).format(**names)
     else:
         text = _(

@@ -94,10 +94,10 @@ def code_message(payload: Mapping[str, Any], heading: str, notes: list[str]) -> 
 def unread_note_push(payload: Mapping[str, Any]) -> Push:
     count = int(payload.get("count", 0))
     text = ngettext(
-        "📥 You have {count} unread code in GotSMS — see /codes. New ones will come here by "
-        "themselves.",
-        "📥 You have {count} unread codes in GotSMS — see /codes. New ones will come here by "
-        "themselves.",
+        "📥 You have {count} unread code in GotSMS — see /codes. New codes will come here "
+        "automatically.",
+        "📥 You have {count} unread codes in GotSMS — see /codes. New codes will come here "
+        "automatically.",
         count,
     ).format(count=count)
     return Push(text)
@@ -114,7 +114,9 @@ def _left(iso: str | None) -> str:
 
 
 def rent_expiring_push(payload: Mapping[str, Any]) -> Push:
-    text = _("⏳ Your {service} number {phone} ends in {left}, and auto-renew is off.").format(
+    text = _(
+        "⏳ The rental of {phone} ({service}) ends soon: {left} left. Auto-renew is off."
+    ).format(
         service=escape(str(payload.get("service") or "")),
         phone=escape(str(payload.get("phone") or "")),
         left=_left(payload.get("active_till")),
@@ -151,7 +153,7 @@ def device_battery_push(payload: Mapping[str, Any]) -> Push:
 
 def low_balance_push(payload: Mapping[str, Any]) -> Push:
     return Push(
-        _("💸 Your GotSMS balance is {balance}, below your threshold of {threshold}.").format(
+        _("💸 Your GotSMS balance has dropped below {threshold}: it is {balance} now.").format(
             balance=money(Decimal(str(payload.get("balance", "0")))),
             threshold=money(Decimal(str(payload.get("threshold", "0")))),
         )
@@ -189,27 +191,27 @@ def interrupted_push(payload: Mapping[str, Any]) -> Push:
     outcome = payload.get("outcome")
     if action == gotsms_kb.RENT and outcome == "done" and isinstance(payload.get("rent"), dict):
         rent = Rent.model_validate(payload["rent"])
-        head = _("⚠️ I was restarted while renting your number. The rent went through:")
+        head = _("⚠️ I was restarted while renting your number. The rental went through:")
         return Push(head + "\n\n" + rent_done(rent), gotsms_kb.rent_result(rent))
     if action == gotsms_kb.RENT and outcome == "not_done":
         return Push(
             _(
-                "⚠️ I was restarted while renting your number, and GotSMS did not rent it: "
-                "nothing was charged. Send /rent to try again."
+                "⚠️ I was restarted while renting your number, and the rental did not go "
+                "through: nothing was charged. Send /rent to try again."
             )
         )
     phone = escape(str(payload.get("phone") or ""))
     texts = {
         gotsms_kb.RENT: _(
-            "⚠️ I was restarted while renting your number and could not check whether it "
-            "went through. Look at /rents before renting again."
+            "⚠️ I was restarted while renting your number and could not check whether the "
+            "rental went through. Look at /rents before renting again."
         ),
         gotsms_kb.REFUND: _(
-            "⚠️ I was restarted while refunding your rent and cannot tell whether it went "
-            "through. Look at /rents before trying again."
+            "⚠️ I was restarted while refunding your rental and cannot tell whether the "
+            "refund went through. Look at /rents before trying again."
         ),
         gotsms_kb.MOVE: _(
-            "⚠️ I was restarted while moving your rent to a longer plan and cannot tell "
+            "⚠️ I was restarted while moving your rental to a longer plan and cannot tell "
             "whether it went through. Look at /rents before trying again."
         ),
         gosms_kb.SEND: _(
@@ -221,12 +223,12 @@ def interrupted_push(payload: Mapping[str, Any]) -> Push:
             "deleted. Look at /sms."
         ),
         gosms_kb.DEVICE_DELETE: _(
-            "⚠️ I was restarted while removing your device from GoSMS and cannot tell "
-            "whether it was removed. Look at /devices."
+            "⚠️ I was restarted while deleting your device from GoSMS and cannot tell "
+            "whether it was deleted. Look at /devices."
         ),
         "logout": _(
-            "⚠️ I was restarted while forgetting your token and cannot tell whether it is "
-            "done. /start shows which tokens are connected; send /logout again if needed."
+            "⚠️ I was restarted while disconnecting your token and cannot tell whether it "
+            "is done. /start shows which tokens are connected; send /logout again if needed."
         ),
     }
     default = _(
@@ -261,22 +263,22 @@ def _stop_advice(reason: str) -> str:
             "working one with /token, then press Resume."
         ),
         StopReason.TARIFF: _(
-            "The monthly tariff limit of GoSMS is reached. Raise it in the GoSMS panel, then "
-            "press Resume."
+            "The monthly limit of your GoSMS plan is reached. Raise it in the GoSMS panel, "
+            "then press Resume."
         ),
         StopReason.NO_DEVICE: _(
-            "No enabled device can send it. Turn a device on in the GoSMS app, then press Resume."
+            "No device is turned on to send it. Turn one on in the GoSMS app, then press Resume."
         ),
         StopReason.BLOCKED: _(
             "Your GoSMS account is blocked. Contact GoSMS support; once it is unblocked, press "
             "Resume."
         ),
         StopReason.PERMISSION: _(
-            "Your GoSMS token may not send SMS. Allow it to send in the GoSMS panel or connect "
-            "another one with /token, then press Resume."
+            "Your GoSMS token is not allowed to send SMS. Allow sending in the GoSMS panel or "
+            "connect another token with /token, then press Resume."
         ),
     }
-    return texts.get(reason, _("GoSMS refused to go on. Press Resume to try again."))
+    return texts.get(reason, _("GoSMS stopped the campaign. Press Resume to try again."))
 
 
 def campaign_stopped_push(payload: Mapping[str, Any]) -> Push:
@@ -285,7 +287,7 @@ def campaign_stopped_push(payload: Mapping[str, Any]) -> Push:
         _("⏸ {campaign} is paused.").format(campaign=_campaign(payload)),
         "",
         _stop_advice(str(payload.get("reason") or "")),
-        _("What was sent stays sent; the other numbers wait and get their SMS once it goes on."),
+        _("What was sent stays sent; the other numbers get their SMS when the campaign resumes."),
     ]
     resume = InlineKeyboardButton(
         text="▶️ " + _("Resume"),

@@ -48,7 +48,7 @@ def stopped_note(title: str) -> str:
 
 def not_member_note(title: str) -> str:
     return "❌ " + _(
-        "You are not a member of {group}, so its codes cannot go there. Join it and try again."
+        "You are not a member of {group}, so the codes cannot go there. Join it and try again."
     ).format(group=group_name(title))
 
 
@@ -75,8 +75,8 @@ def group_stopped_text(phone: str) -> str:
 def group_offered_text(username: str) -> str:
     return "✅ " + _(
         "Linked. To share a rental's codes here, open its card in our private chat "
-        "(@{username}, /rents) and press «Share codes with a group». Only codes come here: "
-        "nothing else of your account."
+        "(@{username}, /rents) and press «Share codes with a group». Only codes come here, "
+        "nothing else from your account."
     ).format(username=username)
 
 
