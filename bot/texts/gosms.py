@@ -127,7 +127,7 @@ def sms_list(items: Sequence[Sms], total: int, page: int, pages: int, search: st
             f"{number}. {icon} <code>{escape(sms.phone_number)}</code> — "
             f"{escape(preview(sms.message))}"
         )
-    lines += ["", _("Tap a button below to open that SMS. Search: /sms TEXT")]
+    lines += ["", _("To open an SMS, tap the button with its number. Search: /sms TEXT")]
     return "\n".join(lines)
 
 
