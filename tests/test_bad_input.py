@@ -716,7 +716,7 @@ NOT_TEXT_HINTS: dict[Setup, str] = {
     send_sim: BUTTONS_HINT,
     send_confirm: BUTTONS_HINT,
     notify_threshold: "Send the amount as text, like 5 or 2.50, or /cancel.",
-    devices_add: "Please send the device id as text, or /cancel.",
+    devices_add: "Please send the device ID as text, or /cancel.",
 }
 OTHER_STEP_HINT = "I'm waiting for your answer as text or a button press, or /cancel."
 LANGUAGES = {EN: "en", RU: "ru"}

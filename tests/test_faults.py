@@ -382,7 +382,7 @@ async def sending(p: Person, gotsms: FakeGotSMS, gosms: FakeGoSMS) -> None:
         await session.commit()
     for _attempt in range(6):
         await p.send("/send +7 999 123-45-67 Hello", "Which device should send it?")
-        await p.press("Poco", "Which SIM slot")
+        await p.press("Poco", "Which SIM card")
         await p.press("SIM 2", "Send this SMS?")
         await p.attempt("📤 Send", "Status: ⏳ waiting", "may have gone through", USED)
         if gosms.sms_of(token):
@@ -428,7 +428,7 @@ async def sms(p: Person, gotsms: FakeGotSMS, gosms: FakeGoSMS) -> None:
 
 
 async def devices(p: Person, gotsms: FakeGotSMS, gosms: FakeGoSMS) -> None:
-    """/devices: add by id (guided), the card, refresh, deactivate, activate, delete, forget."""
+    """/devices: add by ID (guided), the card, refresh, turn off, turn on, delete, remove."""
     await p.connect(gotsms, gosms)
     token = gosms_token(p.uid)
     first = gosms.add_device(token, name="Poco")
@@ -436,30 +436,30 @@ async def devices(p: Person, gotsms: FakeGotSMS, gosms: FakeGoSMS) -> None:
         token, name="Pixel", last_online=datetime.now(UTC) - timedelta(hours=2)
     )
     await p.send("/devices", "no saved devices yet")
-    await p.press("Add a device", "Send the id of your device")
-    await p.send(first, "Saved: /send offers it")
-    await p.send(f"/devices add {second}", "Saved: /send offers it")
+    await p.press("Add a device", "Send the device ID")
+    await p.send(first, "Saved. You can now pick it in /send")
+    await p.send(f"/devices add {second}", "Saved. You can now pick it in /send")
     await p.send("/devices", "Your devices: 2")
     await p.press("Pixel", "Offline for")
     await p.press("Refresh", "Offline for")
-    await p.press("Deactivate", "switched off")
+    await p.press("Turn off", "State: ⏸ off")
     assert gosms.device(second)["active"] is False
     # a try of the switch-off that timed out lands up to SLOW later and switches it off again:
     # GoSMS's state, which the card would then show truly; a person reads the card first
     await asyncio.sleep(SLOW)
-    await p.press("Activate", "active")
+    await p.press("Turn on", "State: ✅ on")
     await p.press("All devices", "Your devices: 2")
     await p.press("Pixel", "Pixel")
-    await p.press("Forget here", "Forgotten here")
+    await p.press("Remove from the bot", "Removed from the bot")
     for _attempt in range(6):
         await p.send("/devices", "Your devices: 1")
         await p.press("Poco", "Poco")
-        await p.press("Remove from GoSMS", "Delete Poco")
-        await p.attempt("Yes, delete", "deleted from GoSMS", "no device", USED)
+        await p.press("Delete from GoSMS", "Delete the device Poco")
+        await p.attempt("Yes, delete", "deleted from GoSMS", "already gone from GoSMS", USED)
         if not gosms.has_device(first):
             break
     assert not gosms.has_device(first)
-    assert gosms.has_device(second), "forgotten here only"
+    assert gosms.has_device(second), "removed from the bot only"
 
 
 async def play(scenario: Scenario, p: Person, gotsms: FakeGotSMS, gosms: FakeGoSMS) -> None:

@@ -42,28 +42,28 @@ async def test_add_a_device_by_id_with_the_guided_flow(harness: Harness, gosms: 
     assert listing.text.startswith("📱 You have no saved devices yet.")
     assert listing.button_texts() == ["➕ Add a device"]
     await harness.press(EN, "Add a device")
-    assert harness.tg.message(EN, listing.message_id).text.startswith("➕ Send the id")
+    assert harness.tg.message(EN, listing.message_id).text.startswith("➕ Send the device ID")
     await harness.send(EN, "not-an-id")
-    assert "That is not a device id" in harness.last(EN).text
+    assert "That's not a device ID" in harness.last(EN).text
     assert not gosms.requests, "a malformed id never reaches the API"
     await harness.send(EN, "6622a8bbd963898821ebf934")
     assert "GoSMS has no such device" in harness.last(EN).text
-    assert "Send the id again" in harness.last(EN).text
+    assert "Send the ID again" in harness.last(EN).text
     await harness.send(EN, f"  {device_id.upper()}  ")
     card = harness.last(EN)
-    assert card.text.startswith("✅ Saved: /send offers it")
+    assert card.text.startswith("✅ Saved. You can now pick it in /send.")
     assert "📱 Poco <M3>" in card.text
     assert "Battery: 83 % (not charging)" in card.text
-    assert "State: ✅ active" in card.text
+    assert "State: ✅ on" in card.text
     assert "🟢 Online: last seen just now" in card.text
     assert "boot & <ok>" in card.text
     assert card.html is not None
     assert "boot &amp; &lt;ok&gt;" in card.html
     assert card.button_texts() == [
         "🔄 Refresh",
-        "⏸ Deactivate",
-        "🗑 Remove from GoSMS",
-        "🧹 Forget here",
+        "⏸ Turn off",
+        "🗑 Delete from GoSMS",
+        "🧹 Remove from the bot",
         "‹ All devices",
     ]
     [row] = await saved(harness, EN)
@@ -122,14 +122,14 @@ async def test_deactivate_and_activate_always_send_is_active(
     await harness.send(EN, "/devices")
     await harness.press(EN, "Poco")
     card = harness.last(EN)
-    await harness.press(EN, "Deactivate")
+    await harness.press(EN, "Turn off")
     assert gosms.device(device_id)["active"] is False
     updated = harness.tg.message(EN, card.message_id)
-    assert "State: ⏸ switched off" in updated.text
-    assert "▶️ Activate" in updated.button_texts()
-    await harness.press(EN, "Activate")
+    assert "State: ⏸ off" in updated.text
+    assert "▶️ Turn on" in updated.button_texts()
+    await harness.press(EN, "Turn on")
     assert gosms.device(device_id)["active"] is True
-    assert "State: ✅ active" in harness.tg.message(EN, card.message_id).text
+    assert "State: ✅ on" in harness.tg.message(EN, card.message_id).text
     bodies = [r.json for r in gosms.requests_for(GOSMS_TOKEN, "/devices/edit")]
     assert bodies == [
         {"id": device_id, "device_id": device_id, "is_active": False},
@@ -147,19 +147,22 @@ async def test_delete_from_gosms_runs_once_under_double_presses(
     await save_device(harness, EN, second, "Second")
     await harness.send(EN, "/devices")
     await harness.press(EN, "First")
-    await harness.press(EN, "Remove from GoSMS")
-    assert harness.last(EN).text.startswith("🗑 Delete First from your GoSMS account?")
+    await harness.press(EN, "Delete from GoSMS")
+    assert harness.last(EN).text.startswith("🗑 Delete the device First from your GoSMS account?")
     assert not gosms.requests_for(GOSMS_TOKEN, "/devices/del"), "nothing before yes"
     yes = harness.press_update(EN, "Yes, delete")
     again = harness.press_update(EN, "Yes, delete")
     await harness.feed(yes)
     await harness.feed(again)
     assert "already used" in (harness.tg.callback_answers[again["callback_query"]["id"]].text or "")
-    assert harness.last(EN).text == "🗑 First is deleted from GoSMS and forgotten here."
+    assert (
+        harness.last(EN).text
+        == "🗑 The device First is deleted from GoSMS and removed from the bot."
+    )
     assert not gosms.has_device(first)
     await harness.press(EN, "All devices")
     await harness.press(EN, "Second")
-    await harness.press(EN, "Remove from GoSMS")
+    await harness.press(EN, "Delete from GoSMS")
     one = harness.press_update(EN, "Yes, delete")
     two = harness.press_update(EN, "Yes, delete")
     await asyncio.gather(harness.feed(one), harness.feed(two))
@@ -174,13 +177,13 @@ async def test_cancel_delete_and_forget_locally(harness: Harness, gosms: FakeGoS
     await save_device(harness, EN, device_id, "Poco")
     await harness.send(EN, "/devices")
     await harness.press(EN, "Poco")
-    await harness.press(EN, "Remove from GoSMS")
+    await harness.press(EN, "Delete from GoSMS")
     await harness.press(EN, "Cancel")
     assert harness.last(EN).text.startswith("📱 Your devices: 1")
     await harness.press(EN, "Poco")
     requests = len(gosms.requests)
-    answer = await harness.press(EN, "Forget here")
-    assert answer.text == "Forgotten here. It stays in GoSMS."
+    answer = await harness.press(EN, "Remove from the bot")
+    assert answer.text == "Removed from the bot; it is still in your GoSMS account."
     assert harness.last(EN).text.startswith("📱 You have no saved devices yet.")
     assert len(gosms.requests) == requests, "forgetting asks nothing of GoSMS"
     assert gosms.has_device(device_id)
@@ -195,11 +198,11 @@ async def test_device_deleted_in_the_panel(harness: Harness, gosms: FakeGoSMS) -
     await harness.send(EN, "/devices")
     await harness.press(EN, "Poco")
     assert "GoSMS has no such device" in harness.last(EN).text
-    assert harness.last(EN).button_texts() == ["🧹 Forget here", "‹ All devices"]
+    assert harness.last(EN).button_texts() == ["🧹 Remove from the bot", "‹ All devices"]
     await forge(harness, EN, DeviceCb(action="x", row=row).pack())
     gosms.fail_next("/devices/del", 404, code=1012)
     await harness.press(EN, "Yes, delete")
-    assert "had no device Poco any more" in harness.last(EN).text
+    assert "The device Poco was already gone from GoSMS" in harness.last(EN).text
     assert await saved(harness, EN) == []
 
 
@@ -238,13 +241,13 @@ async def test_devices_in_russian_from_the_menu(harness: Harness, gosms: FakeGoS
 async def test_one_liner_usage_and_the_device_limit(harness: Harness, gosms: FakeGoSMS) -> None:
     await connect(harness, EN)
     await harness.send(EN, "/devices add one two")
-    assert "Send one device id" in harness.last(EN).text
+    assert "Send one device ID" in harness.last(EN).text
     await harness.send(EN, "/devices add nonsense")
-    assert "That is not a device id" in harness.last(EN).text
+    assert "That's not a device ID" in harness.last(EN).text
     for n in range(20):
         await save_device(harness, EN, f"{n:024x}", f"Phone {n}")
     await harness.send(EN, f"/devices add {UUID}")
-    assert "You have 20 saved devices, the most I keep" in harness.last(EN).text
+    assert "You already have 20 saved devices, the most I keep" in harness.last(EN).text
     assert not gosms.requests
     await harness.send(EN, "/devices")
     assert len(harness.last(EN).button_texts()) == 21

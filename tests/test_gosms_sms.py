@@ -103,7 +103,7 @@ async def test_card_refresh_and_delete_after_five_minutes(
     card = harness.tg.message(EN, listing.message_id)
     assert card.text.startswith(f"📤 SMS {sms_id}"), "the card opens in place of the list"
     assert "Device: Poco & Co" in card.text
-    assert "SIM: slot 2" in card.text
+    assert "SIM: 2" in card.text
     assert "Status: ✅ delivered" in card.text
     assert "Fresh <one>" in card.text
     assert card.button_texts() == ["🔄 Refresh", "🗑 Delete", "‹ Back to the list"]

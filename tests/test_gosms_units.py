@@ -59,7 +59,7 @@ def test_phone_rules() -> None:
     assert normalize_phone("123") == "123"
     assert normalize_phone("1" * 30) == "1" * 30
     for bad, why in [
-        ("", "empty"),
+        ("", "missing"),
         ("+7 999 CALL ME", "letters"),
         ("+7 999 твой", "letters"),
         ("7999_123", "only digits"),

@@ -127,7 +127,7 @@ async def gosms_user_with_device(world: World) -> None:
 async def ask_device_delete(world: World) -> None:
     await world.harness.send(USER, "/devices")
     await world.harness.press(USER, "Poco")
-    await world.harness.press(USER, "Remove from GoSMS")
+    await world.harness.press(USER, "Delete from GoSMS")
 
 
 async def gosms_user(world: World) -> None:

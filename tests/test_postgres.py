@@ -253,7 +253,7 @@ async def test_device_add_and_delete_hold_no_transaction_over_the_api_call(
     assert "Saved" in pg_harness.last(EN).text
     gotsms.set_latency(0)
     gosms.set_latency(0)
-    await pg_harness.press(EN, "Remove from GoSMS")
+    await pg_harness.press(EN, "Delete from GoSMS")
     slow_apis(gotsms, gosms)
     await watch.during(pg_harness.press(EN, "Yes, delete"))
     assert "is deleted from GoSMS" in pg_harness.last(EN).text

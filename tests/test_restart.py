@@ -93,7 +93,7 @@ async def test_dialogs_go_on_after_sigkill_and_a_rent_runs_once(
     await says(tg, SENDER, "Which device should send it?")
     await connect(tg, TEXTER, "gosms")
     tg.send_text(TEXTER, "/send")
-    await says(tg, TEXTER, "Whom should I send the SMS to?")
+    await says(tg, TEXTER, "Who should I send the SMS to?")
     tg.send_text(TEXTER, "8 (912) 000-11-22")
     await says(tg, TEXTER, "Now send the text of the SMS")
     # /token, waiting for the token
@@ -119,7 +119,7 @@ async def test_dialogs_go_on_after_sigkill_and_a_rent_runs_once(
     bot = await started(bot_env, tmp_path, tg)
 
     tg.press_button(SENDER, "Pixel")
-    await says(tg, SENDER, "Which SIM slot of Pixel should send it?")
+    await says(tg, SENDER, "Which SIM card of Pixel should send it?")
     tg.press_button(SENDER, "SIM 2")
     await says(tg, SENDER, "Send this SMS?")
     tg.press_button(SENDER, "Send")

@@ -307,7 +307,7 @@ async def test_another_users_buttons_never_act_with_their_token(
     await harness.send(ALICE, "/devices")
     await harness.press(ALICE, "Alice's phone")
     device_card = harness.last(ALICE)
-    await harness.press(ALICE, "Remove from GoSMS")
+    await harness.press(ALICE, "Delete from GoSMS")
     question = harness.last(ALICE)
     _yes_id, yes = harness.find_button(ALICE, "Yes, delete")
     assert ConfirmCb.unpack(yes).ok

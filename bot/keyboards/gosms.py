@@ -50,13 +50,14 @@ class SendDeviceCb(CallbackData, prefix="sv"):
 
 
 class SendSimCb(CallbackData, prefix="sm"):
-    """The SIM step of /send: slot 1 or 2, 0 for the device's default."""
+    """The SIM step of /send: SIM 1 or 2, 0 for the device's default."""
 
     slot: int
 
 
 class DeviceCb(CallbackData, prefix="dv"):
-    """A device card: `o` open, `r` refresh, `on`/`off`, `x` delete from GoSMS, `f` forget."""
+    """A device card: `o` open, `r` refresh, `on`/`off`, `x` delete from GoSMS, `f` remove from
+    the bot."""
 
     action: str
     row: int
@@ -133,11 +134,14 @@ def device_card(row: int, active: bool) -> InlineKeyboardMarkup:
     builder = Keyboard()
     builder.button(text="🔄 " + _("Refresh"), callback_data=DeviceCb(action="r", row=row))
     if active:
-        builder.button(text="⏸ " + _("Deactivate"), callback_data=DeviceCb(action="off", row=row))
+        builder.button(text="⏸ " + _("Turn off"), callback_data=DeviceCb(action="off", row=row))
     else:
-        builder.button(text="▶️ " + _("Activate"), callback_data=DeviceCb(action="on", row=row))
-    builder.button(text="🗑 " + _("Remove from GoSMS"), callback_data=DeviceCb(action="x", row=row))
-    builder.button(text="🧹 " + _("Forget here"), callback_data=DeviceCb(action="f", row=row))
+        builder.button(text="▶️ " + _("Turn on"), callback_data=DeviceCb(action="on", row=row))
+    delete = _("Delete from GoSMS")  # a name of its own: ruff reads "Delete from" as SQL
+    builder.button(text="🗑 " + delete, callback_data=DeviceCb(action="x", row=row))
+    builder.button(
+        text="🧹 " + _("Remove from the bot"), callback_data=DeviceCb(action="f", row=row)
+    )
     builder.button(text="‹ " + _("All devices"), callback_data=DevicesCb(action="list"))
     builder.adjust(2, 2, 1)
     return builder.as_markup()

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
 
 PHONE_MIN, PHONE_MAX = 3, 30
 TEXT_MAX = 300
@@ -82,7 +83,7 @@ def normalize_phone(raw: str) -> str:
         return digits
     if problem == PhoneProblem.EMPTY:
         raise InvalidInput(
-            _("The phone number is empty: send it in digits, like +7 999 123-45-67.")
+            _("The phone number is missing: send it in digits, like +7 999 123-45-67.")
         )
     if problem == PhoneProblem.LETTERS:
         raise InvalidInput(
@@ -98,11 +99,11 @@ def normalize_phone(raw: str) -> str:
     if problem == PhoneProblem.SHORT:
         raise InvalidInput(
             _(
-                "The phone number is too short: it needs {min} to {max} digits, it has {count}."
+                "The phone number is too short: it needs {min} to {max} digits but has {count}."
             ).format(min=PHONE_MIN, max=PHONE_MAX, count=len(digits))
         )
     raise InvalidInput(
-        _("The phone number is too long: it needs {min} to {max} digits, it has {count}.").format(
+        _("The phone number is too long: it needs {min} to {max} digits but has {count}.").format(
             min=PHONE_MIN, max=PHONE_MAX, count=len(digits)
         )
     )
@@ -118,9 +119,12 @@ def check_text(raw: str) -> str:
         raise InvalidInput(_("The text is empty: send 1 to {max} characters.").format(max=TEXT_MAX))
     if problem == TextProblem.LONG:
         raise InvalidInput(
-            _(
-                "The text is {count} characters long, the limit is {max}: "
-                "shorten it by {extra} characters."
+            ngettext(
+                "The text is too long: the limit is {max} characters, and it has {count}. "
+                "Shorten it by {extra} character.",
+                "The text is too long: the limit is {max} characters, and it has {count}. "
+                "Shorten it by {extra} characters.",
+                len(text) - TEXT_MAX,
             ).format(count=len(text), max=TEXT_MAX, extra=len(text) - TEXT_MAX)
         )
     raise InvalidInput(_("GoSMS does not accept the backtick (`): replace it, for example with '."))
@@ -157,9 +161,8 @@ def check_device_id(raw: str) -> str:
     if not is_device_id(value):
         raise InvalidInput(
             _(
-                "That is not a device id. It is 24 hex characters, like "
-                "<code>6622a8bbd963898821ebf934</code>, or a UUID; you find it in the GoSMS "
-                "panel under My devices."
+                "That's not a device ID. Copy it from the GoSMS panel → My devices (it looks "
+                "like <code>6622a8bb…</code>)."
             )
         )
     return value.lower()

@@ -36,8 +36,8 @@ def status_label(status: int) -> str:
 
 def sim_label(to_sim: int | None) -> str:
     if to_sim is None:
-        return _("the device's default")
-    return _("slot {slot}").format(slot=to_sim + 1)
+        return _("default")
+    return str(to_sim + 1)
 
 
 def device_label(name: str | None, device_id: str | None) -> str:
@@ -127,7 +127,7 @@ def sms_list(items: Sequence[Sms], total: int, page: int, pages: int, search: st
             f"{number}. {icon} <code>{escape(sms.phone_number)}</code> — "
             f"{escape(preview(sms.message))}"
         )
-    lines += ["", _("Tap a number to open the SMS. Search: /sms TEXT")]
+    lines += ["", _("To open an SMS, tap the button with its number. Search: /sms TEXT")]
     return "\n".join(lines)
 
 
@@ -164,10 +164,10 @@ def online_line(last_online: datetime | None, now: datetime | None = None) -> st
 def console_block(console: str) -> str:
     data = console.strip()
     if not data:
-        return _("Console: empty")
+        return _("Device log: empty")
     if len(data) > CONSOLE_MAX:
         data = "…" + data[-CONSOLE_MAX:]
-    return _("Console:") + f"\n<pre>{escape(data)}</pre>"
+    return _("Device log:") + f"\n<pre>{escape(data)}</pre>"
 
 
 def _either(flag: bool | None, yes: str, no: str) -> str:
@@ -181,7 +181,7 @@ def device_card(info: DeviceInfo, device_id: str, now: datetime | None = None) -
     name = info.device_name or _("Unnamed device")
     battery = escape(info.device_battery_state or "—")
     charging = _either(info.is_charging, _("charging"), _("not charging"))
-    active = _either(info.is_active, _("✅ active"), _("⏸ switched off"))
+    active = _either(info.is_active, _("✅ on"), _("⏸ off"))
     return "\n".join(
         [
             f"📱 <b>{escape(name)}</b>",
@@ -201,12 +201,12 @@ def devices_list(devices: Sequence[Device]) -> str:
             [
                 _("📱 You have no saved devices yet."),
                 _(
-                    "GoSMS has no list of devices, so tell me their ids: tap «Add a device» and "
-                    "send the id from the GoSMS panel (My devices)."
+                    "GoSMS doesn't give me a list of your devices, so add them yourself: tap "
+                    "«Add a device» and send the device ID from the GoSMS panel → My devices."
                 ),
             ]
         )
     lines = [_("📱 Your devices: {count}").format(count=len(devices)), ""]
     lines += [f"• {escape(d.name or d.device_id)}" for d in devices]
-    lines += ["", _("Tap a device for its card.")]
+    lines += ["", _("Tap a device to open its card.")]
     return "\n".join(lines)

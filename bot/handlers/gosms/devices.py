@@ -37,11 +37,8 @@ class DeviceFlow(StatesGroup):
 def ask_id_text() -> str:
     return "\n".join(
         [
-            _("➕ Send the id of your device."),
-            _(
-                "You find it in the GoSMS panel under My devices: 24 hex characters like "
-                "<code>6622a8bbd963898821ebf934</code>, or a UUID."
-            ),
+            _("➕ Send the device ID."),
+            _("Copy it from the GoSMS panel → My devices (it looks like <code>6622a8bb…</code>)."),
             _("/cancel to stop."),
         ]
     )
@@ -51,7 +48,7 @@ def back_to_list(row: int | None = None) -> InlineKeyboardMarkup:
     builder = Keyboard()
     if row is not None:
         builder.button(
-            text="🧹 " + _("Forget here"), callback_data=kb.DeviceCb(action="f", row=row)
+            text="🧹 " + _("Remove from the bot"), callback_data=kb.DeviceCb(action="f", row=row)
         )
     builder.button(text="‹ " + _("All devices"), callback_data=kb.DevicesCb(action="list"))
     builder.adjust(1)
@@ -78,7 +75,7 @@ def router() -> Router:
             args = args[1:]
         if len(args) > 1:
             await message.answer(
-                _("Send one device id: <code>/devices add ID</code>, or just /devices.")
+                _("Send one device ID: <code>/devices add ID</code>, or just /devices.")
             )
             return
         if args:
@@ -127,7 +124,7 @@ def router() -> Router:
 
     @r.message(DeviceFlow.device_id, ~F.text)
     async def id_not_text(message: Message) -> None:
-        await message.answer(_("Please send the device id as text, or /cancel."))
+        await message.answer(_("Please send the device ID as text, or /cancel."))
 
     @r.callback_query(
         kb.DeviceCb.filter(F.action.in_(CARD_ACTIONS) & (F.row > 0) & (F.row <= kb.ROW_MAX))
@@ -150,7 +147,7 @@ def router() -> Router:
         if action == "f":
             await repo.delete(user.id, device.id)
             await session.commit()
-            await ack(_("Forgotten here. It stays in GoSMS."))
+            await ack(_("Removed from the bot; it is still in your GoSMS account."))
             if isinstance(query.message, Message):
                 saved = await DeviceRepo(session).list(user.id)
                 await session.commit()
@@ -170,8 +167,8 @@ def router() -> Router:
             await show(
                 query.message,
                 _(
-                    "🗑 Delete <b>{name}</b> from your GoSMS account? It will no longer send "
-                    "SMS for you. This can't be undone."
+                    "🗑 Delete the device <b>{name}</b> from your GoSMS account? It will no "
+                    "longer send SMS for you. This can't be undone."
                 ).format(name=escape(device.name or device.device_id)),
                 asked.keyboard,
             )
@@ -216,9 +213,9 @@ def router() -> Router:
             await saved_repo.delete(user.id, device.id)
         await session.commit()
         text = (
-            _("GoSMS had no device {name} any more; I forgot it here too.")
+            _("The device {name} was already gone from GoSMS; I removed it from the bot too.")
             if gone
-            else _("🗑 {name} is deleted from GoSMS and forgotten here.")
+            else _("🗑 The device {name} is deleted from GoSMS and removed from the bot.")
         ).format(name=name)
         await show(message, text, back_to_list())
 
@@ -237,7 +234,7 @@ async def add_device(
         device_id = check_device_id(raw_id)
     except InvalidInput as refusal:
         await state.set_state(DeviceFlow.device_id)
-        await message.answer("❌ " + refusal.text + "\n" + _("Send the id again, or /cancel."))
+        await message.answer("❌ " + refusal.text + "\n" + _("Send the ID again, or /cancel."))
         return
     saved = await DeviceRepo(session).list(user.id)
     await session.commit()  # no connection held through the API call
@@ -245,9 +242,10 @@ async def add_device(
     if known is None and len(saved) >= MAX_SAVED_DEVICES:
         await state.set_state(None)
         await message.answer(
-            _("You have {count} saved devices, the most I keep. Forget one first.").format(
-                count=len(saved)
-            )
+            _(
+                "You already have {count} saved devices, the most I keep. Remove one from the "
+                "bot first."
+            ).format(count=len(saved))
         )
         return
     assert message.bot is not None
@@ -257,13 +255,13 @@ async def add_device(
     except ApiNotFound as error:
         await state.set_state(DeviceFlow.device_id)
         await message.answer(
-            "❌ " + api_error_text(error) + "\n" + _("Send the id again, or /cancel.")
+            "❌ " + api_error_text(error) + "\n" + _("Send the ID again, or /cancel.")
         )
         return
     await state.set_state(None)
     device = await DeviceRepo(session).add(user.id, device_id, info.device_name)
     await session.commit()
-    text = _("✅ Saved: /send offers it as a sender now.") + "\n\n" + device_card(info, device_id)
+    text = _("✅ Saved. You can now pick it in /send.") + "\n\n" + device_card(info, device_id)
     await message.answer(text, reply_markup=kb.device_card(device.id, info.is_active is not False))
 
 

@@ -54,7 +54,7 @@ def usage() -> str:
 def ask_phone_text() -> str:
     return "\n".join(
         [
-            _("📤 Whom should I send the SMS to? Send the phone number, like +7 999 123-45-67."),
+            _("📤 Who should I send the SMS to? Send the phone number, like +7 999 123-45-67."),
             _("/cancel to stop."),
         ]
     )
@@ -187,7 +187,7 @@ def router() -> Router:
         if isinstance(query.message, Message):
             await show(
                 query.message,
-                _("📶 Which SIM slot of {name} should send it?").format(name=escape(device.name)),
+                _("📶 Which SIM card of {name} should send it?").format(name=escape(device.name)),
                 kb.send_sims(),
             )
 
@@ -304,9 +304,9 @@ async def deliver(
             )
             return
         if isinstance(error, ApiRejected) and error.code == 2009 and to_sim is not None:
-            reason = _("The device has no SIM slot {slot}. Send again with another slot.").format(
-                slot=to_sim + 1
-            )
+            reason = _(
+                "The device has no SIM {slot}. Send again and pick another SIM card."
+            ).format(slot=to_sim + 1)
         else:
             reason = api_error_text(error)
         await show(message, "❌ " + _("Not sent.") + " " + reason)
