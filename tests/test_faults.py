@@ -254,7 +254,7 @@ async def settings(p: Person, gotsms: FakeGotSMS, gosms: FakeGoSMS) -> None:
     await p.send("/help", "/devices —")
     await p.send("/lang", "Выберите язык")
     await p.press("English", "Language: English")
-    await p.send("/notify", "Tap to switch a kind")
+    await p.send("/notify", "Tap a notification type")
     await p.press("New codes", "On", "Off")
 
 
