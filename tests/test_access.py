@@ -103,8 +103,8 @@ async def test_a_stranger_in_russian(bot: Harness) -> None:
     bot.tg.user(STRANGER, language_code="ru")
     await bot.send(STRANGER, "/start")
     expected = ru(
-        "Sorry, this bot is private: only the people its operator lets in can use it. "
-        "If you should have access, send the operator your Telegram id: <code>{id}</code>"
+        "Sorry, this bot is private: only the people its owner lets in can use it. "
+        "If you should have access, send the bot's owner your Telegram ID: <code>{id}</code>"
     ).format(id=STRANGER)
     assert bot.last(STRANGER).html == expected
 
@@ -148,20 +148,20 @@ async def test_admin_allow_lets_the_stranger_in_on_another_instance(
         await other.send(STRANGER, "/start")  # the other instance: refused
         assert REFUSAL in tg.last_bot_message(STRANGER).text
         await bot.send(ADMIN, f"/admin allow {STRANGER}")
-        assert bot.last(ADMIN).text == f"✅ {STRANGER} may use the bot now."
+        assert bot.last(ADMIN).text == f"✅ {STRANGER} has access now."
         await other.send(STRANGER, "/start")
         assert START in tg.last_bot_message(STRANGER).text
         await bot.send(ADMIN, f"/admin allow {STRANGER}")
-        assert bot.last(ADMIN).text == f"{STRANGER} is allowed already: nothing changed."
+        assert bot.last(ADMIN).text == f"{STRANGER} has access already: nothing changed."
         await bot.send(ADMIN, f"/admin deny {STRANGER}")
-        assert bot.last(ADMIN).text == f"⛔ {STRANGER} may no longer use the bot."
+        assert bot.last(ADMIN).text == f"⛔ {STRANGER} is denied access now."
         await other.send(STRANGER, "/help")  # let in since the last refusal: told again
         assert REFUSAL in tg.last_bot_message(STRANGER).text
         before = len(tg.bot_messages(STRANGER))
         await other.send(STRANGER, "/help")  # and then silence
         assert len(tg.bot_messages(STRANGER)) == before
         await bot.send(ADMIN, f"/admin allow {STRANGER}")
-        assert bot.last(ADMIN).text == f"✅ {STRANGER} may use the bot again: the deny is lifted."
+        assert bot.last(ADMIN).text == f"✅ {STRANGER} has access again: the deny is lifted."
         await other.send(STRANGER, "/help")
         assert "<b>Commands</b>" in (tg.last_bot_message(STRANGER).html or "")
 
@@ -170,7 +170,7 @@ async def test_admin_allow_by_username(bot: Harness) -> None:
     bot.tg.user(ADMIN, language_code="en")
     bot.tg.user(STRANGER, language_code="en", username="Newcomer")
     await bot.send(ADMIN, "/admin allow @NewComer")
-    assert bot.last(ADMIN).text == "✅ @newcomer may use the bot now."
+    assert bot.last(ADMIN).text == "✅ @newcomer has access now."
     await bot.send(STRANGER, "/start")
     assert START in bot.last(STRANGER).text
 
@@ -181,13 +181,13 @@ async def test_admin_deny_wins_over_allowed_users_but_not_over_admin_ids(bot: Ha
     bot.tg.user(ALICE, language_code="en", username="alice")
     bot.tg.user(OTHER_ADMIN, language_code="en")
     await bot.send(ADMIN, f"/admin deny {LISTED}")
-    assert bot.last(ADMIN).text == f"⛔ {LISTED} may no longer use the bot."
+    assert bot.last(ADMIN).text == f"⛔ {LISTED} is denied access now."
     await bot.send(ADMIN, "/admin deny @alice")
-    assert bot.last(ADMIN).text == "⛔ @alice may no longer use the bot."
+    assert bot.last(ADMIN).text == "⛔ @alice is denied access now."
     await bot.send(ADMIN, f"/admin deny {OTHER_ADMIN}")
-    assert "is an operator (ADMIN_IDS)" in bot.last(ADMIN).text
+    assert "is an admin (ADMIN_IDS)" in bot.last(ADMIN).text
     await bot.send(ADMIN, f"/admin deny {STRANGER}")
-    assert "could not use the bot before either" in bot.last(ADMIN).text
+    assert "they had none before either" in bot.last(ADMIN).text
     for user_id in (LISTED, ALICE):
         await bot.send(user_id, "/start")
         assert REFUSAL in bot.last(user_id).text
@@ -200,7 +200,7 @@ async def test_admin_deny_wins_over_allowed_users_but_not_over_admin_ids(bot: Ha
 async def test_admin_rule_answers_in_russian(bot: Harness) -> None:
     bot.tg.user(ADMIN, language_code="ru")
     await bot.send(ADMIN, f"/admin allow {STRANGER}")
-    expected = ru("✅ {who} may use the bot now.").format(who=f"<code>{STRANGER}</code>")
+    expected = ru("✅ {who} has access now.").format(who=f"<code>{STRANGER}</code>")
     assert bot.last(ADMIN).html == expected
 
 
@@ -229,7 +229,7 @@ async def test_rules_in_open_mode_say_they_wait_for_the_allowlist(
     async with instance(allowlist(settings, access=Access.OPEN), tg, backend) as bot:
         tg.user(ADMIN, language_code="en")
         await bot.send(ADMIN, "/admin deny @someone")
-        assert "ACCESS is open" in bot.last(ADMIN).text
+        assert "ACCESS=open, so anyone may use the bot" in bot.last(ADMIN).text
         tg.user(STRANGER, language_code="en")
         await bot.send(STRANGER, "/start")
         assert START in bot.last(STRANGER).text
@@ -238,9 +238,9 @@ async def test_rules_in_open_mode_say_they_wait_for_the_allowlist(
 async def test_bad_admin_arguments_show_the_usage(bot: Harness) -> None:
     bot.tg.user(ADMIN, language_code="en")
     await bot.send(ADMIN, "/admin allow")
-    assert "/admin allow <id|@username>" in bot.last(ADMIN).text
+    assert "/admin allow <ID|@username>" in bot.last(ADMIN).text
     await bot.send(ADMIN, "/admin allow not-an-id")
-    assert "Give a Telegram id or an @username" in bot.last(ADMIN).text
+    assert "Give a Telegram ID or an @username" in bot.last(ADMIN).text
     assert await count(bot, select(func.count()).select_from(AccessRule)) == 0
 
 

@@ -16,6 +16,7 @@ from bot.config import Settings
 from bot.db.admin_stats import budget_of, percentile
 from bot.db.models import Credential, RentWatch, SentSms, User, utcnow
 from bot.db.outbox import OutboxItem, PollState
+from bot.handlers.admin import _seconds
 from bot.i18n import create_i18n
 from tests.backends import Place
 from tests.conftest import Harness
@@ -26,18 +27,18 @@ ADMIN, OTHER = 7101, 7102
 SEEDED = (9001, 9002, 9003, 9004, 9005)
 
 EXPECTED = [
-    "SMS Desk: the figures",
+    "SMS Desk: statistics",
     "",
     "👥 Users: 6 · active in 24 h: 5 · blocked the bot: 1",
-    "🔑 Tokens: GotSMS 2 · GoSMS 1",
-    "👀 Followed: rentals 2 · SMS until delivered 2",
+    "🔑 API tokens: GotSMS 2 · GoSMS 1",
+    "👀 Watched rentals: 2 · SMS awaiting delivery: 2",
     "🔁 Users polled, by job: balance 1 · codes 2 · sms 1",
-    "📤 Pushes in the last hour: 10 · latency p50 5.0 s, p95 10.0 s",
-    "📦 Outbox: waiting 2 · parked (never sent) 1",
-    "⚠️ Failing polls: codes: users 1, most failures in a row 3 · "
-    "sms: users 1, most failures in a row 1",
-    "⏳ GotSMS budget (this instance, this minute): tokens 0 · at the reserve 0 · "
-    "held back 0 · lowest left —",
+    "📤 Notifications in the last hour: 10 · delay: p50 5 s, p95 10 s",
+    "📦 Waiting to be sent: 2 · dropped, never sent: 1",
+    "⚠️ Failing polls: codes: users: 1, most failures in a row: 3 · "
+    "sms: users: 1, most failures in a row: 1",
+    "⏳ GotSMS request budget (this instance, this minute): tokens: 0 · at the reserve: 0 · "
+    "told to wait: 0 · fewest requests left: —",
 ]
 
 
@@ -111,7 +112,7 @@ def push(user_id: int, key: str, created: datetime, sent: datetime | None) -> Ou
 def body(text: str) -> list[str]:
     """The figures without the time they were counted at."""
     lines = text.split("\n")
-    assert lines[-1].startswith(("Updated ", "Обновлено")), lines[-1]
+    assert lines[-1].startswith(("Updated: ", "Обновлено: ")), lines[-1]
     return lines[:-2]
 
 
@@ -159,20 +160,30 @@ async def test_an_empty_database(bot: Harness) -> None:
     await bot.send(ADMIN, "/admin")
     text = bot.last(ADMIN).text
     assert "👥 Users: 1 · active in 24 h: 1 · blocked the bot: 0" in text
-    assert "📤 Pushes in the last hour: 0 · latency p50 —, p95 —" in text
+    assert "📤 Notifications in the last hour: 0 · delay: p50 —, p95 —" in text
     assert "✅ No poll is failing." in text
 
 
 async def test_the_figures_in_russian(bot: Harness) -> None:
     i18n = create_i18n()
-    title = i18n.gettext("<b>SMS Desk: the figures</b>", locale="ru")
-    assert title != "<b>SMS Desk: the figures</b>", "the /admin texts have their Russian"
+    title = i18n.gettext("<b>SMS Desk: statistics</b>", locale="ru")
+    assert title != "<b>SMS Desk: statistics</b>", "the /admin texts have their Russian"
     bot.tg.user(ADMIN, language_code="ru")
     await bot.send(ADMIN, "/admin")
     card = bot.last(ADMIN)
     assert card.html is not None
     assert card.html.startswith(title)
     assert i18n.gettext("🔄 Refresh", locale="ru") == card.buttons[0][0].text
+
+
+def test_seconds_are_said_without_a_needless_decimal() -> None:
+    i18n = create_i18n()
+    said = {}
+    for locale in ("en", "ru"):
+        with i18n.context(), i18n.use_locale(locale):
+            said[locale] = [_seconds(5.0), _seconds(0.4), _seconds(12.25), _seconds(None)]
+    assert said["en"] == ["5 s", "0.4 s", "12.2 s", "—"]
+    assert said["ru"] == ["5 с", "0,4 с", "12,2 с", "—"]
 
 
 async def test_other_users_cannot_refresh(bot: Harness) -> None:

@@ -674,7 +674,7 @@ async def test_the_same_choice_pressed_twice_is_not_an_error(
         for _ in range(2):
             assert not await feed_press(world, EN, as_is, data, message_id), data
         assert harness.last(EN).message_id == message_id, "no extra message"
-    assert "Send your GoSMS token now." in harness.last(EN).text
+    assert "Send your GoSMS API token now." in harness.last(EN).text
 
 
 async def test_digits_of_other_scripts_are_not_ascii_digits(
@@ -698,7 +698,7 @@ async def test_a_threshold_that_rounds_to_zero_is_refused(
         assert not await feed_text(world, EN, notify_threshold, text, "special")
         assert "Send a positive amount like 5 or 2.50" in harness.last(EN).text
     assert not await feed_text(world, EN, notify_threshold, "0.006", "special")
-    assert "Low balance alert below 0.01." in harness.last(EN).text
+    assert "I'll warn you when your GotSMS balance drops below 0.01." in harness.last(EN).text
 
 
 # ---------------------------------------------------------------- messages that are not text
@@ -718,7 +718,7 @@ NOT_TEXT_HINTS: dict[Setup, str] = {
     notify_threshold: "Send the amount as text, like 5 or 2.50, or /cancel.",
     devices_add: "Please send the device ID as text, or /cancel.",
 }
-OTHER_STEP_HINT = "I'm waiting for your answer as text or a button press, or /cancel."
+OTHER_STEP_HINT = "I'm waiting for your answer: a text or a button press. /cancel stops."
 LANGUAGES = {EN: "en", RU: "ru"}
 
 

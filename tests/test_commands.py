@@ -21,7 +21,7 @@ async def test_start_in_english(harness: Harness) -> None:
     assert "GotSMS" in reply.text
     assert "connect a token with /token" in reply.text
     assert "Connect a token" in " ".join(reply.button_texts())
-    assert "Log out" not in " ".join(reply.button_texts())
+    assert "Disconnect a token" not in " ".join(reply.button_texts())
 
 
 async def test_start_in_russian(harness: Harness) -> None:
@@ -150,7 +150,15 @@ async def test_the_main_menu_opens_each_connected_service(harness: Harness) -> N
     await harness.send(EN, f"/token gosms {GOSMS_TOKEN}")
     await harness.send(EN, "/start")
     labels = harness.last(EN).button_texts()
-    for label in ("Rent a number", "My rents", "Codes", "Balance", "Send SMS", "My SMS", "Devices"):
+    for label in (
+        "Rent a number",
+        "My rentals",
+        "Codes",
+        "Balance",
+        "Send SMS",
+        "My SMS",
+        "Devices",
+    ):
         assert any(label in text for text in labels), label
         answer = await harness.press(EN, label)
         assert answer.answered

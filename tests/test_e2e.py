@@ -30,7 +30,7 @@ async def test_start_token_reply_restart(
         tg.send_text(RU, "/token")
         await tg.wait_for_bot_message(RU, "Для какого сервиса токен?", timeout=15)
         tg.press_button(RU, "GoSMS")
-        await tg.wait_for_bot_message(RU, "Пришлите ваш токен GoSMS.", timeout=15)
+        await tg.wait_for_bot_message(RU, "Пришлите API-токен GoSMS.", timeout=15)
         tg.send_text(RU, GOSMS_TOKEN)
         await tg.wait_for_bot_message(RU, "GoSMS подключён", timeout=15)
         assert tg.commands_for(language_code="ru"), "the Russian command menu is set"

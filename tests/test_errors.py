@@ -47,7 +47,7 @@ async def test_an_api_error_in_a_button_becomes_an_alert(harness: Harness) -> No
     answer = await harness.press(EN, "Help")
     assert answer.answered
     assert answer.show_alert
-    assert answer.text == "This rent can't be refunded."
+    assert answer.text == "This rental can't be refunded."
 
 
 async def test_telegram_429_and_5xx_on_a_reply_are_retried(harness: Harness) -> None:

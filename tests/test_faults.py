@@ -227,7 +227,7 @@ async def general(p: Person, gotsms: FakeGotSMS, gosms: FakeGoSMS) -> None:
     await p.send("/help", "/devices —")
     for _attempt in range(8):  # the guided flow: an error ends it, so it starts over
         await p.send("/token", "Which service is the token for?")
-        await p.press("GotSMS", "Send your GotSMS token now.")
+        await p.press("GotSMS", "Send your GotSMS API token now.")
         if await p.once(gotsms_token(p.uid), None, ("GotSMS is connected",)):
             break
     else:
@@ -235,9 +235,9 @@ async def general(p: Person, gotsms: FakeGotSMS, gosms: FakeGoSMS) -> None:
     await p.send(f"/token gosms {gosms_token(p.uid)}", "GoSMS is connected")
     await p.send("/start", "See everything I can do with /help.")
     for _attempt in range(6):
-        await p.send("/logout", "Which token should I forget?", "No token is connected")
-        await p.press("Both", "Forget your")
-        await p.attempt("Yes, forget it", "Done: the", USED)
+        await p.send("/logout", "Which token should I disconnect?", "No token is connected")
+        await p.press("Both", "Disconnect your")
+        await p.attempt("Yes, disconnect", "Done: the", USED)
         if await p.connected() == set():
             break
     await p.send("/logout", "No token is connected")
@@ -254,7 +254,7 @@ async def settings(p: Person, gotsms: FakeGotSMS, gosms: FakeGoSMS) -> None:
     await p.send("/help", "/devices —")
     await p.send("/lang", "Выберите язык")
     await p.press("English", "Language: English")
-    await p.send("/notify", "Tap to switch a kind")
+    await p.send("/notify", "Tap a notification type")
     await p.press("New codes", "On", "Off")
 
 
@@ -265,17 +265,17 @@ async def menu(p: Person, gotsms: FakeGotSMS, gosms: FakeGoSMS) -> None:
     assert isinstance(start, StoredMessage)
     for label, expect in [
         ("Rent a number", "Rent a number: choose the service."),
-        ("My rents", "No active rents."),
+        ("My rentals", "No active rents."),
         ("Codes", "No unread codes."),
         ("Balance", "Your GotSMS balance: 100.00"),
         ("Send SMS", "Send the phone number"),
         ("My SMS", "You have no SMS in GoSMS yet."),
         ("Devices", "You have no saved devices yet."),
         ("Connect a token", "Which service is the token for?"),
-        ("Notifications", "Tap to switch a kind"),
+        ("Notifications", "Tap a notification type"),
         ("Language", "Choose the language:"),
         ("Help", "/devices —"),
-        ("Log out", "Which token should I forget?"),
+        ("Disconnect a token", "Which token should I disconnect?"),
     ]:
         await p.press_on(start, label, expect)
 
@@ -332,7 +332,7 @@ async def rent_card(p: Person, gotsms: FakeGotSMS, gosms: FakeGoSMS) -> None:
     await p.press("Wake up", "Wake-up request sent", "Wake up is not available")
     await p.press("Messages", "Messages of")
     await p.press("Rent card", "Auto-renew: off")
-    await p.press("Auto-renew: off", "Auto-renew can be switched only")
+    await p.press("Auto-renew: off", "Auto-renew can be turned on or off only")
     await p.press("My rents", "Your active rents (1)")
 
 

@@ -47,7 +47,7 @@ async def test_add_a_device_by_id_with_the_guided_flow(harness: Harness, gosms: 
     assert "That's not a device ID" in harness.last(EN).text
     assert not gosms.requests, "a malformed id never reaches the API"
     await harness.send(EN, "6622a8bbd963898821ebf934")
-    assert "GoSMS has no such device" in harness.last(EN).text
+    assert "GoSMS couldn't find this device" in harness.last(EN).text
     assert "Send the ID again" in harness.last(EN).text
     await harness.send(EN, f"  {device_id.upper()}  ")
     card = harness.last(EN)
@@ -197,7 +197,7 @@ async def test_device_deleted_in_the_panel(harness: Harness, gosms: FakeGoSMS) -
     gosms.fail_next("/devices/get/info", 404, code=1012)
     await harness.send(EN, "/devices")
     await harness.press(EN, "Poco")
-    assert "GoSMS has no such device" in harness.last(EN).text
+    assert "GoSMS couldn't find this device" in harness.last(EN).text
     assert harness.last(EN).button_texts() == ["🧹 Remove from the bot", "‹ All devices"]
     await forge(harness, EN, DeviceCb(action="x", row=row).pack())
     gosms.fail_next("/devices/del", 404, code=1012)

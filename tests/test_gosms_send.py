@@ -306,13 +306,13 @@ async def test_api_refusals_are_explained(harness: Harness, gosms: FakeGoSMS) ->
     await harness.press(EN, "One SIM")
     await harness.press(EN, "SIM 1")
     await harness.press(EN, "Send")
-    assert "None of your GoSMS devices is switched on" in harness.last(EN).text
+    assert "None of your GoSMS devices is turned on" in harness.last(EN).text
     gosms.set_device(device_id, active=True)
     gosms.set_monthly_limit(GOSMS_TOKEN, 0)
     await harness.send(EN, "/send 79991234567 Hi")
     await harness.press(EN, "Any device")
     await harness.press(EN, "Send")
-    assert "monthly tariff limit" in harness.last(EN).text
+    assert "monthly limit of your GoSMS plan" in harness.last(EN).text
     assert not await sent_rows(harness)
 
 

@@ -107,7 +107,10 @@ async def test_auto_renew_toggle_and_monthly_only(harness: Harness, gotsms: Fake
     await connect(harness, EN)
     await open_card(harness, EN, daily["phone"])
     await harness.press(EN, "Auto-renew: off")
-    assert "Auto-renew can be switched only for 1, 3, 6 or 12-month plans." in harness.last(EN).text
+    assert (
+        "Auto-renew can be turned on or off only for 1, 3, 6 or 12-month plans."
+        in harness.last(EN).text
+    )
     await open_card(harness, EN, monthly["phone"])
     card = harness.last(EN)
     await harness.press(EN, "Auto-renew: off")
@@ -125,7 +128,7 @@ async def test_auto_renew_in_russian(harness: Harness, gotsms: FakeGotSMS) -> No
     await open_card(harness, RU, daily["phone"])
     assert "Автопродление: выкл" in harness.last(RU).text
     await harness.press(RU, "Автопродление: выкл")
-    assert "Автопродление можно переключить только" in harness.last(RU).text
+    assert "Автопродление можно включить или выключить только" in harness.last(RU).text
 
 
 @pytest.mark.parametrize("concurrent", [False, True])
@@ -227,7 +230,7 @@ async def test_refund_unavailable_and_cancel(harness: Harness, gotsms: FakeGotSM
     await harness.press(EN, "Rent card")
     await harness.press(EN, "Refund")
     await harness.press(EN, "Yes, refund")
-    assert harness.last(EN).text == "❌ This rent can't be refunded."
+    assert harness.last(EN).text == "❌ This rental can't be refunded."
     assert posts(gotsms, "/refund") == 1
 
 
@@ -258,9 +261,8 @@ async def test_token_revoked_midway(harness: Harness, gotsms: FakeGotSMS) -> Non
     gotsms.fail_next("/rents", 401)
     answer = await harness.press(EN, made["phone"])
     assert answer.answered
-    assert (
-        "GotSMS did not accept your token. Connect a new one with /token." in harness.last(EN).text
-    )
+    refusal = "GotSMS did not accept your API token. Connect a new one with /token."
+    assert refusal in harness.last(EN).text
 
 
 async def test_api_down(harness: Harness, gotsms: FakeGotSMS) -> None:
@@ -274,4 +276,4 @@ async def test_forbidden_token(harness: Harness, gotsms: FakeGotSMS) -> None:
     await connect(harness, EN)
     gotsms.forbid(GOTSMS_TOKEN)
     await harness.send(EN, "/balance")
-    assert "GotSMS refused access for this token" in harness.last(EN).text
+    assert "GotSMS refused access with this API token" in harness.last(EN).text

@@ -189,7 +189,9 @@ ACTIONS: dict[str, Action] = {
         "is deleted from GoSMS",
     ),
     "SMS send": Action(gosms_user, ask_send, "Send", sms_sends, "Status: ⏳ waiting"),
-    "logout": Action(gotsms_user, ask_logout, "Yes, forget it", token_forgotten, "is forgotten"),
+    "logout": Action(
+        gotsms_user, ask_logout, "Yes, disconnect", token_forgotten, "is disconnected"
+    ),
 }
 
 
@@ -310,7 +312,7 @@ async def test_the_refusal_is_localized(world: World) -> None:
     await world.harness.press(USER, "Русский")
     await world.harness.send(USER, "/logout")
     await world.harness.press(USER, "GotSMS")
-    presses = [world.harness.press_update(USER, "Да, забыть") for _ in range(2)]
+    presses = [world.harness.press_update(USER, "Да, отключить") for _ in range(2)]
     for update in presses:
         await world.harness.feed(update)
     second = answer(world, presses[1])

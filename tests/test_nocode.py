@@ -265,7 +265,7 @@ async def test_the_notify_settings(rig: Rig) -> None:
     answer = await rig.harness.press(USER, "10")
     assert answer.text == "No-code reminder for rentals made here: after 10 minutes without a code."
     assert "✅ 10" in rig.harness.last(USER).button_texts()
-    await rig.harness.press(USER, "Refund a rental automatically if no code comes")
+    await rig.harness.press(USER, "Refund a rental automatically if no code arrives")
     assert "✅ Refund a rental automatically" in " ".join(rig.harness.last(USER).button_texts())
 
     rent = await rig.rent()
@@ -457,7 +457,7 @@ async def test_sigkill_between_the_deadline_and_the_refund(
     await connect_process(tg, KILLED, "gotsms")
     tg.send_text(KILLED, "/notify")
     await says(tg, KILLED, "Notifications")
-    tg.press_button(KILLED, "Refund a rental automatically if no code comes")
+    tg.press_button(KILLED, "Refund a rental automatically if no code arrives")
 
     def switched_on() -> bool:
         labels = " ".join(tg.last_bot_message(KILLED).button_texts())

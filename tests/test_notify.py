@@ -25,7 +25,7 @@ async def test_toggles_edit_the_menu_in_place(harness: Harness) -> None:
         "✅ New codes",
         "✅ SMS delivery",
         "✅ Devices offline or low battery",
-        "✅ Rents ending",
+        "✅ Rentals ending",
         "⬜ Low balance",
     ]
     answer = await harness.press(USER, "New codes")
@@ -41,7 +41,7 @@ async def test_low_balance_asks_for_a_threshold(harness: Harness) -> None:
     await harness.press(USER, "Низкий баланс")
     assert "Пришлите сумму" in harness.last(USER).text
     await harness.send(USER, "много")
-    assert "положительную сумму" in harness.last(USER).text
+    assert "сумму больше нуля" in harness.last(USER).text
     await harness.send(USER, "7,5")
     assert "ниже 7,50" in harness.last(USER).text
     stored = await settings(harness)

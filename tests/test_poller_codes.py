@@ -195,7 +195,7 @@ async def test_logout_stops_watching(harness: Harness, gotsms: FakeGotSMS) -> No
     await rig.connect()
     await harness.send(USER, "/logout")
     await harness.press(USER, "GotSMS")
-    await harness.press(USER, "Yes, forget it")
+    await harness.press(USER, "Yes, disconnect")
     async with harness.deps.session_factory() as session:
         assert await PollStateRepo(session).get(USER, JOB) is None
 

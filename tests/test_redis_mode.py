@@ -41,7 +41,7 @@ async def test_a_dialog_goes_on(harness: Harness) -> None:
     harness.tg.user(EN, language_code="en")
     await harness.send(EN, "/token")
     await harness.press(EN, "GotSMS")
-    assert "Send your GotSMS token" in harness.last(EN).text
+    assert "Send your GotSMS API token" in harness.last(EN).text
     await harness.send(EN, "not-a-token")
     assert "Something went wrong" not in harness.last(EN).text
 

@@ -101,7 +101,7 @@ async def test_dialogs_go_on_after_sigkill_and_a_rent_runs_once(
     tg.send_text(TOKEN_USER, "/token")
     await says(tg, TOKEN_USER, "Which service is the token for?")
     tg.press_button(TOKEN_USER, "GotSMS")
-    await says(tg, TOKEN_USER, "Send your GotSMS token now.")
+    await says(tg, TOKEN_USER, "Send your GotSMS API token now.")
     # /rent, waiting for the area code
     await connect(tg, RENTER, "gotsms")
     tg.send_text(RENTER, "/rent telegram")
@@ -113,7 +113,9 @@ async def test_dialogs_go_on_after_sigkill_and_a_rent_runs_once(
     tg.send_text(NOTIFIED, "/notify")
     await says(tg, NOTIFIED, "Notifications")
     tg.press_button(NOTIFIED, "Set threshold")
-    await says(tg, NOTIFIED, "Below which GotSMS balance should I warn you?")
+    await says(
+        tg, NOTIFIED, "Send the amount: I'll warn you when your GotSMS balance drops below it."
+    )
 
     await killed(bot)
     bot = await started(bot_env, tmp_path, tg)
@@ -140,7 +142,7 @@ async def test_dialogs_go_on_after_sigkill_and_a_rent_runs_once(
     assert message_id not in {m.message_id for m in tg.chat(TOKEN_USER)}, "token deleted"
 
     tg.send_text(NOTIFIED, "2.50")
-    await says(tg, NOTIFIED, "Low balance alert below 2.50")
+    await says(tg, NOTIFIED, "I'll warn you when your GotSMS balance drops below 2.50")
 
     tg.send_text(RENTER, "212")
     await says(tg, RENTER, "Area code: 212")

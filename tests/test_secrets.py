@@ -142,14 +142,14 @@ async def test_no_token_in_the_log_the_database_or_the_chat(
         # the low-balance alert, wanted before GotSMS is connected (GotSMS checks it at once)
         await chat.say("/notify", "Notifications")
         await chat.press("Low balance", None)
-        await chat.press("Set threshold", "Below which")
+        await chat.press("Set threshold", "Send the amount")
         await chat.say("50", "below 50")
         # GotSMS by the one-liner, GoSMS by the guided flow
         await chat.say(f"/token gotsms {GOTSMS_TOKEN}", "GotSMS is connected", secret=True)
         await chat.say("/token", "Which service")
-        await chat.press("GoSMS", "Send your GoSMS token")
+        await chat.press("GoSMS", "Send your GoSMS API token")
         await chat.say(GOSMS_TOKEN, "GoSMS is connected", secret=True)
-        await chat.say(GOTSMS_TOKEN, "looked like a token", secret=True)  # pasted outside
+        await chat.say(GOTSMS_TOKEN, "looked like an API token", secret=True)  # pasted outside
         # a rent, and a code on it
         await chat.say("/rent telegram", "Plans of Telegram")
         await chat.press("USA · 1 day · 1.00", "area code")
@@ -187,8 +187,8 @@ async def test_no_token_in_the_log_the_database_or_the_chat(
         await chat.say("/cancel", None)
         running = files_of(data)
         await chat.say("/logout", "Which token")
-        await chat.press("Both", "Forget your")
-        await chat.press("Yes, forget it", "forgotten")
+        await chat.press("Both", "Disconnect your")
+        await chat.press("Yes, disconnect", "tokens are disconnected")
     finally:
         code = await bot.stop()
     assert code == 0, bot.log[-3000:]

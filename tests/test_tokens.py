@@ -68,7 +68,7 @@ async def test_switched_off_gosms_key_says_so(harness: Harness, gosms: FakeGoSMS
     gosms.add_account("switched-off-key-0001", active=False)
     harness.tg.user(EN, language_code="en")
     await harness.send(EN, "/token gosms switched-off-key-0001")
-    assert "switched off" in harness.last(EN).text
+    assert "turned off" in harness.last(EN).text
     assert await stored(harness, EN, Service.GOSMS) is None
 
 
@@ -102,7 +102,9 @@ async def test_guided_flow(harness: Harness, gotsms: FakeGotSMS) -> None:
     answer = await harness.press(EN, "GotSMS")
     assert answer.answered
     prompt = harness.tg.message(EN, question.message_id)
-    assert prompt.text.startswith("Send your GotSMS token now."), "the question is edited in place"
+    assert prompt.text.startswith("Send your GotSMS API token now."), (
+        "the question is edited in place"
+    )
     await harness.send(EN, f"  {GOTSMS_TOKEN}  ")
     assert user_message_deleted(harness, EN, f"  {GOTSMS_TOKEN}  ")
     assert "GotSMS is connected" in harness.last(EN).text
@@ -114,7 +116,7 @@ async def test_guided_flow(harness: Harness, gotsms: FakeGotSMS) -> None:
 async def test_guided_flow_by_service_word_and_from_the_menu(harness: Harness) -> None:
     harness.tg.user(RU, language_code="ru")
     await harness.send(RU, "/token gosms")
-    assert harness.last(RU).text.startswith("Пришлите ваш токен GoSMS.")
+    assert harness.last(RU).text.startswith("Пришлите API-токен GoSMS.")
     await harness.send(RU, GOSMS_TOKEN)
     assert "GoSMS подключён" in harness.last(RU).text
     await harness.send(RU, "/start")
@@ -136,7 +138,7 @@ async def test_pasted_token_outside_a_dialog_is_deleted(harness: Harness) -> Non
     harness.tg.user(EN, language_code="en")
     await harness.send(EN, GOTSMS_TOKEN)
     assert user_message_deleted(harness, EN, GOTSMS_TOKEN)
-    assert "looked like a token" in harness.last(EN).text
+    assert "looked like an API token" in harness.last(EN).text
 
 
 async def test_service_down_answers_within_15_seconds(
@@ -167,16 +169,16 @@ async def connect_both(harness: Harness, user_id: int) -> None:
 async def test_logout_one_service_after_confirmation(harness: Harness) -> None:
     harness.tg.user(EN, language_code="en")
     await harness.send(EN, "/logout")
-    assert "nothing to forget" in harness.last(EN).text
+    assert "nothing to disconnect" in harness.last(EN).text
     await connect_both(harness, EN)
     await harness.send(EN, "/logout")
     assert harness.last(EN).button_texts() == ["GotSMS", "GoSMS", "Both"]
     await harness.press(EN, "GoSMS")
     question = harness.last(EN)
-    assert question.text.startswith("Forget your GoSMS token?")
+    assert question.text.startswith("Disconnect your GoSMS token?")
     assert await stored(harness, EN, Service.GOSMS) == GOSMS_TOKEN, "nothing happens before yes"
-    await harness.press(EN, "Yes, forget it")
-    assert "the GoSMS token is forgotten" in harness.tg.message(EN, question.message_id).text
+    await harness.press(EN, "Yes, disconnect")
+    assert "the GoSMS token is disconnected" in harness.tg.message(EN, question.message_id).text
     assert await stored(harness, EN, Service.GOSMS) is None
     assert await stored(harness, EN, Service.GOTSMS) == GOTSMS_TOKEN
     async with harness.deps.session_factory() as session:
@@ -187,10 +189,13 @@ async def test_logout_both_from_the_menu_in_russian(harness: Harness) -> None:
     harness.tg.user(RU, language_code="ru")
     await connect_both(harness, RU)
     await harness.send(RU, "/start")
-    await harness.press(RU, "Выйти")
+    await harness.press(RU, "Отключить токен")
     await harness.press(RU, "Оба")
-    assert harness.last(RU).text.startswith("Забыть токен GoSMS и GotSMS?")
-    await harness.press(RU, "Да, забыть")
+    question = harness.last(RU)
+    assert question.text.startswith("Отключить токены GoSMS и GotSMS?")
+    await harness.press(RU, "Да, отключить")
+    done = harness.tg.message(RU, question.message_id).text
+    assert done.startswith("Готово: токены GoSMS и GotSMS отключены.")
     assert await stored(harness, RU, Service.GOSMS) is None
     assert await stored(harness, RU, Service.GOTSMS) is None
 
@@ -200,7 +205,7 @@ async def test_logout_cancel_changes_nothing(harness: Harness) -> None:
     await connect_both(harness, EN)
     await harness.send(EN, "/logout")
     await harness.press(EN, "GotSMS")
-    confirm_update = harness.press_update(EN, "Yes, forget it")
+    confirm_update = harness.press_update(EN, "Yes, disconnect")
     answer = await harness.press(EN, "Cancel")
     assert answer.text == "Cancelled"
     assert harness.last(EN).text == "Nothing was changed."
@@ -216,7 +221,7 @@ async def test_logout_runs_once_however_fast_it_is_pressed(
     await connect_both(harness, EN)
     await harness.send(EN, "/logout")
     await harness.press(EN, "GotSMS")
-    presses = [harness.press_update(EN, "Yes, forget it") for _ in range(2)]
+    presses = [harness.press_update(EN, "Yes, disconnect") for _ in range(2)]
     if concurrent:
         await asyncio.gather(*(harness.feed(update) for update in presses))
     else:
@@ -226,7 +231,7 @@ async def test_logout_runs_once_however_fast_it_is_pressed(
     assert all(a.answered for a in answers)
     refused = [a for a in answers if a.text and "already used" in a.text]
     assert len(refused) == 1
-    done = [m for m in harness.tg.bot_messages(EN) if "forgotten" in m.text]
+    done = [m for m in harness.tg.bot_messages(EN) if "disconnected" in m.text]
     assert len(done) == 1
 
 
@@ -236,7 +241,7 @@ async def test_another_users_confirmation_does_nothing(harness: Harness) -> None
     await connect_both(harness, EN)
     await harness.send(EN, "/logout")
     await harness.press(EN, "GotSMS")
-    message_id, data = harness.find_button(EN, "Yes, forget it")
+    message_id, data = harness.find_button(EN, "Yes, disconnect")
     forged = harness.tg.callback_update(OTHER, message_id, data, chat_id=EN)
     await harness.feed(forged)
     answer = harness.tg.callback_answers[forged["callback_query"]["id"]]

@@ -358,4 +358,4 @@ async def test_card_and_push_in_russian(harness: Harness, gotsms: FakeGotSMS) ->
     assert "на связи: отправляйте SMS" in push.text
     assert "Он будет на связи ещё 9 минут." in push.text
     await harness.send(RU, "/notify")
-    assert "✅ Номер на связи" in harness.last(RU).button_texts()
+    assert "✅ Номер в сети" in harness.last(RU).button_texts()

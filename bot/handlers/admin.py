@@ -22,7 +22,7 @@ from bot.db.outbox_repo import OutboxRepo
 from bot.db.repo import UserRepo
 from bot.handlers.util import show
 from bot.middlewares.errors import Ack
-from bot.texts import service_name
+from bot.texts import number, service_name
 
 if TYPE_CHECKING:
     from bot.app import Deps
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 # /admin subcommands that routers of their own take (registered before this one): this router
 # leaves them alone, so "/admin broadcast" reaches them wherever they are in the chain
 OTHERS = frozenset({"broadcast"})
+NUMBER_PATTERN = "#,##0.#"
 
 
 class AdminCb(CallbackData, prefix="adm"):
@@ -57,7 +58,10 @@ def refresh_keyboard() -> InlineKeyboardMarkup:
 
 
 def _seconds(value: float | None) -> str:
-    return "—" if value is None else _("{seconds:.1f} s").format(seconds=value)
+    """Seconds, one decimal at most, in the user's locale: "5 s", "0.4 s"; ru "5 с", "0,4 с"."""
+    if value is None:
+        return "—"
+    return _("{seconds} s").format(seconds=number(value, NUMBER_PATTERN))
 
 
 def _by_job(counts: dict[str, int]) -> str:
@@ -66,31 +70,31 @@ def _by_job(counts: dict[str, int]) -> str:
 
 def figures_text(f: Figures, at: datetime) -> str:
     lines = [
-        _("<b>SMS Desk: the figures</b>"),
+        _("<b>SMS Desk: statistics</b>"),
         "",
         _("👥 Users: {all} · active in 24 h: {active} · blocked the bot: {blocked}").format(
             all=f.users, active=f.active, blocked=f.blocked
         ),
-        _("🔑 Tokens: {gotsms_name} {gotsms} · {gosms_name} {gosms}").format(
+        _("🔑 API tokens: {gotsms_name} {gotsms} · {gosms_name} {gosms}").format(
             gotsms_name=service_name(Service.GOTSMS),
             gotsms=f.tokens.get(Service.GOTSMS.value, 0),
             gosms_name=service_name(Service.GOSMS),
             gosms=f.tokens.get(Service.GOSMS.value, 0),
         ),
-        _("👀 Followed: rentals {rents} · SMS until delivered {sms}").format(
+        _("👀 Watched rentals: {rents} · SMS awaiting delivery: {sms}").format(
             rents=f.rents, sms=f.sms
         ),
         _("🔁 Users polled, by job: {jobs}").format(jobs=_by_job(f.polls)),
-        _("📤 Pushes in the last hour: {count} · latency p50 {p50}, p95 {p95}").format(
+        _("📤 Notifications in the last hour: {count} · delay: p50 {p50}, p95 {p95}").format(
             count=f.pushes, p50=_seconds(f.p50), p95=_seconds(f.p95)
         ),
-        _("📦 Outbox: waiting {backlog} · parked (never sent) {parked}").format(
+        _("📦 Waiting to be sent: {backlog} · dropped, never sent: {parked}").format(
             backlog=f.backlog, parked=f.parked
         ),
     ]
     if f.failures:
         failing = " · ".join(
-            _("{job}: users {count}, most failures in a row {most}").format(
+            _("{job}: users: {count}, most failures in a row: {most}").format(
                 job=job, count=count, most=most
             )
             for job, (count, most) in sorted(f.failures.items())
@@ -101,8 +105,8 @@ def figures_text(f: Figures, at: datetime) -> str:
     b = f.budget
     lines.append(
         _(
-            "⏳ GotSMS budget (this instance, this minute): tokens {seen} · "
-            "at the reserve {reserve} · held back {held} · lowest left {lowest}"
+            "⏳ GotSMS request budget (this instance, this minute): tokens: {seen} · "
+            "at the reserve: {reserve} · told to wait: {held} · fewest requests left: {lowest}"
         ).format(
             seen=b.seen,
             reserve=b.at_reserve,
@@ -110,17 +114,17 @@ def figures_text(f: Figures, at: datetime) -> str:
             lowest="—" if b.lowest is None else b.lowest,
         )
     )
-    lines += ["", _("Updated {time} UTC").format(time=at.strftime("%Y-%m-%d %H:%M:%S"))]
+    lines += ["", _("Updated: {time} UTC").format(time=at.strftime("%Y-%m-%d %H:%M:%S"))]
     return "\n".join(lines)
 
 
 def usage_text() -> str:
     return "\n".join(
         [
-            _("<b>/admin</b> — the figures, with a button to refresh them"),
-            _("/admin allow &lt;id|@username&gt; — let someone use the bot"),
-            _("/admin deny &lt;id|@username&gt; — keep someone out (never an operator)"),
-            _("/admin broadcast — an announcement to every active user"),
+            _("<b>/admin</b> — statistics, with a button to refresh them"),
+            _("/admin allow &lt;ID|@username&gt; — let someone use the bot"),
+            _("/admin deny &lt;ID|@username&gt; — keep someone out (never an admin)"),
+            _("/admin broadcast — send an announcement to every active user"),
         ]
     )
 
@@ -132,26 +136,26 @@ def _who(subject: str) -> str:
 def allowed_text(subject: str, change: Change, listed: Listed) -> str:
     who = _who(subject)
     if change is Change.SAME:
-        return _("{who} is allowed already: nothing changed.").format(who=who)
+        return _("{who} has access already: nothing changed.").format(who=who)
     if change is Change.FLIPPED:
-        return _("✅ {who} may use the bot again: the deny is lifted.").format(who=who)
+        return _("✅ {who} has access again: the deny is lifted.").format(who=who)
     if listed.lists(subject):
-        return _("{who} could use the bot already (ALLOWED_USERS): the rule is stored too.").format(
+        return _("{who} had access already (ALLOWED_USERS): the rule is stored too.").format(
             who=who
         )
-    return _("✅ {who} may use the bot now.").format(who=who)
+    return _("✅ {who} has access now.").format(who=who)
 
 
 def denied_text(subject: str, change: Change, listed: Listed) -> str:
     who = _who(subject)
     if change is Change.SAME:
-        return _("{who} is denied already: nothing changed.").format(who=who)
+        return _("{who} is denied access already: nothing changed.").format(who=who)
     if change is Change.NEW and not listed.lists(subject):
         return _(
-            "⛔ {who} is denied: they could not use the bot before either, "
+            "⛔ {who} is denied access: they had none before either, "
             "and now ALLOWED_USERS cannot let them in."
         ).format(who=who)
-    return _("⛔ {who} may no longer use the bot.").format(who=who)
+    return _("⛔ {who} is denied access now.").format(who=who)
 
 
 async def stop_serving(session: AsyncSession, user_id: int) -> None:
@@ -167,14 +171,14 @@ async def set_rule(
 ) -> str:
     subject = subject_of(arg)
     if subject is None or message.from_user is None:
-        return _("Give a Telegram id or an @username: <code>/admin {word} 123456789</code>").format(
+        return _("Give a Telegram ID or an @username: <code>/admin {word} 123456789</code>").format(
             word="allow" if allow else "deny"
         )
     ids, names = settings.allowed
     listed = Listed(ids, names, settings.admins)
     if not allow and subject.isdigit() and settings.is_admin(int(subject)):
         return _(
-            "{who} is an operator (ADMIN_IDS): a deny never applies to operators. Nothing changed."
+            "{who} is an admin (ADMIN_IDS): admins are never denied access. Nothing changed."
         ).format(who=_who(subject))
     change = await AccessRepo(session).set_rule(subject, allow, message.from_user.id)
     if not allow and settings.access is Access.ALLOWLIST and subject.isdigit():
@@ -182,7 +186,7 @@ async def set_rule(
     text = (allowed_text if allow else denied_text)(subject, change, listed)
     if settings.access is Access.OPEN:
         text += "\n\n" + _(
-            "Note: ACCESS is open, so everyone may use the bot; the rules apply with "
+            "Note: ACCESS=open, so anyone may use the bot; the rules apply only with "
             "ACCESS=allowlist."
         )
     return text

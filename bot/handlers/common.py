@@ -84,7 +84,14 @@ SERVICE_EVENTS = frozenset(
 def help_text() -> str:
     lines = [_("<b>Commands</b>")]
     lines += [f"/{command} — {_(description)}" for command, description in COMMANDS]
-    lines += ["", _("In a group: /link shares a rental's codes there, /unlink stops it.")]
+    lines += [
+        "",
+        _(
+            "Waking a number: GotSMS brings a sleeping rented number online so it can receive "
+            "an SMS (the ⏰ button of a rental in /rents)."
+        ),
+        _("In a group: /link shares a rental's codes there, /unlink stops it."),
+    ]
     return "\n".join(lines)
 
 
@@ -105,11 +112,11 @@ def start_text(first_name: str, connected: set[Service]) -> str:
             ),
             _(
                 "📤 <b>GoSMS</b> — your own Android phones become SMS gateways: "
-                "I send SMS through them and follow each one to delivery."
+                "I send SMS through them and track each one until it is delivered."
             ),
             _(
                 "📥 <b>GotSMS</b> — rent phone numbers for verification codes: "
-                "every code that arrives comes here by itself."
+                "every code that arrives is sent here automatically."
             ),
             _("Connected: {status}").format(status=status),
             next_step,
@@ -133,7 +140,7 @@ def not_text_hint(state: str | None) -> str:
     """For a message that is not text, in a dialog step that has no hint of its own."""
     if state is None:
         return _("I understand commands and text messages. /help lists what I can do.")
-    return _("I'm waiting for your answer as text or a button press, or /cancel.")
+    return _("I'm waiting for your answer: a text or a button press. /cancel stops.")
 
 
 def router() -> Router:
@@ -205,7 +212,10 @@ def fallback_router() -> Router:
     async def stray_token(message: Message) -> None:
         await delete_quietly(message)
         await message.answer(
-            _("That looked like a token, so I deleted it from the chat. To connect it, use /token.")
+            _(
+                "That looked like an API token, so I deleted it from the chat. To connect it, "
+                "use /token."
+            )
         )
 
     @r.message(F.text.startswith("/"))

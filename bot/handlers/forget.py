@@ -30,8 +30,8 @@ def question_text() -> str:
         [
             _("Delete everything I store about you?"),
             _(
-                "Your API tokens, settings, saved devices, the rentals and SMS I follow, "
-                "your campaigns, dialogs and queued notifications go at once. "
+                "Your API tokens, settings, saved devices, the rentals and SMS I watch, "
+                "your campaigns, dialogs and queued notifications are deleted right away. "
                 "Your GoSMS and GotSMS accounts themselves are not touched."
             ),
             _("This cannot be undone."),
@@ -41,8 +41,8 @@ def question_text() -> str:
 
 def done_text() -> str:
     return _(
-        "Done: everything I stored about you is deleted — tokens, settings, devices, "
-        "followed rentals and SMS, campaigns, dialogs and queued notifications. "
+        "Done: everything I stored about you is deleted — API tokens, settings, devices, "
+        "watched rentals and SMS, campaigns, dialogs and queued notifications. "
         "Send /start to begin again as a new user."
     )
 

@@ -28,10 +28,10 @@ KINDS: tuple[tuple[str, str], ...] = (
     ("codes", N_("New codes")),
     ("sms_status", N_("SMS delivery")),
     ("devices", N_("Devices offline or low battery")),
-    ("rent_expiry", N_("Rents ending")),
+    ("rent_expiry", N_("Rentals ending")),
     ("low_balance", N_("Low balance")),
     ("wake_push", N_("Number awake")),
-    ("no_code_refund", N_("Refund a rental automatically if no code comes")),
+    ("no_code_refund", N_("Refund a rental automatically if no code arrives")),
 )
 NO_CODE_MINUTES = (0, 5, 10, 15, 30, 60)
 MAX_THRESHOLD = Decimal("1000000")
@@ -42,13 +42,13 @@ class ThresholdFlow(StatesGroup):
 
 
 def notify_text(settings: NotificationSettings) -> str:
-    lines = [_("<b>Notifications</b>"), _("Tap to switch a kind of message on or off.")]
+    lines = [_("<b>Notifications</b>"), _("Tap a notification type to turn it on or off.")]
     if settings.low_balance:
         if settings.balance_threshold is None:
-            lines.append(_("Set the balance threshold for the low-balance alert."))
+            lines.append(_("Set the amount below which I warn you about a low balance."))
         else:
             lines.append(
-                _("Low balance alert below {amount}.").format(
+                _("I'll warn you when your GotSMS balance drops below {amount}.").format(
                     amount=money(settings.balance_threshold)
                 )
             )
@@ -195,7 +195,10 @@ def router() -> Router:
 async def ask_threshold(message: Message, state: FSMContext) -> None:
     await state.set_state(ThresholdFlow.waiting)
     await message.answer(
-        _("Below which GotSMS balance should I warn you? Send an amount, e.g. 5 or 2.50.")
+        _(
+            "Send the amount: I'll warn you when your GotSMS balance drops below it. "
+            "For example, 5 or 2.50."
+        )
     )
 
 

@@ -1,4 +1,4 @@
-"""/token and /logout: connect a token (checked, stored encrypted) or forget it."""
+"""/token and /logout: connect a token (checked, stored encrypted) or disconnect it."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.api.clients import Clients
@@ -59,7 +60,7 @@ def connected_text(service: Service, check: AccountCheck) -> str:
         text = _("✅ GotSMS is connected. Balance: {balance}.").format(balance=money(check.balance))
     elif check.missing_permission:
         text = _(
-            "✅ GoSMS is connected, but this API key may not read the SMS list: "
+            "✅ GoSMS is connected, but this API token may not read the SMS list: "
             "enable that permission in the GoSMS panel."
         )
     else:
@@ -78,8 +79,19 @@ def refused_text(service: Service, error: ApiError) -> str:
 
 def logout_question(services: set[Service]) -> str:
     names = _(" and ").join(service_name(s) for s in sorted(services))
-    return _(
-        "Forget your {names} token? I will stop watching everything that belongs to it."
+    return ngettext(
+        "Disconnect your {names} token? I will stop watching everything that belongs to it.",
+        "Disconnect your {names} tokens? I will stop watching everything that belongs to them.",
+        len(services),
+    ).format(names=names)
+
+
+def disconnected_text(services: set[Service]) -> str:
+    names = _(" and ").join(service_name(s) for s in sorted(services)) or "—"
+    return ngettext(
+        "Done: the {names} token is disconnected. Connect it again any time with /token.",
+        "Done: the {names} tokens are disconnected. Connect them again any time with /token.",
+        max(1, len(services)),
     ).format(names=names)
 
 
@@ -184,10 +196,10 @@ def router() -> Router:
         if not isinstance(query.message, Message):
             return
         if not chosen:
-            await query.message.edit_text(_("That token is not connected any more."))
+            await query.message.edit_text(_("That token is no longer connected."))
             return
         asked = await question(
-            session, user.id, "logout", {"services": sorted(chosen)}, "🚪 " + _("Yes, forget it")
+            session, user.id, "logout", {"services": sorted(chosen)}, "🚪 " + _("Yes, disconnect")
         )
         await query.message.edit_text(logout_question(chosen), reply_markup=asked.keyboard)
 
@@ -208,13 +220,7 @@ def router() -> Router:
             return
         services = {Service(s) for s in settled.payload.get("services", [])}
         forgotten = await forget(session, cipher, user.id, services)
-        names = _(" and ").join(service_name(s) for s in sorted(forgotten)) or "—"
-        await show(
-            settled.message,
-            _("Done: the {names} token is forgotten. Connect again any time with /token.").format(
-                names=names
-            ),
-        )
+        await show(settled.message, disconnected_text(forgotten))
 
     return r
 
@@ -225,15 +231,15 @@ async def ask_for_token(
     await state.set_state(TokenFlow.waiting)
     await state.update_data(service=service.value)
     where = (
-        _("You find it in your GotSMS profile after enabling API access.")
+        _("You'll find it in your GotSMS profile once API access is turned on.")
         if service is Service.GOTSMS
-        else _("You find it in the GoSMS panel under API.")
+        else _("You'll find it in the GoSMS panel under API.")
     )
     text = "\n".join(
         [
-            _("Send your {service} token now.").format(service=service_name(service)),
+            _("Send your {service} API token now.").format(service=service_name(service)),
             where,
-            _("I'll delete your message with it at once. /cancel to stop."),
+            _("I'll delete your message with it right away. /cancel stops."),
         ]
     )
     # `show` takes an unchanged message (the same button pressed twice) as done
@@ -265,6 +271,8 @@ async def offer_logout(
     connected = await CredentialRepo(session, cipher).services(user.id)
     await session.commit()  # no connection held through the Telegram call
     if not connected:
-        await message.answer(_("No token is connected, so there is nothing to forget."))
+        await message.answer(_("No token is connected, so there is nothing to disconnect."))
         return
-    await message.answer(_("Which token should I forget?"), reply_markup=logout_targets(connected))
+    await message.answer(
+        _("Which token should I disconnect?"), reply_markup=logout_targets(connected)
+    )

@@ -23,7 +23,7 @@ def main_menu(connected: set[Service]) -> InlineKeyboardMarkup:
     if Service.GOTSMS in connected:
         buttons += [
             ("📱 " + _("Rent a number"), "rent"),
-            ("🗂 " + _("My rents"), "rents"),
+            ("🗂 " + _("My rentals"), "rents"),
             ("🔢 " + _("Codes"), "codes"),
             ("💰 " + _("Balance"), "balance"),
         ]
@@ -41,7 +41,7 @@ def main_menu(connected: set[Service]) -> InlineKeyboardMarkup:
         ("❓ " + _("Help"), "help"),
     ]
     if connected:
-        buttons.append(("🚪 " + _("Log out"), "logout"))
+        buttons.append(("🚪 " + _("Disconnect a token"), "logout"))
     for text, action in buttons:
         builder.button(text=text, callback_data=MenuCb(action=action))
     builder.adjust(2)

@@ -32,8 +32,8 @@ log = logging.getLogger(__name__)
 
 def refusal_text(user_id: int) -> str:
     return _(
-        "Sorry, this bot is private: only the people its operator lets in can use it. "
-        "If you should have access, send the operator your Telegram id: <code>{id}</code>"
+        "Sorry, this bot is private: only the people its owner lets in can use it. "
+        "If you should have access, send the bot's owner your Telegram ID: <code>{id}</code>"
     ).format(id=user_id)
 
 

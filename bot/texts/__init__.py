@@ -51,6 +51,12 @@ def money(value: Decimal, locale: str | None = None) -> str:
     return format_decimal(value, MONEY_PATTERN, locale=_number_locale(locale or current_locale()))
 
 
+def number(value: float | Decimal, pattern: str, locale: str | None = None) -> str:
+    """A number in the user's locale by a babel pattern: "#,##0.#" gives en "5", "0.4", "1,234.5"
+    and ru "5", "0,4", "1\u00a0234,5"."""
+    return format_decimal(value, pattern, locale=_number_locale(locale or current_locale()))
+
+
 def utc_time(moment: datetime) -> str:
     """A time shown in UTC; a naive time is taken as UTC already."""
     if moment.tzinfo is None:
@@ -85,44 +91,53 @@ def api_error_text(error: ApiError) -> str:
 def _gosms_text(error: ApiError) -> str:
     code = error.code if isinstance(error.code, int) else None
     by_code = {
-        1002: _("Your GoSMS API key is switched off. Switch it on in the GoSMS panel."),
-        1003: _("GoSMS does not know this API key any more. Connect a new one with /token."),
+        1002: _("Your GoSMS API token is turned off. Turn it on in the GoSMS panel."),
+        1003: _("GoSMS no longer recognizes this API token. Connect a new one with /token."),
         1004: _("You have no devices in GoSMS yet. Install the GoSMS app on an Android phone."),
-        1006: _("Your GoSMS monthly tariff limit is reached. Raise the tariff or wait a month."),
+        1006: _(
+            "You have reached the monthly limit of your GoSMS plan. Upgrade the plan or wait "
+            "until next month."
+        ),
         1008: _("GoSMS has no such SMS: it may have been deleted."),
         1010: _("An SMS can be deleted only 5 minutes after it was created. Try again later."),
-        1012: _("GoSMS has no such device. Check its id in the panel under My devices."),
-        1015: _("None of your GoSMS devices is switched on. Activate one in the panel."),
-        1016: _("GoSMS does not know that device id. Pick another device."),
-        1017: _("A SIM slot can be chosen only together with a device."),
+        1012: _(
+            "GoSMS couldn't find this device. Check its ID in the GoSMS panel under My devices."
+        ),
+        1015: _("None of your GoSMS devices is turned on. Turn one on in the GoSMS panel."),
+        1016: _("GoSMS doesn't recognize that device ID. Pick another device."),
+        1017: _("A SIM card can be chosen only together with a device."),
         3000: _("Your GoSMS account is blocked. Contact GoSMS support."),
     }
     if code in by_code:
         return by_code[code]
     if isinstance(error, ApiPermissionError):
-        return _("Your GoSMS API key lacks the permission for this. Enable it in the GoSMS panel.")
+        return _(
+            "Your GoSMS API token doesn't have permission for this. Turn the permission on in the "
+            "GoSMS panel."
+        )
     if isinstance(error, ApiAuthError):
-        return _("GoSMS did not accept your API key. Connect a new one with /token.")
+        return _("GoSMS did not accept your API token. Connect a new one with /token.")
     if code in GOSMS_BAD_INPUT:
         return _(
-            "GoSMS refused the input: the phone must be 3–30 digits and the text 1–300 "
+            "GoSMS refused the input: the number must be 3–30 digits and the text 1–300 "
             "characters without a backtick (`)."
         )
     if isinstance(error, ApiNotFound):
-        return _("GoSMS has no such item.")
+        return _("GoSMS couldn't find this: it may have been deleted.")
     return _("GoSMS refused the request: {detail}").format(detail=escape(error.detail))
 
 
 def _gotsms_text(error: ApiError) -> str:
     by_reason = {
         Reason.OUT_OF_STOCK: _(
-            "No numbers are available for this service right now. Try another plan or later."
+            "No numbers are available for this service right now. Try another plan or try "
+            "again later."
         ),
-        Reason.TRANSITION_DAILY_ONLY: _("Only a daily rent can be moved to a longer plan."),
+        Reason.TRANSITION_DAILY_ONLY: _("Only a daily rental can be moved to a longer plan."),
         Reason.RENEWAL_MONTHLY_ONLY: _(
-            "Auto-renew can be switched only for 1, 3, 6 or 12-month plans."
+            "Auto-renew can be turned on or off only for 1, 3, 6 or 12-month plans."
         ),
-        Reason.REFUND_UNAVAILABLE: _("This rent can't be refunded."),
+        Reason.REFUND_UNAVAILABLE: _("This rental can't be refunded."),
         Reason.INSUFFICIENT_BALANCE: _(
             "Not enough money on your GotSMS balance. Top it up and try again."
         ),
@@ -131,11 +146,12 @@ def _gotsms_text(error: ApiError) -> str:
     if reason is not None:
         return by_reason[reason]
     if isinstance(error, ApiAuthError):
-        return _("GotSMS did not accept your token. Connect a new one with /token.")
+        return _("GotSMS did not accept your API token. Connect a new one with /token.")
     if isinstance(error, ApiPermissionError):
         return _(
-            "GotSMS refused access for this token. Check that API access is on in your profile."
+            "GotSMS refused access with this API token. Check that API access is turned on in your "
+            "GotSMS profile."
         )
     if isinstance(error, ApiNotFound):
-        return _("GotSMS has no such item: it may have ended or belong to another account.")
+        return _("GotSMS couldn't find this: it may have ended or belong to another account.")
     return _("GotSMS refused the request: {detail}").format(detail=escape(error.detail))
