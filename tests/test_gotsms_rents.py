@@ -91,7 +91,7 @@ async def test_card_status_and_wake_up(harness: Harness, gotsms: FakeGotSMS) -> 
     assert "Wake-up request sent: GotSMS brings the number online" in woken.text
     queue = "Waiting in the wake-up queue: "
     assert f"{queue}5 min 0 s left" in woken.text or f"{queue}4 min" in woken.text
-    assert "Online, can receive an SMS: 30 min 0 s left" in woken.text
+    assert "Online: 30 min 0 s left (until " in woken.text
     assert "It can't be woken up right now." in woken.text
     assert posts(gotsms, "/wake-up") == 1
     assert "Wake up" not in " ".join(woken.button_texts()), "GotSMS does not allow it now"

@@ -276,7 +276,7 @@ def status_text(status: NumberStatus) -> str:
         )
     if status.online_till is not None:
         lines.append(
-            _("Online, can receive an SMS: {left} left (until {till})").format(
+            _("Online: {left} left (until {till})").format(
                 left=seconds_text(status.online_time_left_seconds), till=when(status.online_till)
             )
         )
