@@ -687,7 +687,7 @@ async def test_digits_of_other_scripts_are_not_ascii_digits(
     assert "An area code is 2 to 5 digits" in harness.last(EN).text
     await harness.send(EN, "/messages +٧ ٩٩٩")
     assert gotsms.requests[-1].query["phone"] == "7999"
-    assert "phone: 7999" in harness.last(EN).text
+    assert "number: 7999" in harness.last(EN).text
 
 
 async def test_a_threshold_that_rounds_to_zero_is_refused(

@@ -265,7 +265,7 @@ async def menu(p: Person, gotsms: FakeGotSMS, gosms: FakeGoSMS) -> None:
     assert isinstance(start, StoredMessage)
     for label, expect in [
         ("Rent a number", "Rent a number: choose the service."),
-        ("My rentals", "No active rents."),
+        ("My rentals", "No active rentals."),
         ("Codes", "No unread codes."),
         ("Balance", "Your GotSMS balance: 100.00"),
         ("Send SMS", "Send the phone number"),
@@ -298,7 +298,7 @@ async def catalog(p: Person, gotsms: FakeGotSMS, gosms: FakeGoSMS) -> None:
     await p.press("Mark as read", "messages as read.")
     await p.press("Check again", "No unread codes")
     await p.send("/messages", "Messages")
-    await p.send(f"/messages {made['phone']}", "phone: ")
+    await p.send(f"/messages {made['phone']}", "number: ")
 
 
 async def renting(p: Person, gotsms: FakeGotSMS, gosms: FakeGoSMS) -> None:
@@ -311,10 +311,10 @@ async def renting(p: Person, gotsms: FakeGotSMS, gosms: FakeGoSMS) -> None:
         await p.press("Any area code", "Rent a number?")
         done = await p.attempt("Rent for 1.00", "Your number", "may have gone through", USED)
         if isinstance(done, StoredMessage) and "Your number" in done.text:
-            await p.press("Rent card", "Auto-renew: off")
+            await p.press("Rental card", "Auto-renew: off")
             break
         if gotsms.rents_of(gotsms_token(p.uid)):  # it went through: the user sees it in /rents
-            await p.send("/rents", "Your active rents (1)")
+            await p.send("/rents", "Your active rentals (1)")
             break
     else:
         raise AssertionError("never rented")
@@ -326,14 +326,14 @@ async def rent_card(p: Person, gotsms: FakeGotSMS, gosms: FakeGoSMS) -> None:
     await p.connect(gotsms, gosms)
     made = gotsms.create_rent(gotsms_token(p.uid), gotsms.plan_by("Telegram", "day", 1)["id"])
     gotsms.inject_message(made["id"], "Your code is 777888")
-    await p.send("/rents", "Your active rents")
+    await p.send("/rents", "Your active rentals")
     await p.press(made["phone"], "Auto-renew: off")
-    await p.press("Status", "Number status")
+    await p.press("Number status", "Number status")
     await p.press("Wake up", "Wake-up request sent", "Wake up is not available")
-    await p.press("Messages", "Messages of")
-    await p.press("Rent card", "Auto-renew: off")
-    await p.press("Auto-renew: off", "Auto-renew can be turned on or off only")
-    await p.press("My rents", "Your active rents (1)")
+    await p.press("Messages", "Messages to")
+    await p.press("Rental card", "Auto-renew: off")
+    await p.press("Turn on auto-renew", "Auto-renew can be turned on or off only")
+    await p.press("My rentals", "Your active rentals (1)")
 
 
 async def moving(p: Person, gotsms: FakeGotSMS, gosms: FakeGoSMS) -> None:
@@ -341,7 +341,7 @@ async def moving(p: Person, gotsms: FakeGotSMS, gosms: FakeGoSMS) -> None:
     await p.connect(gotsms, gosms)
     token = gotsms_token(p.uid)
     made = gotsms.create_rent(token, gotsms.plan_by("Telegram", "day", 1)["id"])
-    await p.send("/rents", "Your active rents")
+    await p.send("/rents", "Your active rentals")
     await p.press(made["phone"], "Auto-renew: off")
     for _attempt in range(6):
         await p.press("Longer plan", "to a longer plan")
@@ -349,10 +349,10 @@ async def moving(p: Person, gotsms: FakeGotSMS, gosms: FakeGoSMS) -> None:
         await p.attempt("Pay 27.99", "3 months plan", "may have gone through", USED)
         if gotsms.rents_of(token)[0]["plan"]["duration_type"] == "month":
             break
-        await p.press("Rent card", "Auto-renew:")
+        await p.press("Rental card", "Auto-renew:")
     else:
         raise AssertionError("never moved")
-    await p.press("Rent card", "Auto-renew: off")
+    await p.press("Rental card", "Auto-renew: off")
 
 
 async def refund(p: Person, gotsms: FakeGotSMS, gosms: FakeGoSMS) -> None:
@@ -361,15 +361,15 @@ async def refund(p: Person, gotsms: FakeGotSMS, gosms: FakeGoSMS) -> None:
     token = gotsms_token(p.uid)
     made = gotsms.create_rent(token, gotsms.plan_by("Telegram", "day", 1)["id"])
     for _attempt in range(6):
-        await p.send("/rents", "Your active rents")
+        await p.send("/rents", "Your active rentals")
         await p.press(made["phone"], "Auto-renew: off")
-        await p.press("Refund", "Refund the rent of")
+        await p.press("Refund", "Refund the rental of")
         await p.attempt("Yes, refund", "Refunded", "may have gone through", USED)
         if gotsms.rents_of(token)[0]["status"] != "active":
             break
     else:
         raise AssertionError("never refunded")
-    await p.send("/rents", "No active rents.")
+    await p.send("/rents", "No active rentals.")
 
 
 async def sending(p: Person, gotsms: FakeGotSMS, gosms: FakeGoSMS) -> None:

@@ -62,7 +62,7 @@ async def test_prices_in_russian(harness: Harness) -> None:
     await harness.send(RU, "/prices")
     text = harness.last(RU).text
     assert text.startswith("💲 Цены GotSMS")
-    assert "USA · 1 день · за время · 1,00" in text
+    assert "USA · 1 день · по времени · 1,00" in text
     assert "7 дней" in text
 
 
@@ -75,7 +75,7 @@ async def test_balance_with_and_without_a_token(harness: Harness, gotsms: FakeGo
     await harness.send(EN, "/balance")
     reply = harness.last(EN)
     assert reply.text == "💰 Your GotSMS balance: 100.00"
-    assert reply.button_texts() == ["📲 Rent a number", "📋 My rents"]
+    assert reply.button_texts() == ["📲 Rent a number", "📋 My rentals"]
     await connect(harness, RU, "ru")
     gotsms.set_balance(GOTSMS_TOKEN, 1234.5)
     await harness.send(RU, "/balance")
@@ -105,7 +105,7 @@ async def test_menu_entry_points(harness: Harness) -> None:
     expected = {
         "balance": "Your GotSMS balance",
         "rent": "Rent a number",
-        "rents": "Your active rents",
+        "rents": "Your active rentals",
         "codes": "No unread codes",
     }
     for action, text in expected.items():

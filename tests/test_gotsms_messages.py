@@ -48,7 +48,7 @@ async def test_codes_that_arrive_meanwhile_are_shown_when_marked(
     await harness.press(EN, "Mark as read")
     text = harness.last(EN).text
     assert "Marked 2 messages as read." in text
-    assert "New messages arrived meanwhile" in text
+    assert "New messages arrived in the meantime" in text
     assert "Code 222222" in text
     assert copy_texts(harness.last(EN)) == ["222222", "111111"]
 
@@ -60,7 +60,7 @@ async def test_codes_more_than_a_page(harness: Harness, gotsms: FakeGotSMS) -> N
     await connect(harness, RU, "ru")
     await harness.send(RU, "/codes")
     assert "…и ещё 2." in harness.last(RU).text
-    await harness.press(RU, "Прочитано")
+    await harness.press(RU, "Отметить прочитанными")
     assert "Отмечено прочитанными: 8 сообщений." in harness.last(RU).text
     await harness.press(RU, "Следующие")
     assert "Непрочитанные коды (2)" in harness.last(RU).text
@@ -107,4 +107,4 @@ async def test_messages_in_russian(harness: Harness, gotsms: FakeGotSMS) -> None
     await harness.send(RU, "/messages")
     assert "Сообщений пока нет." in harness.last(RU).text
     await harness.send(RU, "/messages нетакого")
-    assert "Ни один сервис не подходит" in harness.tg.bot_messages(RU)[-2].text
+    assert "Сервис «нетакого» не найден." in harness.tg.bot_messages(RU)[-2].text

@@ -63,12 +63,12 @@ async def test_rent_step_by_step(harness: Harness, gotsms: FakeGotSMS) -> None:
     rent = gotsms.rents_of(GOTSMS_TOKEN)[0]
     assert rent["phone"].startswith("+1 212 ")
     assert f"Your number: {rent['phone']}" in card.text
-    assert "Codes sent to this number will arrive here by themselves." in card.text
+    assert "Codes sent to this number will arrive here automatically." in card.text
     assert "Active: " in card.text
     assert copy_texts(card) == [rent["phone"]]
     assert rent_posts(gotsms) == [{"plan_id": rent["plan"]["id"], "area_code": "212"}]
     assert gotsms.balance(GOTSMS_TOKEN) == 99.0
-    await harness.press(EN, "Rent card")
+    await harness.press(EN, "Rental card")
     assert "Auto-renew: off" in harness.last(EN).text
 
 
@@ -82,7 +82,7 @@ async def test_rent_in_russian_without_area_code(harness: Harness, gotsms: FakeG
     assert "Код города: любой" in confirmation.text
     assert "Ваш баланс: 100,00" in confirmation.text
     await harness.press(RU, "Арендовать за 1,00")
-    assert "Коды на этот номер придут сюда сами." in harness.last(RU).text
+    assert "Коды, которые придут на этот номер, я сам пришлю сюда." in harness.last(RU).text
     assert rent_posts(gotsms) == [{"plan_id": gotsms.rents_of(GOTSMS_TOKEN)[0]["plan"]["id"]}]
 
 

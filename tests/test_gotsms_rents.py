@@ -48,7 +48,7 @@ async def test_rents_list_pages_and_switch(harness: Harness, gotsms: FakeGotSMS)
     await connect(harness, EN)
     await harness.send(EN, "/rents")
     listing = harness.last(EN)
-    assert listing.text.startswith("📋 Your active rents (10)")
+    assert listing.text.startswith("📋 Your active rentals (10)")
     assert "1/2" in listing.button_texts()
     assert phones[-1] in listing.text, "newest first"
     await harness.press(EN, "›")
@@ -57,20 +57,20 @@ async def test_rents_list_pages_and_switch(harness: Harness, gotsms: FakeGotSMS)
     assert "2/2" in page2.button_texts()
     await harness.press(EN, "Finished")
     done = harness.tg.message(EN, listing.message_id)
-    assert done.text.startswith("📋 Your finished rents (1)")
+    assert done.text.startswith("📋 Your finished rentals (1)")
     assert finished["phone"] in done.text
     await harness.press(EN, finished["phone"])
     card = harness.tg.message(EN, listing.message_id)
     assert "Status: ⚪ finished" in card.text
     assert "Refund" not in " ".join(card.button_texts())
-    await harness.press(EN, "My rents")
-    assert harness.tg.message(EN, listing.message_id).text.startswith("📋 Your finished rents")
+    await harness.press(EN, "My rentals")
+    assert harness.tg.message(EN, listing.message_id).text.startswith("📋 Your finished rentals")
 
 
 async def test_no_rents_in_russian(harness: Harness) -> None:
     await connect(harness, RU, "ru")
     await harness.send(RU, "/rents")
-    assert "Нет активных аренд" in harness.last(RU).text
+    assert "Активных аренд нет" in harness.last(RU).text
 
 
 async def test_card_status_and_wake_up(harness: Harness, gotsms: FakeGotSMS) -> None:
@@ -78,20 +78,21 @@ async def test_card_status_and_wake_up(harness: Harness, gotsms: FakeGotSMS) -> 
     await connect(harness, EN)
     await open_card(harness, EN, made["phone"])
     card = harness.last(EN)
-    for line in ("Service: Telegram", "Status: 🟢 active", "Active till: ", "Auto-renew: off"):
+    for line in ("Service: Telegram", "Status: 🟢 active", "Active until: ", "Auto-renew: off"):
         assert line in card.text
     assert copy_texts(card) == [made["phone"]]
-    await harness.press(EN, "Status")
-    assert "The number was not woken up yet." in harness.last(EN).text
-    assert "It can be woken up now." in harness.last(EN).text
+    await harness.press(EN, "Number status")
+    assert "The number has not been woken up yet." in harness.last(EN).text
+    assert "You can wake it up now: GotSMS brings it online" in harness.last(EN).text
     message_id, wake_data = harness.find_button(EN, "Wake up")
     answer = await harness.press(EN, "Wake up")
     assert answer.answered
     woken = harness.tg.message(EN, card.message_id)
-    assert "Wake-up request sent." in woken.text
-    assert "Wake-up queue: 5 min 0 s left" in woken.text or "Wake-up queue: 4 min" in woken.text
-    assert "Online: 30 min 0 s left" in woken.text
-    assert "It can't be woken up now." in woken.text
+    assert "Wake-up request sent: GotSMS brings the number online" in woken.text
+    queue = "Waiting in the wake-up queue: "
+    assert f"{queue}5 min 0 s left" in woken.text or f"{queue}4 min" in woken.text
+    assert "Online: 30 min 0 s left (until " in woken.text
+    assert "It can't be woken up right now." in woken.text
     assert posts(gotsms, "/wake-up") == 1
     assert "Wake up" not in " ".join(woken.button_texts()), "GotSMS does not allow it now"
     count = len(harness.tg.bot_messages(EN))
@@ -106,19 +107,19 @@ async def test_auto_renew_toggle_and_monthly_only(harness: Harness, gotsms: Fake
     monthly = rent(gotsms, "month", 1)
     await connect(harness, EN)
     await open_card(harness, EN, daily["phone"])
-    await harness.press(EN, "Auto-renew: off")
+    await harness.press(EN, "Turn on auto-renew")
     assert (
         "Auto-renew can be turned on or off only for 1, 3, 6 or 12-month plans."
         in harness.last(EN).text
     )
     await open_card(harness, EN, monthly["phone"])
     card = harness.last(EN)
-    await harness.press(EN, "Auto-renew: off")
+    await harness.press(EN, "Turn on auto-renew")
     toggled = harness.tg.message(EN, card.message_id)
     assert "Auto-renew is now on." in toggled.text
     assert "Auto-renew: on" in toggled.text
-    assert "🔄 Auto-renew: on" in toggled.button_texts()
-    await harness.press(EN, "Auto-renew: on")
+    assert "🔄 Turn off auto-renew" in toggled.button_texts()
+    await harness.press(EN, "Turn off auto-renew")
     assert "Auto-renew is now off." in harness.tg.message(EN, card.message_id).text
 
 
@@ -126,8 +127,8 @@ async def test_auto_renew_in_russian(harness: Harness, gotsms: FakeGotSMS) -> No
     daily = rent(gotsms)
     await connect(harness, RU, "ru")
     await open_card(harness, RU, daily["phone"])
-    assert "Автопродление: выкл" in harness.last(RU).text
-    await harness.press(RU, "Автопродление: выкл")
+    assert "Автопродление: выключено" in harness.last(RU).text
+    await harness.press(RU, "Включить автопродление")
     assert "Автопродление можно включить или выключить только" in harness.last(RU).text
 
 
@@ -168,7 +169,7 @@ async def test_move_twice_gets_the_daily_only_text(harness: Harness, gotsms: Fak
     made = rent(gotsms)
     await connect(harness, RU, "ru")
     await open_card(harness, RU, made["phone"])
-    await harness.press(RU, "Тариф длиннее")
+    await harness.press(RU, "Более длинный тариф")
     await harness.press(RU, "1 месяц — 9,99")
     question, _data = harness.find_button(RU, "Оплатить 9,99")
     # meanwhile the rent is moved to 3 months on the GotSMS website
@@ -195,7 +196,7 @@ async def test_longer_plan_of_a_monthly_rent_is_refused_at_once(
     await connect(harness, EN)
     await open_card(harness, EN, made["phone"])
     await harness.press(EN, "Longer plan")
-    assert "Only a daily rent can be moved to a longer plan." in harness.last(EN).text
+    assert "Only a daily rental can be moved to a longer plan." in harness.last(EN).text
 
 
 @pytest.mark.parametrize("concurrent", [False, True])
@@ -204,7 +205,9 @@ async def test_refund_once(harness: Harness, gotsms: FakeGotSMS, concurrent: boo
     await connect(harness, EN)
     await open_card(harness, EN, made["phone"])
     await harness.press(EN, "Refund")
-    assert f"Refund the rent of {made['phone']} (Telegram)? 1.00 goes back" in harness.last(EN).text
+    assert (
+        f"Refund the rental of {made['phone']} (Telegram)? 1.00 goes back" in harness.last(EN).text
+    )
     assert posts(gotsms, "/refund") == 0
     presses = [harness.press_update(EN, "Yes, refund") for _ in range(2)]
     if concurrent:
@@ -227,7 +230,7 @@ async def test_refund_unavailable_and_cancel(harness: Harness, gotsms: FakeGotSM
     await harness.press(EN, "Refund")
     await harness.press(EN, "Cancel")
     assert harness.last(EN).text == "Nothing was changed."
-    await harness.press(EN, "Rent card")
+    await harness.press(EN, "Rental card")
     await harness.press(EN, "Refund")
     await harness.press(EN, "Yes, refund")
     assert harness.last(EN).text == "❌ This rental can't be refunded."

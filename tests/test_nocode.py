@@ -150,10 +150,10 @@ async def test_one_push_at_the_deadline_and_keep_waiting(rig: Rig) -> None:
 
     spent = rig.requests()
     answer = await rig.harness.press(USER, "Keep waiting")
-    assert answer.text == "OK, I'll keep waiting: the code will come here by itself."
+    assert answer.text == "OK, I'll keep waiting: the code will arrive here automatically."
     after = rig.harness.tg.message(USER, push.message_id)
     assert after.button_texts() == []
-    assert "Still waiting: the code will come here by itself." in after.text
+    assert "Still waiting: the code will arrive here automatically." in after.text
     assert rig.requests() == spent, "Keep waiting asks nothing of GotSMS"
 
 
@@ -181,7 +181,7 @@ async def test_the_push_refunds_through_the_confirmation_once(rig: Rig) -> None:
     await rig.deadline_passes(rent["id"])
     await rig.cycle()
     await rig.harness.press(USER, "Refund")
-    assert "Refund the rent of" in rig.harness.last(USER).text
+    assert "Refund the rental of" in rig.harness.last(USER).text
     assert rig.refunds() == 0
     presses = [rig.harness.press_update(USER, "Yes, refund") for _ in range(2)]
     for press in presses:
@@ -198,7 +198,7 @@ async def test_wake_up_from_the_push(rig: Rig) -> None:
     await rig.harness.press(USER, "Wake up")
     wakes = [r for r in rig.gotsms.requests if r.path.endswith("/wake-up")]
     assert len(wakes) == 1
-    assert "Wake-up request sent." in rig.harness.last(USER).text
+    assert "Wake-up request sent:" in rig.harness.last(USER).text
 
 
 async def test_no_push_for_a_rental_refunded_elsewhere(rig: Rig) -> None:
@@ -243,20 +243,23 @@ async def test_the_codes_job_marks_the_rent(rig: Rig) -> None:
 
 async def test_the_switch_on_the_card(rig: Rig) -> None:
     rent = await rig.rent()
-    await rig.harness.press(USER, "Rent card")
-    await rig.harness.press(USER, "Auto-refund if no code: off")
+    await rig.harness.press(USER, "Rental card")
+    assert "Auto-refund if no code: off" in rig.harness.last(USER).text
+    await rig.harness.press(USER, "Turn on auto-refund")
     card = rig.harness.last(USER)
     assert "Auto-refund is on: if no code comes within 15 minutes" in card.text
-    assert "🤖 Auto-refund if no code: on" in card.button_texts()
+    assert "Auto-refund if no code: on" in card.text
+    assert "🤖 Turn off auto-refund" in card.button_texts()
     assert (await rig.watch(rent["id"])).auto_refund
-    await rig.harness.press(USER, "Auto-refund if no code: on")
+    await rig.harness.press(USER, "Turn off auto-refund")
     assert "Auto-refund is off for this rental." in rig.harness.last(USER).text
     assert not (await rig.watch(rent["id"])).auto_refund
 
     await rig.deadline_passes(rent["id"])
-    await rig.harness.press(USER, "Auto-renew")  # any button that shows the card again
-    labels = " ".join(rig.harness.last(USER).button_texts())
-    assert "Auto-refund if no code" not in labels, "past the deadline: nothing to switch"
+    await rig.harness.press(USER, "auto-renew")  # any button that shows the card again
+    card = rig.harness.last(USER)
+    assert "auto-refund" not in " ".join(card.button_texts()), "past the deadline: no switch"
+    assert "Auto-refund if no code" not in card.text
 
 
 async def test_the_notify_settings(rig: Rig) -> None:

@@ -90,8 +90,8 @@ async def test_the_alert_can_switch_auto_renew_on(harness: Harness, gotsms: Fake
     gotsms.set_rent_end(rent["id"], datetime.now(UTC) + timedelta(hours=3))
     await rig.cycle(rig.rents)
     alert = harness.last(USER)
-    assert alert.button_texts() == ["⏫ Longer plan", "🔁 Auto-renew on", "📋 Open the rent"]
-    answer = await harness.press(USER, "Auto-renew on")
+    assert alert.button_texts() == ["⏫ Longer plan", "🔁 Turn on auto-renew", "📋 Open rental"]
+    answer = await harness.press(USER, "Turn on auto-renew")
     assert answer.answered
     toggles = gotsms.requests_for(GOTSMS_TOKEN, f"/rents/{rent['id']}/renewal/toggle")
     assert len(toggles) == 1

@@ -267,7 +267,7 @@ async def test_rent_again_with_too_little_money(harness: Harness, gotsms: FakeGo
 async def test_no_rent_again_on_an_active_rent(harness: Harness, gotsms: FakeGotSMS) -> None:
     await connect(harness, EN)
     await rent_through_bot(harness, EN, "telegram", "USA · 1 day · 1.00")
-    await harness.press(EN, "Rent card")
+    await harness.press(EN, "Rental card")
     assert "🔁 Rent again" not in harness.last(EN).button_texts()
 
 

@@ -164,9 +164,9 @@ async def test_no_token_in_the_log_the_database_or_the_chat(
         for command in ("/balance", "/prices", "/services", "/plans telegram", "/codes"):
             await chat.say(command, None)
         await chat.say("/messages", None)
-        await chat.say("/rents", "Your active rents")
+        await chat.say("/rents", "Your active rentals")
         await chat.press(rent["phone"], "Auto-renew")
-        await chat.press("Status", None)
+        await chat.press("Number status", None)
         # an SMS, delivered
         await chat.say("/send 79991234567 Hello from the test", "Send this SMS?")
         await chat.press("Send", "Status:")

@@ -103,10 +103,11 @@ async def test_awake_is_pushed_once_with_how_long_it_stays(
         await session.commit()
     gotsms.advance(QUEUE + 18 * 60 - 30)  # online, 12½ minutes left
     [push] = await rig.cycle()
-    assert f"<b>{made['phone']}</b> (Telegram) is awake now: send your SMS." in (push.html or "")
-    assert "It stays awake for 12 more minutes." in push.text
+    awake = "is awake now: it is online and can receive an SMS."
+    assert f"<b>{made['phone']}</b> (Telegram) {awake}" in (push.html or "")
+    assert "It stays online for 12 more minutes." in push.text
     assert made["phone"] in [b.raw.get("copy_text", {}).get("text") for b in push.buttons[0]]
-    assert "📋 Open the rent" in push.button_texts()
+    assert "📋 Open rental" in push.button_texts()
     reads = rig.status_reads()
     assert await rig.cycle() == []
     assert rig.status_reads() == reads, "nothing followed any more: no request"
@@ -184,7 +185,7 @@ async def test_a_failed_wake_up_says_so_once(harness: Harness, gotsms: FakeGotSM
     await rig.wake_from_card(made["phone"])
     gotsms.wake_fail(made["id"])
     [push] = await rig.cycle()
-    assert "failed: GotSMS gave it up" in push.text
+    assert "could not be woken up: GotSMS cancelled the wake-up" in push.text
     assert await rig.cycle() == []
     assert (await rig.watch(made["id"])).wake_state == WakeState.FAILED
 
@@ -277,18 +278,18 @@ async def test_card_countdown_and_wake_up_only_when_allowed(
     assert "📶 Now: asleep" in card.text
     assert "Wake up" in " ".join(card.button_texts())
     woken = await rig.wake_from_card(made["phone"])
-    assert "📶 Now: in the queue, about 5 minutes" in woken.text
+    assert "📶 Now: waking up, about 5 more minutes in the queue" in woken.text
     assert "Wake up" not in " ".join(woken.button_texts()), "GotSMS does not allow it now"
     gotsms.advance(4 * 60 + 30)
     card = await rig.open_card(made["phone"])
-    assert "📶 Now: in the queue, about 1 minute" in card.text
+    assert "📶 Now: waking up, about 1 more minute in the queue" in card.text
     gotsms.advance(30 + 18 * 60 - 10)
     card = await rig.open_card(made["phone"])
-    assert "📶 Now: awake for 12 more minutes" in card.text
+    assert "📶 Now: awake, online for 12 more minutes" in card.text
     assert "Wake up" not in " ".join(card.button_texts())
     gotsms.advance(12 * 60)  # 10 s left
     card = await rig.open_card(made["phone"])
-    assert "📶 Now: awake for less than a minute more" in card.text
+    assert "📶 Now: awake, online for less than a minute more" in card.text
     gotsms.advance(60)
     card = await rig.open_card(made["phone"])
     assert "📶 Now: asleep" in card.text
@@ -341,7 +342,7 @@ def russian(harness: Harness, msgid: str) -> bool:
 
 
 async def test_card_and_push_in_russian(harness: Harness, gotsms: FakeGotSMS) -> None:
-    assert russian(harness, "awake for {n} more minute"), "the wake-up texts in Russian"
+    assert russian(harness, "awake, online for {n} more minute"), "the wake-up texts in Russian"
     rig = Rig(harness, gotsms, RU)
     await rig.connect("ru")
     made = rig.rent()
@@ -349,13 +350,13 @@ async def test_card_and_push_in_russian(harness: Harness, gotsms: FakeGotSMS) ->
     await harness.press(RU, made["phone"])
     assert "📶 Сейчас: спит" in harness.last(RU).text
     await harness.press(RU, "Разбудить")
-    assert "в очереди, примерно 5 минут" in harness.last(RU).text
+    assert "в очереди на пробуждение, ещё примерно 5 минут" in harness.last(RU).text
     gotsms.advance(QUEUE + 21 * 60 - 10)
     await harness.send(RU, "/rents")
     await harness.press(RU, made["phone"])
-    assert "на связи ещё 9 минут" in harness.last(RU).text
+    assert "📶 Сейчас: в сети ещё 9 минут" in harness.last(RU).text
     [push] = await rig.cycle()
-    assert "на связи: отправляйте SMS" in push.text
-    assert "Он будет на связи ещё 9 минут." in push.text
+    assert "проснулся: он в сети и может принять SMS" in push.text
+    assert "В сети он пробудет ещё 9 минут." in push.text
     await harness.send(RU, "/notify")
     assert "✅ Номер в сети" in harness.last(RU).button_texts()

@@ -183,7 +183,7 @@ def copy_button(label: str, value: str) -> InlineKeyboardButton:
 def balance_menu() -> InlineKeyboardMarkup:
     builder = Keyboard()
     builder.button(text="📲 " + _("Rent a number"), callback_data=MenuCb(action="rent"))
-    builder.button(text="📋 " + _("My rents"), callback_data=MenuCb(action="rents"))
+    builder.button(text="📋 " + _("My rentals"), callback_data=MenuCb(action="rents"))
     return builder.as_markup()
 
 
@@ -310,7 +310,7 @@ def plan_gone() -> InlineKeyboardMarkup:
     """Under "this plan is not offered any more": choose anew, or back to the finished rents."""
     builder = Keyboard()
     builder.button(text="📲 " + _("Rent a number"), callback_data=MenuCb(action="rent"))
-    builder.button(text="‹ " + _("My rents"), callback_data=RentsCb(st=FINISHED, p=1))
+    builder.button(text="‹ " + _("My rentals"), callback_data=RentsCb(st=FINISHED, p=1))
     return builder.as_markup()
 
 
@@ -332,7 +332,7 @@ def rent_result(rent: Rent) -> InlineKeyboardMarkup:
     builder.row(copy_button("📋 " + rent.phone, rent.phone))
     builder.row(
         InlineKeyboardButton(
-            text="📄 " + _("Rent card"),
+            text="📄 " + _("Rental card"),
             callback_data=RentCb(a="o", id=short_id(rent.id)).pack(),
         )
     )
@@ -380,10 +380,14 @@ def rent_card(
         InlineKeyboardButton(
             text="✉️ " + _("Messages"), callback_data=RentMessagesCb(id=rid).pack()
         ),
-        InlineKeyboardButton(text="📶 " + _("Status"), callback_data=cb("s")),
+        InlineKeyboardButton(text="📶 " + _("Number status"), callback_data=cb("s")),
     )
     if rent.status == "active":
-        renew = _("Auto-renew: on") if rent.is_included_for_next_renewal else _("Auto-renew: off")
+        renew = (
+            _("Turn off auto-renew")
+            if rent.is_included_for_next_renewal
+            else _("Turn on auto-renew")
+        )
         wake_button = InlineKeyboardButton(text="⏰ " + _("Wake up"), callback_data=cb("w"))
         builder.row(
             *([wake_button] if wake else []),
@@ -394,16 +398,14 @@ def rent_card(
             InlineKeyboardButton(text="↩️ " + _("Refund"), callback_data=cb("f")),
         )
         if auto_refund is not None:
-            label = (
-                _("Auto-refund if no code: on") if auto_refund else _("Auto-refund if no code: off")
-            )
+            label = _("Turn off auto-refund") if auto_refund else _("Turn on auto-refund")
             builder.row(InlineKeyboardButton(text="🤖 " + label, callback_data=cb("n")))
     elif rent.plan.id:
         again = AgainCb(s=short_id(rent.service.id), pl=short_id(rent.plan.id))
         builder.row(InlineKeyboardButton(text="🔁 " + _("Rent again"), callback_data=again.pack()))
     builder.row(
         InlineKeyboardButton(
-            text="‹ " + _("My rents"), callback_data=RentsCb(st=status, p=page).pack()
+            text="‹ " + _("My rentals"), callback_data=RentsCb(st=status, p=page).pack()
         )
     )
     return builder.as_markup()
@@ -411,7 +413,7 @@ def rent_card(
 
 def back_to_card(rent_id: str) -> InlineKeyboardMarkup:
     builder = Keyboard()
-    builder.button(text="‹ " + _("Rent card"), callback_data=RentCb(a="o", id=short_id(rent_id)))
+    builder.button(text="‹ " + _("Rental card"), callback_data=RentCb(a="o", id=short_id(rent_id)))
     return builder.as_markup()
 
 
@@ -438,7 +440,7 @@ def rent_messages(
         builder.row(*nav)
     builder.row(
         InlineKeyboardButton(
-            text="‹ " + _("Rent card"), callback_data=RentCb(a="o", id=short_id(rent_id)).pack()
+            text="‹ " + _("Rental card"), callback_data=RentCb(a="o", id=short_id(rent_id)).pack()
         )
     )
     return builder.as_markup()
@@ -456,7 +458,7 @@ def move_options(rent: Rent, options: Sequence[tuple[str, str]]) -> InlineKeyboa
         )
     builder.row(
         InlineKeyboardButton(
-            text="‹ " + _("Rent card"), callback_data=RentCb(a="o", id=short_id(rent.id)).pack()
+            text="‹ " + _("Rental card"), callback_data=RentCb(a="o", id=short_id(rent.id)).pack()
         )
     )
     return builder.as_markup()
@@ -537,7 +539,7 @@ def rent_ending(rent_id: str, *, can_renew: bool) -> InlineKeyboardMarkup:
     rent = short_id(rent_id)
     builder.button(text="⏫ " + _("Longer plan"), callback_data=RentCb(a="t", id=rent))
     if can_renew:
-        builder.button(text="🔁 " + _("Auto-renew on"), callback_data=RentCb(a="r", id=rent))
-    builder.button(text="📋 " + _("Open the rent"), callback_data=RentCb(a="o", id=rent))
+        builder.button(text="🔁 " + _("Turn on auto-renew"), callback_data=RentCb(a="r", id=rent))
+    builder.button(text="📋 " + _("Open rental"), callback_data=RentCb(a="o", id=rent))
     builder.adjust(2, 1)
     return builder.as_markup()

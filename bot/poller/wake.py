@@ -270,7 +270,7 @@ def wake_push(payload: Mapping[str, Any]) -> Push:
     service = str(payload.get("service") or "")
     rent = short_id(str(payload["rent_id"]))
     card = InlineKeyboardButton(
-        text="📋 " + _("Open the rent"), callback_data=RentCb(a="o", id=rent).pack()
+        text="📋 " + _("Open rental"), callback_data=RentCb(a="o", id=rent).pack()
     )
     outcome = str(payload.get("outcome") or "")
     if outcome == Outcome.AWAKE:

@@ -146,7 +146,11 @@ def plans_text(service: str, items: Sequence[Plan], total: int, renting: bool) -
         lines.append(
             _("Press a plan to rent a number.")
             if renting
-            else _("{total} plans. Press one to rent a number.").format(total=total)
+            else ngettext(
+                "{total} plan. Press it to rent a number.",
+                "{total} plans. Press one to rent a number.",
+                total,
+            ).format(total=total)
         )
     return "\n".join(lines)
 
@@ -194,12 +198,12 @@ def rent_done(rent: Rent) -> str:
             ),
             _("Paid: {price}").format(price=amount(rent.price)),
             "",
-            _("Codes sent to this number will arrive here by themselves."),
+            _("Codes sent to this number will arrive here automatically."),
         ]
     )
 
 
-# ---------------------------------------------------------------- rents
+# ---------------------------------------------------------------- rentals
 
 
 def status_word(status: str) -> str:
@@ -207,25 +211,32 @@ def status_word(status: str) -> str:
 
 
 def rents_text(items: Sequence[Rent], active: bool, total: int) -> str:
-    head = _("📋 <b>Your active rents</b>") if active else _("📋 <b>Your finished rents</b>")
+    head = _("📋 <b>Your active rentals</b>") if active else _("📋 <b>Your finished rentals</b>")
     if not items:
         empty = (
-            _("No active rents. Rent a number with /rent.") if active else _("No finished rents.")
+            _("No active rentals. Rent a number with /rent.")
+            if active
+            else _("No finished rentals.")
         )
         return head + "\n" + empty
     lines = [head + f" ({total})"]
     for rent in items:
         lines.append(
             f"• <code>{escape(rent.phone)}</code> · {escape(rent.service.name)} · "
-            + _("till {end}").format(end=when(rent.active_till))
+            + _("until {end}").format(end=when(rent.active_till))
         )
     return "\n".join(lines)
 
 
 def rent_card(
-    rent: Rent, status: NumberStatus | None = None, *, doing: NumberStatus | None = None
+    rent: Rent,
+    status: NumberStatus | None = None,
+    *,
+    doing: NumberStatus | None = None,
+    auto_refund: bool | None = None,
 ) -> str:
-    renew = _("on") if rent.is_included_for_next_renewal else _("off")
+    """`auto_refund`: the no-code refund switch, when it can still be switched."""
+    renew = _("Auto-renew: on") if rent.is_included_for_next_renewal else _("Auto-renew: off")
     lines = [
         f"📱 <b><code>{escape(rent.phone)}</code></b>",
         _("Service: {service}").format(service=escape(rent.service.name)),
@@ -235,9 +246,13 @@ def rent_card(
             + billing_text(rent.plan.billing_type)
         ),
         _("Status: {status}").format(status=status_word(rent.status)),
-        _("Active till: {end}").format(end=when(rent.active_till)),
-        _("Auto-renew: {state}").format(state=renew),
+        _("Active until: {end}").format(end=when(rent.active_till)),
+        renew,
     ]
+    if auto_refund is not None:
+        lines.append(
+            _("Auto-refund if no code: on") if auto_refund else _("Auto-refund if no code: off")
+        )
     if rent.status == "active":
         words = number_doing(rent, doing or status)
         lines += [doing_line(words)] if words else []
@@ -255,20 +270,22 @@ def status_text(status: NumberStatus) -> str:
     lines = [_("📶 <b>Number status</b>")]
     if status.wake_till is not None:
         lines.append(
-            _("Wake-up queue: {left} left (till {till})").format(
+            _("Waiting in the wake-up queue: {left} left (until {till})").format(
                 left=seconds_text(status.wakeup_time_left_seconds), till=when(status.wake_till)
             )
         )
     if status.online_till is not None:
         lines.append(
-            _("Online: {left} left (till {till})").format(
+            _("Online: {left} left (until {till})").format(
                 left=seconds_text(status.online_time_left_seconds), till=when(status.online_till)
             )
         )
     if status.wake_till is None and status.online_till is None:
-        lines.append(_("The number was not woken up yet."))
+        lines.append(_("The number has not been woken up yet."))
     lines.append(
-        _("It can be woken up now.") if status.can_wake_up else _("It can't be woken up now.")
+        _("You can wake it up now: GotSMS brings it online so that it can receive an SMS.")
+        if status.can_wake_up
+        else _("It can't be woken up right now.")
     )
     return "\n".join(lines)
 
@@ -278,7 +295,7 @@ def move_text(rent: Rent, count: int) -> str:
         phone=escape(rent.phone)
     )
     if count == 0:
-        text += "\n" + _("There are no longer plans for this number.")
+        text += "\n" + _("This number has no longer plan to move to.")
     return text
 
 
@@ -294,8 +311,8 @@ def move_question(phone: str, plan_label: str, price: Decimal, balance: Decimal)
 
 def refund_question(rent: Rent) -> str:
     return _(
-        "↩️ Refund the rent of {phone} ({service})? {price} goes back to your balance and the "
-        "number stops working for you."
+        "↩️ Refund the rental of {phone} ({service})? {price} goes back to your balance and the "
+        "number is no longer yours."
     ).format(phone=escape(rent.phone), service=escape(rent.service.name), price=amount(rent.price))
 
 
@@ -324,12 +341,12 @@ def message_block(message: Message, *, with_phone: bool = True) -> str:
 
 def codes_text(items: Sequence[Message], total: int) -> str:
     if not items:
-        return _("📭 No unread codes. New ones arrive here by themselves.")
+        return _("📭 No unread codes. New ones will arrive here automatically.")
     lines = [_("📬 <b>Unread codes</b> ({total})").format(total=total)]
     lines += [message_block(m) for m in items]
     if total > len(items):
         lines.append(
-            _("…and {count} more. Mark these read to see the next ones.").format(
+            _("…and {count} more. Mark these as read to see the next ones.").format(
                 count=total - len(items)
             )
         )
@@ -343,7 +360,7 @@ def marked_text(items: Sequence[Message], same: bool, more: int) -> str:
         ).format(n=len(items))
     ]
     if not same and items:
-        lines.append(_("New messages arrived meanwhile; these are the ones marked read:"))
+        lines.append(_("New messages arrived in the meantime; these are the ones marked as read:"))
         lines += [message_block(m) for m in items]
     if more:
         lines.append(_("{count} more unread.").format(count=more))
@@ -358,7 +375,7 @@ def messages_text(items: Sequence[Message], page: int, pages: int, service: str,
     if service:
         filters.append(_("service: {name}").format(name=escape(service)))
     if phone:
-        filters.append(_("phone: {phone}").format(phone=escape(phone)))
+        filters.append(_("number: {phone}").format(phone=escape(phone)))
     lines = [head + (" · " + ", ".join(filters) if filters else "")]
     if not items:
         lines.append(_("No messages yet."))
@@ -366,8 +383,14 @@ def messages_text(items: Sequence[Message], page: int, pages: int, service: str,
     return "\n\n".join(lines)
 
 
-def rent_messages_text(phone: str, items: Sequence[Message]) -> str:
-    lines = [_("✉️ <b>Messages of {phone}</b>").format(phone=escape(phone))]
+def rent_messages_text(phone: str | None, items: Sequence[Message]) -> str:
+    """`phone`: None when no message says which number it went to."""
+    head = (
+        _("✉️ <b>Messages to {phone}</b>").format(phone=escape(phone))
+        if phone
+        else _("✉️ <b>Messages to this number</b>")
+    )
+    lines = [head]
     if not items:
         lines.append(_("No messages on this number yet."))
     lines += [message_block(m, with_phone=False) for m in items]

@@ -19,30 +19,34 @@ def queue_words(seconds: int) -> str:
     """The time left in the wake-up queue, rounded up ("about": it is GotSMS's estimate)."""
     minutes = math.ceil(max(0, seconds) / 60)
     if minutes < 1:
-        return _("in the queue, less than a minute")
+        return _("waking up, less than a minute left in the queue")
     if minutes >= HOURS_FROM:
         hours = round(minutes / 60)
         return ngettext(
-            "in the queue, about {n} hour", "in the queue, about {n} hours", hours
+            "waking up, about {n} more hour in the queue",
+            "waking up, about {n} more hours in the queue",
+            hours,
         ).format(n=hours)
     return ngettext(
-        "in the queue, about {n} minute", "in the queue, about {n} minutes", minutes
+        "waking up, about {n} more minute in the queue",
+        "waking up, about {n} more minutes in the queue",
+        minutes,
     ).format(n=minutes)
 
 
 def awake_words(seconds: int) -> str:
-    """The time the number stays awake, rounded down (never more than it has)."""
+    """The time the number stays awake (online), rounded down (never more than it has)."""
     minutes = max(0, seconds) // 60
     if minutes < 1:
-        return _("awake for less than a minute more")
+        return _("awake, online for less than a minute more")
     if minutes >= HOURS_FROM:
         hours = minutes // 60
-        return ngettext("awake for {n} more hour", "awake for {n} more hours", hours).format(
-            n=hours
-        )
-    return ngettext("awake for {n} more minute", "awake for {n} more minutes", minutes).format(
-        n=minutes
-    )
+        return ngettext(
+            "awake, online for {n} more hour", "awake, online for {n} more hours", hours
+        ).format(n=hours)
+    return ngettext(
+        "awake, online for {n} more minute", "awake, online for {n} more minutes", minutes
+    ).format(n=minutes)
 
 
 def doing_words(status: NumberStatus) -> str:
@@ -71,15 +75,15 @@ def doing_line(words: str) -> str:
 
 
 def awake_push_text(phone: str, service: str, seconds: int) -> str:
-    head = _("⏰ <b>{phone}</b> ({service}) is awake now: send your SMS.").format(
-        phone=escape(phone), service=escape(service)
-    )
+    head = _(
+        "⏰ <b>{phone}</b> ({service}) is awake now: it is online and can receive an SMS."
+    ).format(phone=escape(phone), service=escape(service))
     minutes = max(0, seconds) // 60
     if minutes < 1:
-        stays = _("It stays awake for less than a minute.")
+        stays = _("It stays online for less than a minute.")
     else:
         stays = ngettext(
-            "It stays awake for {n} more minute.", "It stays awake for {n} more minutes.", minutes
+            "It stays online for {n} more minute.", "It stays online for {n} more minutes.", minutes
         ).format(n=minutes)
     return head + "\n" + stays
 
@@ -97,5 +101,6 @@ def failed_push_text(phone: str, service: str, ended: bool) -> str:
             "❌ The wake-up of <b>{phone}</b> ({service}) is over: the rental has ended."
         ).format(phone=escape(phone), service=escape(service))
     return _(
-        "❌ The wake-up of <b>{phone}</b> ({service}) failed: GotSMS gave it up. You can try again."
+        "❌ <b>{phone}</b> ({service}) could not be woken up: GotSMS cancelled the wake-up. "
+        "You can try again."
     ).format(phone=escape(phone), service=escape(service))

@@ -121,7 +121,7 @@ def router() -> Router:
         rent_id, before = ids[0], (ids[1] if len(ids) > 1 else None)
         async with busy(message):
             found = await gotsms.number_messages(rent_id, limit=MESSAGES_PAGE, before_id=before)
-        phone = next((m.to for m in found.data if m.to), None) or _("this number")
+        phone = next((m.to for m in found.data if m.to), None)
         await show(
             message,
             rent_messages_text(phone, found.data),
@@ -259,7 +259,7 @@ class Card:
         if rent is None:
             await show(
                 self.message,
-                _("This rent is not in your list any more."),
+                _("This rental is not in your list any more."),
             )
         return rent
 
@@ -273,12 +273,12 @@ class Card:
     ) -> None:
         """`number`: the status in full; `seen`: read only for what the number is doing."""
         now = number or seen
-        text = rent_card(rent, number, doing=now)
-        if note:
-            text = note + "\n\n" + text
         can_wake = now.can_wake_up if now is not None else rent.can_wake_up
         watch = await self._watch()
         switch = watch.auto_refund if watch is not None and auto_refund_open(watch) else None
+        text = rent_card(rent, number, doing=now, auto_refund=switch)
+        if note:
+            text = note + "\n\n" + text
         markup = kb.rent_card(
             rent, self.status_filter, self.page, can_wake=can_wake, auto_refund=switch
         )
@@ -329,7 +329,11 @@ class Card:
             rent = await self._rent()
         if rent is not None:
             self.woken = (rent, number.wake_from or rent.wake_from)
-            await self._show(rent, number, "⏰ " + _("Wake-up request sent."))
+            sent = _(
+                "Wake-up request sent: GotSMS brings the number online so that it can receive "
+                "an SMS."
+            )
+            await self._show(rent, number, "⏰ " + sent)
         return True
 
     async def toggle_renewal(self) -> None:
@@ -356,7 +360,7 @@ class Card:
                 return
             if not rent.transition_options and rent.plan.duration_type != "day":
                 await self._show(
-                    rent, note="❌ " + _("Only a daily rent can be moved to a longer plan.")
+                    rent, note="❌ " + _("Only a daily rental can be moved to a longer plan.")
                 )
                 return
             options = await move_options(self.gotsms, rent)
@@ -377,7 +381,8 @@ class Card:
         await self.session.commit()
         if changed is None:
             note = "❌ " + _(
-                "The automatic refund can be switched only before the rental's no-code deadline."
+                "Auto-refund can be turned on or off only until the rental's wait for a code "
+                "is over."
             )
         elif on and changed.remind_at is not None:
             note = "🤖 " + auto_refund_note(changed.remind_at)
@@ -401,8 +406,8 @@ class Card:
 
 async def keep_waiting(message: Message, ack: Ack) -> None:
     """The no-code push's Keep waiting: its buttons go, nothing is asked of GotSMS."""
-    await ack(_("OK, I'll keep waiting: the code will come here by itself."))
-    note = "⏳ " + _("Still waiting: the code will come here by itself.")
+    await ack(_("OK, I'll keep waiting: the code will arrive here automatically."))
+    note = "⏳ " + _("Still waiting: the code will arrive here automatically.")
     await show(message, message.html_text + "\n\n" + note)
 
 
