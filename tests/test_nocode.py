@@ -381,7 +381,7 @@ async def test_a_crash_between_the_claim_and_the_request(rig: Rig) -> None:
     assert (await rig.watch(rent["id"])).refund_state == RefundState.FAILED
     assert rig.gotsms.rents_of(GOTSMS_TOKEN)[0]["status"] == "active"
 
-    await rig.harness.press(USER, "Open the rental")
+    await rig.harness.press(USER, "Open rental")
     await rig.harness.press(USER, "Refund")
     await rig.harness.press(USER, "Yes, refund")
     assert rig.refunds() == 1, "by hand, once"

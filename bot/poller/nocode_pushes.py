@@ -72,7 +72,7 @@ def refund_push(payload: Mapping[str, Any]) -> Push:
             "and the money is back on your balance."
         ).format(**names)
     card = InlineKeyboardButton(
-        text="📋 " + _("Open the rental"),
+        text="📋 " + _("Open rental"),
         callback_data=RentCb(a="o", id=short_id(str(payload["rent_id"]))).pack(),
     )
     return Push(text, InlineKeyboardMarkup(inline_keyboard=[[card]]))

@@ -145,7 +145,7 @@ def send_question(
         "",
         f"<blockquote>{escape(text)}</blockquote>",
         "",
-        _("It counts towards your GoSMS tariff."),
+        _("It counts towards your GoSMS plan."),
     ]
     return "\n".join(lines)
 
