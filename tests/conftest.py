@@ -157,6 +157,7 @@ ON_POSTGRES = frozenset(
         "test_rent_fast",
         "test_groups_link",
         "test_nocode",
+        "test_nocode_kill",
         "test_access",
         "test_admin",
         "test_forget",

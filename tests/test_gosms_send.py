@@ -63,7 +63,7 @@ async def test_one_liner_asks_then_sends_once_and_shows_the_card(
     assert "To: 79991234567" in question.text
     assert "Device: any device" in question.text
     assert "Hello <there> & you" in question.text, "escaped, shown literally"
-    assert "tariff" in question.text
+    assert "It counts towards your GoSMS plan." in question.text
     assert not gosms.requests, "nothing is sent before the confirmation"
     answer = await harness.press(EN, "Send")
     assert answer.answered

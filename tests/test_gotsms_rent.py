@@ -115,7 +115,7 @@ async def test_balance_spent_meanwhile_gets_the_422_text(
     await harness.press(RU, "Любой код")
     gotsms.set_balance(GOTSMS_TOKEN, 0.2)
     await harness.press(RU, "Арендовать за 1,00")
-    assert "На балансе GotSMS недостаточно средств" in harness.last(RU).text
+    assert "На балансе GotSMS не хватает денег" in harness.last(RU).text
 
 
 @pytest.mark.parametrize("concurrent", [False, True])
