@@ -259,7 +259,7 @@ def _campaign(payload: Mapping[str, Any]) -> str:
 def _stop_advice(reason: str) -> str:
     texts: dict[str, str] = {
         StopReason.REVOKED: _(
-            "GoSMS no longer accepts your token: it was switched off or deleted. Connect a "
+            "GoSMS no longer accepts your API token: it was turned off or deleted. Connect a "
             "working one with /token, then press Resume."
         ),
         StopReason.TARIFF: _(
