@@ -13,10 +13,11 @@ from __future__ import annotations
 import fcntl
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from babel.messages.catalog import Catalog
+from babel.messages.catalog import Catalog, Message
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po, write_po
 
@@ -82,17 +83,21 @@ def _update(seed: dict[str, Any] | None) -> None:
         write(locale, catalog)
 
 
+def _in_catalog(locale: str) -> Iterator[tuple[Message, Message | None]]:
+    """Each message of the code with its entry in `locale`'s catalog (None: not there)."""
+    catalog = read(locale)
+    for message in extract():
+        if message.id:
+            yield message, catalog.get(message.id)
+
+
 def missing(locale: str = "ru") -> list[str]:
     """Messages used in the code that have no translation (or a fuzzy one) in `locale`."""
-    catalog = read(locale)
-    result = []
-    for message in extract():
-        if not message.id:
-            continue
-        translated = catalog.get(message.id)
-        if translated is None or not _translated(translated.string) or translated.fuzzy:
-            result.append(_singular(message.id))
-    return result
+    return [
+        _singular(message.id)
+        for message, translated in _in_catalog(locale)
+        if translated is None or not _translated(translated.string) or translated.fuzzy
+    ]
 
 
 Text = str | tuple[str, ...] | list[str] | None
@@ -118,15 +123,12 @@ def _seeded(message_id: Text, current: Text, seed: dict[str, Any]) -> Text:
 
 
 def wording_problems(locale: str = "ru") -> list[str]:
-    catalog = read(locale)
-    messages = []
-    for extracted in extract():
-        if not extracted.id:
-            continue
-        translated = catalog.get(extracted.id)
-        if translated is None or not _translated(translated.string):
-            continue
-        messages.append(wording.Message(_forms(extracted.id), _forms(translated.string)))
+    """The glossary's and the check's rules broken by the translated messages of `locale`."""
+    messages = [
+        wording.Message(_forms(message.id), _forms(translated.string))
+        for message, translated in _in_catalog(locale)
+        if translated is not None and _translated(translated.string)
+    ]
     return wording.problems(messages, wording.load_rules())
 
 
