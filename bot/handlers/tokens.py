@@ -77,22 +77,24 @@ def refused_text(service: Service, error: ApiError) -> str:
     return "❌ " + api_error_text(error) + " " + _("The token was not saved.")
 
 
+def _names(services: set[Service]) -> str:
+    return _(" and ").join(service_name(s) for s in sorted(services)) or "—"
+
+
 def logout_question(services: set[Service]) -> str:
-    names = _(" and ").join(service_name(s) for s in sorted(services))
     return ngettext(
         "Disconnect your {names} token? I will stop watching everything that belongs to it.",
         "Disconnect your {names} tokens? I will stop watching everything that belongs to them.",
         len(services),
-    ).format(names=names)
+    ).format(names=_names(services))
 
 
 def disconnected_text(services: set[Service]) -> str:
-    names = _(" and ").join(service_name(s) for s in sorted(services)) or "—"
     return ngettext(
         "Done: the {names} token is disconnected. Connect it again any time with /token.",
         "Done: the {names} tokens are disconnected. Connect them again any time with /token.",
         max(1, len(services)),
-    ).format(names=names)
+    ).format(names=_names(services))
 
 
 def router() -> Router:

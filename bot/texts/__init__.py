@@ -48,7 +48,7 @@ def _number_locale(code: str) -> Locale:
 
 def money(value: Decimal, locale: str | None = None) -> str:
     """An amount with two decimals in the user's locale: en "1,234.56", ru "1\u00a0234,56"."""
-    return format_decimal(value, MONEY_PATTERN, locale=_number_locale(locale or current_locale()))
+    return number(value, MONEY_PATTERN, locale)
 
 
 def number(value: float | Decimal, pattern: str, locale: str | None = None) -> str:

@@ -8,10 +8,9 @@ from typing import Any
 
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
-from babel.numbers import format_decimal
 
 from bot.db.models import CampaignState
-from bot.texts import _number_locale, current_locale
+from bot.texts import number as localized
 from bot.texts.bulk_input import count
 
 BAR_WIDTH = 10
@@ -20,7 +19,7 @@ SAMPLE_DROPPED = 5  # dropped rows shown in the summary; the rest in the file
 
 def number(value: float) -> str:
     """3.0 → "3", 1.5 → en "1.5", ru "1,5"."""
-    return format_decimal(value, "0.##", locale=_number_locale(current_locale()))
+    return localized(value, "0.##")
 
 
 def duration(seconds: float) -> str:
