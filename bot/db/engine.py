@@ -19,13 +19,18 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from bot.db.sqlite import connector
+
 SQLITE_BUSY_TIMEOUT_MS = 10_000
-# A file SQLite connection is cheap (a file handle and aiosqlite's thread) and readers never
-# block each other in WAL mode, so the pool is sized for aiogram's 100 updates in flight rather
-# than SQLAlchemy's 5 + 10: an update may use two at once (its session, and the dialog storage
-# or a service's own session), and an update waiting for a connection waits for someone's API call.
-SQLITE_POOL_SIZE = 20
-SQLITE_POOL_OVERFLOW = 80
+# A file SQLite connection is cheap to keep (a file handle and aiosqlite's idle thread) but not
+# to open (a thread, the file, the pragmas), and readers never block each other in WAL mode. So
+# the pool keeps as many as aiogram's 100 updates in flight hold at once, rather than
+# SQLAlchemy's 5 + 10: connections past the pool's size are closed as they come back, and
+# opened again a moment later. An update may use two at once (its session, and the dialog
+# storage or a service's own session), and one waiting for a connection waits for someone's
+# API call.
+SQLITE_POOL_SIZE = 100
+SQLITE_POOL_OVERFLOW = 50
 # A server database is shared by every instance and counts its connections (PostgreSQL's
 # max_connections is 100 by default): Settings.db_pool_size / db_pool_overflow per instance.
 SERVER_POOL_SIZE = 30
@@ -73,7 +78,7 @@ def create_engine(
     if url.database not in (None, "", ":memory:"):  # a memory database has a single connection
         pool = {"pool_size": SQLITE_POOL_SIZE, "max_overflow": SQLITE_POOL_OVERFLOW}
     engine = create_async_engine(
-        url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **pool
+        url, async_creator=connector(url, SQLITE_BUSY_TIMEOUT_MS / 1000), **pool
     )
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
