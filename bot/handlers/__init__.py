@@ -8,6 +8,9 @@ from typing import Any
 
 from aiogram import Router
 from aiogram.dispatcher.event.handler import FilterObject
+from aiogram.filters import Filter
+from aiogram.filters.callback_data import CallbackData, CallbackQueryFilter
+from aiogram.types import CallbackQuery
 
 from bot.handlers import (
     admin,
@@ -38,8 +41,47 @@ def get_routers() -> list[Router]:
         common.fallback_router(),
     ]
     for router in routers:
+        skip_foreign_presses(router)
         run_filters_inline(router)
     return routers
+
+
+def skip_foreign_presses(router: Router) -> bool:
+    """A router whose every button handler takes callback data of its own kinds (CallbackData
+    filters) is skipped at once for a press of any other kind; whether it was.
+
+    aiogram otherwise tries each of the router's handlers on every press that reaches it, and a
+    rent card's button passes a dozen routers with thirty handlers on its way.
+    """
+    observer = router.callback_query
+    if router.sub_routers or not observer.handlers:
+        return False
+    kinds: set[type[CallbackData]] = set()
+    for handler in observer.handlers:
+        takes = {
+            item.callback.callback_data
+            for item in handler.filters or ()
+            if isinstance(item.callback, CallbackQueryFilter)
+        }
+        if not takes:
+            return False  # this handler may take any press
+        kinds |= takes
+    observer.filter(PressOf(kinds))
+    return True
+
+
+class PressOf(Filter):
+    """A press whose callback data is of one of these kinds by its prefix, as
+    `CallbackData.unpack` reads it (the part before the first separator)."""
+
+    def __init__(self, kinds: Iterable[type[CallbackData]]) -> None:
+        kinds = tuple(kinds)
+        self.prefixes = frozenset(kind.__prefix__ for kind in kinds)
+        self.starts = tuple(kind.__prefix__ + kind.__separator__ for kind in kinds)
+
+    async def __call__(self, query: CallbackQuery) -> bool:
+        data = query.data or ""
+        return data.startswith(self.starts) or data in self.prefixes
 
 
 def run_filters_inline(router: Router) -> int:
