@@ -14,10 +14,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.app import build_deps, create_bot, create_dispatcher
 from bot.config import Settings
+from bot.db import engine as engine_module
 from bot.db.engine import create_engine
 from tests.backends import POSTGRES_URL, REDIS_URL, Backend, new_database, unavailable
 from tests.conftest import GOSMS_TOKEN, Harness
@@ -261,10 +263,44 @@ async def test_device_add_and_delete_hold_no_transaction_over_the_api_call(
     assert watch.held == []
 
 
-async def test_the_engine_of_a_server_database_checks_connections(pg: PgDatabase) -> None:
-    engine: AsyncEngine = create_engine(pg.url)
+async def _backend_pid(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+
+
+async def _terminate(pg: PgDatabase, pid: int) -> None:
+    other = create_engine(pg.url)
     try:
-        assert engine.pool._pre_ping
+        async with other.connect() as conn:
+            await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    finally:
+        await other.dispose()
+
+
+async def test_an_idle_server_connection_that_died_is_replaced_before_use(
+    pg: PgDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = create_engine(pg.url)
+    try:
+        pid = await _backend_pid(engine)
+        await _terminate(pg, pid)
+        monkeypatch.setattr(engine_module, "PING_IDLE_S", 0.0)  # it has been idle long enough
+        assert await _backend_pid(engine) != pid  # no error: pinged, found dead, replaced
+    finally:
+        await engine.dispose()
+
+
+async def test_a_connection_back_a_moment_ago_is_used_without_a_ping(pg: PgDatabase) -> None:
+    """What the ping saves costs this: a server gone since the connection was last used
+    fails one statement, and the pool is renewed."""
+    engine = create_engine(pg.url)
+    try:
+        pid = await _backend_pid(engine)
+        await _terminate(pg, pid)
+        with pytest.raises(DBAPIError) as failed:
+            await _backend_pid(engine)
+        assert failed.value.connection_invalidated
+        assert await _backend_pid(engine) != pid
     finally:
         await engine.dispose()
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from bot.db.sqlite import connector
 
@@ -35,6 +37,9 @@ SQLITE_POOL_OVERFLOW = 50
 # max_connections is 100 by default): Settings.db_pool_size / db_pool_overflow per instance.
 SERVER_POOL_SIZE = 30
 SERVER_POOL_OVERFLOW = 0
+# A server connection idle in the pool this long is pinged before it is used again.
+PING_IDLE_S = 5.0
+RETURNED = "returned_at"  # ConnectionPoolEntry.info: when the connection came back to the pool
 # A write that waited out the busy timeout tries again after a pause. The pauses are random
 # (up to a cap that doubles each time): a burst of writers that all timed out at once must
 # not all come back at once.
@@ -71,9 +76,9 @@ def create_engine(
     ensure_sqlite_folder(database_url)
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
-        return create_async_engine(
-            url, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow
-        )
+        engine = create_async_engine(url, pool_size=pool_size, max_overflow=max_overflow)
+        ping_idle_connections(engine)
+        return engine
     pool: dict[str, Any] = {}
     if url.database not in (None, "", ":memory:"):  # a memory database has a single connection
         pool = {"pool_size": SQLITE_POOL_SIZE, "max_overflow": SQLITE_POOL_OVERFLOW}
@@ -82,6 +87,34 @@ def create_engine(
     )
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def ping_idle_connections(engine: AsyncEngine) -> None:
+    """A connection that sat in the pool for PING_IDLE_S or more is pinged as it is taken out,
+    and replaced by a new one if the server does not answer (a restart, an idle timeout).
+
+    SQLAlchemy's `pool_pre_ping` pings at every checkout: with asyncpg three round trips
+    (BEGIN, the ping, ROLLBACK) before each transaction, more than most transactions here
+    make. A connection given back a moment ago was alive then; one that dies in between
+    fails its statement, as it would between a ping and the statement, and SQLAlchemy then
+    replaces every connection of the pool opened before.
+    """
+    dialect = engine.sync_engine.dialect
+
+    def returned(_dbapi_connection: Any, record: ConnectionPoolEntry, *_: Any) -> None:
+        record.info[RETURNED] = time.monotonic()
+
+    def taken(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        if time.monotonic() - record.info.get(RETURNED, 0.0) < PING_IDLE_S:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError from exc  # the pool tries another connection
+
+    event.listen(engine.sync_engine, "connect", returned)
+    event.listen(engine.sync_engine, "checkin", returned)
+    event.listen(engine.sync_engine, "checkout", taken)
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
