@@ -254,7 +254,7 @@ async def bot_main(cfg: dict[str, Any]) -> None:
     from aiogram.client.session.aiohttp import AiohttpSession
     from aiogram.client.telegram import TelegramAPIServer
 
-    from bot.app import build_deps, create_bot
+    from bot.app import build_deps, create_bot, freeze_startup_heap
     from bot.logs import setup_logging
 
     settings = _settings(cfg)
@@ -277,6 +277,7 @@ async def bot_main(cfg: dict[str, Any]) -> None:
         sys.stdout.write(json.dumps({"kind": kind} | data) + "\n")
         sys.stdout.flush()
 
+    freeze_startup_heap()  # as `python -m bot` does before its first update
     say("ready", {"pid": os.getpid()})
     loop = asyncio.get_running_loop()
     while True:
