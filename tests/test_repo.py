@@ -43,9 +43,11 @@ async def test_migrations_create_the_schema_and_wal(engine: AsyncEngine) -> None
         tables = await conn.run_sync(lambda sync: set(inspect(sync).get_table_names()))
         mode = (await conn.execute(text("PRAGMA journal_mode"))).scalar()
         timeout = (await conn.execute(text("PRAGMA busy_timeout"))).scalar()
+        cache = (await conn.execute(text("PRAGMA cache_size"))).scalar()
     assert {"users", "credentials", "devices", "notification_settings", "confirmations"} <= tables
     assert mode == "wal"
     assert timeout == 10_000
+    assert cache == -512  # KiB a connection keeps, with a pool of 100 kept connections
 
 
 async def test_user_is_created_once_and_kept_fresh(

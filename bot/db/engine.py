@@ -33,6 +33,9 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 # API call.
 SQLITE_POOL_SIZE = 100
 SQLITE_POOL_OVERFLOW = 50
+# The pages each connection keeps in memory (SQLite's default is 2 MB): with the pool's 100
+# kept, 50 MB at most; the operating system caches the file once for all of them.
+SQLITE_CACHE_KIB = 512
 # A server database is shared by every instance and counts its connections (PostgreSQL's
 # max_connections is 100 by default): Settings.db_pool_size / db_pool_overflow per instance.
 SERVER_POOL_SIZE = 30
@@ -56,6 +59,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
     cursor.close()
 
 
